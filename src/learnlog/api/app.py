@@ -1,0 +1,153 @@
+"""The ASGI app factory. `create_app(settings)` builds everything through `bootstrap`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..bootstrap import Runtime, bootstrap
+from ..domain.errors import LearnlogError
+from ..settings import Settings
+from . import envelope, ops, viewer
+
+
+_JSON = (b"content-type", b"application/json")
+
+
+class BodyLimit:
+    """Refuse bodies above the limit with a 400 before anything reads them whole.
+
+    The API speaks only JSON: a body sent with another content type (curl's default form
+    type, say) is read as JSON rather than refused for its header.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = []
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(send)
+                return
+            if name != b"content-type":
+                headers.append((name, value))
+        headers.append(_JSON)
+        scope = {**scope, "headers": headers}
+        seen = 0
+        refused = False
+
+        async def limited() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = envelope.failed("api.learnlog", 400, "CLIENT_ERROR", "REQUEST_TOO_LARGE",
+                               f"The body is larger than {self.limit} bytes.", "request")
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body.body)).encode())]})
+        await send({"type": "http.response.body", "body": body.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Measure:
+    """Counts requests and their latency per route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ops.Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(route=name, status=str(status)).inc()
+            self.metrics.latency.labels(route=name).observe(time.perf_counter() - start)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app; the runtime starts and stops with the app's lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or bootstrap(settings)
+        rt.start()
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(title="learnlog", version="0.1.0", lifespan=lifespan,
+                  description="Learning progress, scores and analytics. See /docs.")
+    app.state.metrics = ops.Metrics()
+
+    async def on_domain(request: Any, exc: Exception) -> Any:
+        assert isinstance(exc, LearnlogError)
+        return envelope.error_response(request, exc)
+
+    async def on_validation(request: Any, exc: Exception) -> Any:
+        assert isinstance(exc, RequestValidationError)
+        return envelope.validation_response(request, exc)
+
+    async def on_http(request: Any, exc: Exception) -> Any:
+        assert isinstance(exc, StarletteHTTPException)
+        return envelope.http_exception_response(request, exc)
+
+    async def on_any(request: Any, exc: Exception) -> Any:
+        return envelope.unexpected_response(request, exc)
+
+    app.add_exception_handler(LearnlogError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_any)
+    app.include_router(viewer.router)
+    app.include_router(ops.router)
+    app.add_middleware(Measure, metrics=app.state.metrics)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def factory() -> FastAPI:
+    """For `uvicorn --factory learnlog.api.app:factory` (settings from the environment)."""
+    return create_app(Settings())

@@ -1,0 +1,135 @@
+"""JWT bearer authentication and the one permission policy of the viewer family (SPEC §3).
+
+Verified tokens are cached (bounded) by their exact text, so the hot path verifies a
+learner's token once, not on every request; expiry is still checked on every use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from ..domain.errors import Forbidden, Unauthorized
+
+ROLES = ("admin", "coach", "learner", "device", "service")
+_CACHE_SIZE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    user_id: str
+    dataset: str
+    roles: frozenset[str]
+    expires_at: float | None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles or "service" in self.roles
+
+
+def mint(secret: str, sub: str, roles: Sequence[str] = ("learner",), dataset: str = "default",
+         ttl: int | None = 3600 * 24, now: float | None = None) -> str:
+    """A signed HS256 token for local use (`learnlog token`)."""
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {"sub": sub, "dataset": dataset, "roles": list(roles), "iat": issued}
+    if ttl is not None:
+        claims["exp"] = issued + ttl
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _public_keys(path: str) -> list[Any]:
+    """Keys from a PEM file (one or more public keys) or a JWKS JSON file."""
+    text = Path(path).read_text()
+    if text.lstrip().startswith("{"):
+        return [k.key for k in jwt.PyJWKSet.from_json(text).keys]
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    blocks = text.split("-----END PUBLIC KEY-----")
+    return [load_pem_public_key((b + "-----END PUBLIC KEY-----").strip().encode())
+            for b in blocks if "BEGIN PUBLIC KEY" in b]
+
+
+class Authenticator:
+    """Verifies bearer tokens with the instance secret and any configured public keys."""
+
+    def __init__(self, secret: str, public_keys_path: str = "", offline_grace: int = 0) -> None:
+        self._secret = secret
+        self._keys = _public_keys(public_keys_path) if public_keys_path else []
+        self._grace = offline_grace
+        self._cache: OrderedDict[str, Principal] = OrderedDict()
+
+    def _verify(self, token: str) -> Principal:
+        options = {"verify_exp": False, "require": ["sub"]}
+        claims: dict[str, Any] | None = None
+        errors: list[str] = []
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options=options)
+        except jwt.InvalidTokenError as error:
+            errors.append(str(error))
+            for key in self._keys:
+                try:
+                    claims = jwt.decode(token, key, algorithms=["RS256", "ES256"],
+                                        options=options)
+                    break
+                except jwt.InvalidTokenError as other:
+                    errors.append(str(other))
+        if claims is None:
+            raise Unauthorized("You are not authorized: the token does not verify.",
+                               code="UNAUTHORIZED_USER")
+        sub, dataset = claims.get("sub"), claims.get("dataset", "default")
+        roles = claims.get("roles", ["learner"])
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(sub, str) or not sub or not isinstance(dataset, str) or not (
+                isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
+            raise Unauthorized("You are not authorized: malformed token claims.",
+                               code="UNAUTHORIZED_USER")
+        exp = claims.get("exp")
+        return Principal(sub, dataset, frozenset(roles) & set(ROLES),
+                         float(exp) if isinstance(exp, int | float) else None)
+
+    def authenticate(self, header: str | None, *, write: bool = False) -> Principal:
+        """The caller of a request, from its Authorization header."""
+        if not header or not header.startswith("Bearer "):
+            raise Unauthorized("You are not authorized: send Authorization: Bearer <token>.",
+                               code="UNAUTHORIZED_USER")
+        token = header[7:].strip()
+        principal = self._cache.get(token)
+        if principal is None:
+            principal = self._verify(token)
+            self._cache[token] = principal
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        if principal.expires_at is not None:
+            late = time.time() - principal.expires_at
+            if late > 0 and not (write and late <= self._grace):
+                raise Unauthorized("You are not authorized: the token has expired.",
+                                   code="UNAUTHORIZED_USER")
+        return principal
+
+
+def may_act_for(principal: Principal, user_id: str, *, write: bool) -> None:
+    """The viewer family's rule: learners act for themselves, admins for their dataset.
+
+    Coaches read members of their groups (groups arrive with the group API); until a
+    coach is a group's coach, it reads only itself.
+    """
+    if principal.user_id == user_id or principal.is_admin:
+        return
+    verb = "write" if write else "read"
+    raise Forbidden(f"You may not {verb} records of another user.", code="FORBIDDEN",
+                    field="request.userId")
+
+
+def require_admin(principal: Principal) -> None:
+    """Admin routes: admins (and services) of the dataset only."""
+    if not principal.is_admin:
+        raise Forbidden("This route is for admins of the dataset.", code="FORBIDDEN")

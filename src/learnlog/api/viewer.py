@@ -1,0 +1,381 @@
+"""The viewer family (SPEC §4.1): views, assessments, summaries, structures, enrolments."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import jwt
+import orjson
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from ..bootstrap import Runtime
+from ..domain import assessment as rules
+from ..domain.certificates import parse_template
+from ..domain.collection import parse_nodes
+from ..domain.errors import InvalidInput, NotFound
+from ..domain.keys import SummaryKey, enrolment_context, resolve_key
+from ..service import reads
+from ..service import viewer as svc
+from ..store.uow import ContextRecord
+from . import models as m
+from .auth import Principal, may_act_for, require_admin
+from .envelope import Envelope, ok
+
+router = APIRouter()
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def caller(request: Request, *, write: bool) -> Principal:
+    return runtime(request).auth.authenticate(request.headers.get("authorization"), write=write)
+
+
+def _msgid(body: m.Wrapper) -> str | None:
+    return None if body.params is None else body.params.msgid
+
+
+def _keys(principal: Principal, req: m.ViewKeys, *, write: bool = True) -> svc.Keys:
+    may_act_for(principal, req.userId, write=write)
+    return svc.Keys(principal.dataset, req.userId, req.contentId, req.collectionId, req.contextId)
+
+
+def _update(keys: svc.Keys, req: m.ViewUpdate) -> svc.UpdateView:
+    return svc.UpdateView(keys, req.timespent, req.progress, req.progressDetails)
+
+
+def _submit(keys: svc.Keys, req: m.AssessmentSubmit) -> svc.SubmitAssessment:
+    loose: list[rules.ItemResponse] = []
+    groups: list[svc.AttemptInput] = []
+    for item in req.assessments:
+        if isinstance(item, m.AttemptGroup):
+            groups.append(svc.AttemptInput(item.attemptId, item.assessmentTs,
+                                           tuple(_response(e) for e in item.events)))
+        else:
+            loose.append(_response(item))
+    if loose:
+        groups.insert(0, svc.AttemptInput(req.attemptId, req.assessmentTs, tuple(loose)))
+    return svc.SubmitAssessment(keys, tuple(groups))
+
+
+def _response(event: m.AssessEvent) -> rules.ItemResponse:
+    data = event.edata
+    item = data.item.model_dump(exclude_none=True)
+    extra = {k: v for k, v in data.model_dump(exclude={"item", "score"}).items() if v is not None}
+    return rules.ItemResponse(data.item.id, event.ets, data.score, data.item.maxscore, item, extra)
+
+
+@router.post("/v1/view/start", name="api.view.start", response_model=Envelope)
+async def view_start(request: Request, body: m.StartRequest) -> Envelope:  # type: ignore[valid-type]
+    """Start a view: creates the summary if absent and opens a session."""
+    principal = caller(request, write=True)
+    result = await runtime(request).writer.submit(svc.StartView(_keys(principal, body.request)))
+    return ok("api.view.start", result, _msgid(body))
+
+
+@router.post("/v1/view/update", name="api.view.update", response_model=Envelope)
+async def view_update(request: Request, body: m.UpdateRequest) -> Envelope:  # type: ignore[valid-type]
+    """Add time and progress to a started view."""
+    principal = caller(request, write=True)
+    command = _update(_keys(principal, body.request), body.request)
+    result = await runtime(request).writer.submit(command)
+    return ok("api.view.update", result, _msgid(body))
+
+
+@router.post("/v1/view/update/validate", name="api.view.update.validate",
+             response_model=Envelope)
+async def view_update_validate(request: Request, body: m.UpdateRequest) -> Envelope:  # type: ignore[valid-type]
+    """Validate and authorise a view/update body and write nothing (the framework ceiling)."""
+    principal = caller(request, write=True)
+    _update(_keys(principal, body.request), body.request)
+    return ok("api.view.update.validate", {body.request.contentId: "VALID"}, _msgid(body))
+
+
+@router.post("/v1/view/end", name="api.view.end", response_model=Envelope)
+async def view_end(request: Request, body: m.EndRequest) -> Envelope:  # type: ignore[valid-type]
+    """End a view: the content is completed."""
+    principal = caller(request, write=True)
+    result = await runtime(request).writer.submit(svc.EndView(_keys(principal, body.request)))
+    return ok("api.view.end", result, _msgid(body))
+
+
+@router.post("/v1/assessment/submit", name="api.assessment.submit", response_model=Envelope)
+async def assessment_submit(request: Request, body: m.SubmitRequest) -> Envelope:  # type: ignore[valid-type]
+    """Record an assessment attempt; the content is completed."""
+    principal = caller(request, write=True)
+    command = _submit(_keys(principal, body.request), body.request)
+    result = await runtime(request).writer.submit(command)
+    return ok("api.assessment.submit", result, _msgid(body))
+
+
+@router.post("/v1/events", name="api.events", response_model=Envelope)
+async def events(request: Request, body: m.EventsRequest) -> Envelope:  # type: ignore[valid-type]
+    """Up to 1,000 view and assessment events, validated first, applied all or nothing."""
+    principal = caller(request, write=True)
+    commands: list[Any] = []
+    for i, event in enumerate(body.request.events):
+        try:
+            keys = _keys(principal, event)
+        except Exception as error:
+            if hasattr(error, "field"):
+                error.field = f"request.events[{i}].userId"
+            raise
+        if isinstance(event, m.UpdateEvent):
+            commands.append(_update(keys, event))
+        elif isinstance(event, m.SubmitEvent):
+            commands.append(_submit(keys, event))
+        elif isinstance(event, m.EndEvent):
+            commands.append(svc.EndView(keys))
+        else:
+            commands.append(svc.StartView(keys))
+    try:
+        result = await runtime(request).writer.submit(svc.Many(tuple(commands)))
+    except InvalidInput as error:
+        raise InvalidInput(f"An event could not be applied, nothing was: {error.message}",
+                           code=error.code, field=f"request.events.{error.field}") from error
+    return ok("api.events", result, _msgid(body))
+
+
+def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead) -> list[SummaryKey]:
+    may_act_for(principal, req.userId, write=False)
+    return [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
+                        content_id=c, collection_id=req.collectionId, context_id=req.contextId)
+            for c in dict.fromkeys(req.contentId)]
+
+
+@router.post("/v1/view/read", name="api.view.read", response_model=Envelope)
+async def view_read(request: Request, body: m.ReadRequest) -> Envelope:  # type: ignore[valid-type]
+    """Status, progress and scores of contents (unknown ones are status 0)."""
+    rt = runtime(request)
+    principal = caller(request, write=False)
+    req = body.request
+    keys = _read_keys(rt, principal, req)
+
+    def read() -> dict[SummaryKey, dict[str, Any]]:
+        with rt.read_engine.connect() as conn:
+            return reads.view_fields(conn, rt.cache, keys)
+
+    fields = await run_in_threadpool(read)
+    return ok("api.view.read", {
+        "userId": req.userId, "collectionId": req.collectionId, "contextId": req.contextId,
+        "contents": [reads.view_row(k.content_id, fields[k]) for k in keys]}, _msgid(body))
+
+
+@router.post("/v1/assessment/read", name="api.assessment.read", response_model=Envelope)
+async def assessment_read(request: Request, body: m.ReadRequest) -> Envelope:  # type: ignore[valid-type]
+    """Best scores, attempt counts and the latest 25 attempts of contents."""
+    rt = runtime(request)
+    principal = caller(request, write=False)
+    req = body.request
+    keys = _read_keys(rt, principal, req)
+
+    def read() -> list[dict[str, Any]]:
+        with rt.read_engine.connect() as conn:
+            return reads.assessment_rows(conn, keys)
+
+    contents = await run_in_threadpool(read)
+    return ok("api.assessment.read", {"userId": req.userId, "collectionId": req.collectionId,
+                                      "contextId": req.contextId, "contents": contents},
+              _msgid(body))
+
+
+async def _summaries(rt: Runtime, principal: Principal, user_id: str,
+                     collection_id: str | None = None,
+                     context_id: str | None = None) -> list[dict[str, Any]]:
+    def read() -> list[dict[str, Any]]:
+        with rt.read_engine.connect() as conn:
+            return reads.enrolment_summaries(conn, rt.ctx.mode, principal.dataset, user_id,
+                                             collection_id, context_id)
+    return await run_in_threadpool(read)
+
+
+@router.get("/v1/summary/list/{userId}", name="api.summary.list", response_model=Envelope)
+async def summary_list(request: Request, userId: str) -> Envelope:
+    """Every enrolment of a learner with its progress, statuses, scores, certificates."""
+    principal = caller(request, write=False)
+    _check_id(userId, "userId")
+    may_act_for(principal, userId, write=False)
+    return ok("api.summary.list",
+              {"summary": await _summaries(runtime(request), principal, userId)})
+
+
+@router.post("/v1/summary/read", name="api.summary.read", response_model=Envelope)
+async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope:  # type: ignore[valid-type]
+    """One enrolment's summary."""
+    principal = caller(request, write=False)
+    req = body.request
+    may_act_for(principal, req.userId, write=False)
+    found = await _summaries(runtime(request), principal, req.userId, req.collectionId,
+                             enrolment_context(req.collectionId, req.contextId))
+    if not found:
+        raise NotFound("No enrolment for this user, collection and context.",
+                       code="ENROLMENT_NOT_FOUND", field="request.collectionId")
+    return ok("api.summary.read", found[0], _msgid(body))
+
+
+def _check_id(value: str, name: str) -> None:
+    if not 1 <= len(value) <= 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidInput(f"{name} must be 1 to 256 printable characters.", field=name)
+
+
+@router.delete("/v1/summary/delete/{userId}", name="api.summary.delete", response_model=Envelope)
+async def summary_delete(
+    request: Request, userId: str, all: bool = Query(False),
+    body: m.DeleteRequest | None = Body(None),  # type: ignore[valid-type]
+) -> Envelope:
+    """Erase a learner's records: all of them (?all=true) or one enrolment's."""
+    principal = caller(request, write=True)
+    _check_id(userId, "userId")
+    may_act_for(principal, userId, write=True)
+    if all:
+        command = svc.EraseSummaries(principal.dataset, userId, None, None)
+    elif body is None:
+        raise InvalidInput("Send ?all=true or a body {request: {userId, collectionId}}.",
+                           code="MANDATORY_PARAMETER_MISSING", field="request.collectionId")
+    else:
+        req = body.request
+        if req.userId != userId:
+            raise InvalidInput("request.userId must match the path.", field="request.userId")
+        command = svc.EraseSummaries(principal.dataset, userId, req.collectionId, req.contextId)
+    await runtime(request).writer.submit(command)
+    return ok("api.summary.delete", {})
+
+
+@router.get("/v1/summary/download/{userId}", name="api.summary.download",
+            response_model=Envelope)
+async def summary_download(request: Request, userId: str,
+                           format: str = Query("json", pattern="^(csv|json)$")) -> Envelope:
+    """Where to download a learner's summaries (served to the same caller only)."""
+    principal = caller(request, write=False)
+    _check_id(userId, "userId")
+    may_act_for(principal, userId, write=False)
+    return ok("api.summary.download",
+              {"url": f"/v1/summary/download/{userId}/{userId}_viewer_summary.{format}"})
+
+
+@router.get("/v1/summary/download/{userId}/{filename}", name="api.summary.file",
+            response_model=None)
+async def summary_file(request: Request, userId: str, filename: str) -> Response:
+    """The download itself: JSON or CSV of every enrolment summary."""
+    principal = caller(request, write=False)
+    _check_id(userId, "userId")
+    may_act_for(principal, userId, write=False)
+    stem = f"{userId}_viewer_summary."
+    if not filename.startswith(stem) or filename[len(stem):] not in ("csv", "json"):
+        raise NotFound("No such download.", code="NOT_FOUND", field="filename")
+    found = await _summaries(runtime(request), principal, userId)
+    if filename.endswith(".json"):
+        return Response(orjson.dumps(found), media_type="application/json")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["userId", "collectionId", "contextId", "enrolledDate", "active",
+                     "status", "progress", "completedCount", "completedOn", "certificates"])
+    for s in found:
+        writer.writerow([s["userId"], s["collectionId"], s["contextId"], s["enrolledDate"],
+                         s["active"], s["status"], s["progress"], s["completedCount"],
+                         s["completedOn"], ";".join(c["name"] for c in s["issuedCertificates"])])
+    return Response(out.getvalue(), media_type="text/csv")
+
+
+# -- admin routes --------------------------------------------------------------------------
+
+@router.put("/v1/collection/{collectionId}", name="api.collection.put", response_model=Envelope)
+async def collection_put(request: Request, collectionId: str,
+                         body: m.CollectionRequest) -> Envelope:  # type: ignore[valid-type]
+    """Create or replace a collection's structure as a new version."""
+    principal = caller(request, write=True)
+    require_admin(principal)
+    _check_id(collectionId, "collectionId")
+    req = body.request
+    nodes = parse_nodes([n.model_dump(exclude_none=True) for n in req.children])
+    templates = tuple(parse_template(t.model_dump(), f"request.certificates[{i}]")
+                      for i, t in enumerate(req.certificates or ()))
+    command = svc.PutCollection(principal.dataset, collectionId, req.name, req.description,
+                                req.logo, nodes, templates)
+    return ok("api.collection.put", await runtime(request).writer.submit(command))
+
+
+@router.get("/v1/collection/{collectionId}", name="api.collection.get", response_model=Envelope)
+async def collection_get(request: Request, collectionId: str) -> Envelope:
+    """A collection's current structure."""
+    from ..store.rows import node_to_json, template_to_json
+
+    rt = runtime(request)
+    principal = caller(request, write=False)
+    _check_id(collectionId, "collectionId")
+
+    def read() -> Any:
+        with rt.read_engine.connect() as conn:
+            return reads.collection_records(conn, principal.dataset, [collectionId])
+
+    record = (await run_in_threadpool(read)).get(collectionId)
+    if record is None:
+        raise NotFound(f"Collection {collectionId} is not registered.",
+                       code="COLLECTION_NOT_FOUND", field="collectionId")
+    return ok("api.collection.get", {
+        "collectionId": record.collection_id, "name": record.name,
+        "description": record.description, "logo": record.logo,
+        "version": record.structure.version, "leafNodesCount": record.structure.leaf_count,
+        "requiredCount": len(record.structure.required),
+        "certificates": [template_to_json(t) for t in record.templates],
+        "children": [node_to_json(n) for n in record.structure.children]})
+
+
+@router.put("/v1/context/{contextId}", name="api.context.put", response_model=Envelope)
+async def context_put(request: Request, contextId: str,
+                      body: m.ContextRequest) -> Envelope:  # type: ignore[valid-type]
+    """Create or replace a context (a batch, a program, a class) of a collection."""
+    principal = caller(request, write=True)
+    require_admin(principal)
+    _check_id(contextId, "contextId")
+    req = body.request
+    if req.startDate and req.endDate and req.endDate < req.startDate:
+        raise InvalidInput("endDate is before startDate.", field="request.endDate")
+    record = ContextRecord(principal.dataset, contextId, req.collectionId, req.name,
+                           req.startDate, req.endDate)
+    return ok("api.context.put", await runtime(request).writer.submit(svc.PutContext(record)))
+
+
+@router.post("/v1/enrol", name="api.enrol", response_model=Envelope)
+async def enrol(request: Request, body: m.EnrolRequest) -> Envelope:  # type: ignore[valid-type]
+    """Enrol a learner (a learner may enrol itself)."""
+    principal = caller(request, write=True)
+    req = body.request
+    may_act_for(principal, req.userId, write=True)
+    result = await runtime(request).writer.submit(
+        svc.Enrol(principal.dataset, req.userId, req.collectionId, req.contextId))
+    return ok("api.enrol", result, _msgid(body))
+
+
+@router.post("/v1/unenrol", name="api.unenrol", response_model=Envelope)
+async def unenrol(request: Request, body: m.EnrolRequest) -> Envelope:  # type: ignore[valid-type]
+    """Mark an enrolment inactive; its progress is kept."""
+    principal = caller(request, write=True)
+    req = body.request
+    may_act_for(principal, req.userId, write=True)
+    result = await runtime(request).writer.submit(
+        svc.Unenrol(principal.dataset, req.userId, req.collectionId, req.contextId))
+    return ok("api.unenrol", result, _msgid(body))
+
+
+@router.get("/v1/certificate/verify/{token}", name="api.certificate.verify",
+            response_model=Envelope)
+async def certificate_verify(request: Request, token: str) -> Envelope:
+    """Check a certificate token's signature and show what it certifies (no login needed)."""
+    rt = runtime(request)
+    try:
+        claims = jwt.decode(token, rt.secret, algorithms=["HS256"])
+    except jwt.InvalidTokenError as error:
+        raise InvalidInput("The certificate token does not verify.",
+                           code="CERTIFICATE_INVALID", field="token") from error
+    if claims.get("typ") != "certificate":
+        raise InvalidInput("The token is not a certificate.", code="CERTIFICATE_INVALID",
+                           field="token")
+    claims.pop("typ", None)
+    return ok("api.certificate.verify", {"valid": True, "certificate": claims})

@@ -1,0 +1,111 @@
+"""The one composition root: settings → engines, cache, writer, services, auth.
+
+Nothing is built at import time. `bootstrap(settings)` returns a `Runtime` that the app
+factory, the CLI and the tests use alike; `Runtime.close()` releases everything.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .api.auth import Authenticator
+from .jobs.outbox import OutboxLoop
+from .service.ports import ServiceContext
+from .service.reads import cached_fields
+from .service.viewer import learners, prefetch
+from .settings import Settings
+from .store import migrate
+from .store.cache import StatusCache
+from .store.db import make_engine
+from .store.schema import meta
+from .store.uow import COUNTER_KEY, BatchUnitOfWork
+from .store.writer import Writer
+
+
+def _meta_value(engine: Engine, key: str, default: str) -> str:
+    """Read a meta value, storing `default` first if it has none (race-safe)."""
+    insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+    with engine.begin() as conn:
+        conn.execute(insert(meta).values(key=key, value=default).on_conflict_do_nothing())
+        return str(conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one())
+
+
+@dataclass
+class Runtime:
+    """Everything a running instance holds."""
+
+    settings: Settings
+    engine: Engine
+    read_engine: Engine
+    ctx: ServiceContext
+    writer: Writer
+    auth: Authenticator
+    secret: str
+    cache: StatusCache | None
+    outbox_loop: OutboxLoop | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        """Start the background parts: the writer thread and the in-process outbox loop."""
+        self.writer.start()
+        if self.settings.process_outbox and self.outbox_loop is None:
+            self.outbox_loop = OutboxLoop(self.engine, self.writer,
+                                          self.settings.outbox_poll_seconds)
+            self.outbox_loop.start()
+
+    def close(self) -> None:
+        if self.outbox_loop is not None:
+            self.outbox_loop.stop()
+            self.outbox_loop = None
+        self.writer.stop()
+        if self.cache is not None:
+            self.cache.close()
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def _write_through(cache: StatusCache) -> Any:
+    """After each commit, put the batch's summaries in the cache (erased ones removed)."""
+    def after_commit(uow: BatchUnitOfWork) -> None:
+        cache.put_many((key, 0, None) if entry is None else
+                       (key, entry[1], cached_fields(entry[0]))
+                       for key, entry in uow.changed_summaries.items())
+    return after_commit
+
+
+def signer(secret: str) -> Any:
+    """Signs certificate payloads as compact JWS (HS256 with the instance secret)."""
+    def sign(payload: Mapping[str, Any]) -> str:
+        return jwt.encode(dict(payload), secret, algorithm="HS256")
+    return sign
+
+
+def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
+    """Build a runtime from settings (migrating the database first, unless told not to)."""
+    engine = make_engine(settings.database_url, pool_size=2)
+    read_engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                              writer=False)
+    if run_migrations:
+        migrate.upgrade(engine)
+    instance_id = settings.instance_id or _meta_value(engine, "instance_id", uuid.uuid4().hex)
+    secret = settings.jwt_secret or _meta_value(engine, "jwt_secret", secrets.token_urlsafe(48))
+    _meta_value(engine, COUNTER_KEY, "0")
+    ctx = ServiceContext(mode=settings.context_mode, instance_id=instance_id,
+                         implicit_enrolment=settings.implicit_enrolment,
+                         max_time_spent_delta=settings.max_time_spent_delta,
+                         sign=signer(secret))
+    cache = StatusCache(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+    writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=prefetch,
+                    learners=learners,
+                    after_commit=_write_through(cache) if cache is not None else None)
+    auth = Authenticator(secret, settings.jwt_public_keys, settings.offline_grace)
+    return Runtime(settings, engine, read_engine, ctx, writer, auth, secret, cache)

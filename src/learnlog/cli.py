@@ -1,0 +1,141 @@
+"""`learnlog …`: the commands of SPEC §11 over the same service layer the API uses."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .api.auth import ROLES, mint
+from .bootstrap import bootstrap
+from .settings import Settings
+
+app = typer.Typer(help="learnlog: trustworthy learning progress.", no_args_is_help=True,
+                  add_completion=False)
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    rt = bootstrap(_settings())
+    rt.close()
+    err.print("[green]migrations applied[/green]")
+
+
+@app.command()
+def demo() -> None:
+    """Load demo data (idempotent: running it twice changes nothing)."""
+    from sqlalchemy import select
+
+    from .service.demo import commands
+    from .store.schema import collections
+
+    rt = bootstrap(_settings())
+    try:
+        with rt.engine.connect() as conn:
+            present = conn.execute(select(collections.c.collection_id).where(
+                collections.c.collection_id == "class-1-maths")).first()
+        if present is not None:
+            err.print("demo data already loaded")
+            return
+        todo = commands()
+        with _bar() as bar:
+            task = bar.add_task("demo data", total=len(todo))
+            for command in todo:
+                rt.writer.run_sync(command)
+                bar.advance(task)
+        err.print("[green]demo data loaded[/green]: collections class-1-maths and "
+                  "class-1-science, context batch-1, learners rahul, asha, meena")
+    finally:
+        rt.close()
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="user id (the token's subject)")],
+    role: Annotated[list[str] | None, typer.Option(help="admin|coach|learner|device|service")
+                    ] = None,
+    dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
+    ttl: Annotated[int, typer.Option(help="seconds until it expires")] = 24 * 3600,
+) -> None:
+    """Print a signed token and nothing else on stdout."""
+    roles = role or ["learner"]
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        err.print(f"[red]unknown role {bad[0]!r}[/red]: use one of {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    rt = bootstrap(_settings())
+    try:
+        typer.echo(mint(rt.secret, sub, roles, dataset, ttl))
+    finally:
+        rt.close()
+
+
+@app.command()
+def verify() -> None:
+    """Recompute every summary and enrolment from the facts; exit 1 on any difference."""
+    from sqlalchemy import func, select
+
+    from .service.verify import verify as run
+    from .store.schema import summaries
+
+    rt = bootstrap(_settings())
+    try:
+        with rt.read_engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(summaries)).scalar_one())
+            with _bar() as bar:
+                task = bar.add_task("summaries", total=total)
+                report = run(conn, rt.ctx.mode, lambda n: bar.advance(task, n))
+    finally:
+        rt.close()
+    for problem in report.problems[:50]:
+        err.print(f"[red]difference[/red] {problem}")
+    err.print(f"checked {report.summaries} summaries and {report.enrolments} enrolments: "
+              f"{len(report.problems)} differences")
+    raise typer.Exit(1 if report.problems else 0)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    demo_data: Annotated[bool, typer.Option("--demo/--no-demo", help="load demo data")] = False,
+) -> None:
+    """Migrate if needed and serve the API."""
+    import uvicorn
+
+    settings = _settings()
+    rt = bootstrap(settings)  # migrates, creates the instance id and the secret once
+    admin = mint(rt.secret, "admin", ["admin"], "default", 24 * 3600)
+    rt.close()
+    if demo_data:
+        demo()
+    base = f"http://{host}:{port}"
+    err.print(f"learnlog on [bold]{base}[/bold]  (database {settings.database_url})")
+    err.print(f"API docs: {base}/docs")
+    err.print(f"admin token (24 h): {admin}")
+    sys.stderr.flush()
+    uvicorn.run("learnlog.api.app:factory", factory=True, host=host, port=port,
+                workers=workers, loop="uvloop", http="httptools", log_level="warning",
+                access_log=False)
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err)
+
+
+def main() -> None:
+    """Entry point of the `learnlog` script."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

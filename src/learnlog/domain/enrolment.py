@@ -1,0 +1,68 @@
+"""Enrolments and which of them a content's completion touches (SPEC §2.1, §2.5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .certificates import Template
+from .collection import EnrolmentProgress, Structure
+from .keys import ContextMode, SummaryKey, resolve_key
+from .progress import NOT_STARTED
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    """A certificate issued once for an enrolment."""
+
+    id: str
+    name: str
+    token: str
+    issued_on: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A learner in a collection under a context, with its incrementally kept figures."""
+
+    dataset: str
+    user_id: str
+    collection_id: str
+    context_id: str
+    enrolled_at: int
+    active: bool = True
+    figures: EnrolmentProgress = field(
+        default_factory=lambda: EnrolmentProgress(0, 0, NOT_STARTED, None))
+    certificates: tuple[IssuedCertificate, ...] = ()
+
+    @property
+    def pk(self) -> tuple[str, str, str, str]:
+        """The enrolment's identity."""
+        return (self.dataset, self.user_id, self.collection_id, self.context_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRecord:
+    """A registered collection: metadata, the current structure and certificate templates."""
+
+    dataset: str
+    collection_id: str
+    name: str
+    description: str | None
+    logo: str | None
+    structure: Structure
+    templates: tuple[Template, ...] = ()
+
+
+def content_key(mode: ContextMode, enrolment: Enrolment, content_id: str) -> SummaryKey:
+    """The summary key under which a content counts for an enrolment."""
+    return resolve_key(mode, dataset=enrolment.dataset, user_id=enrolment.user_id,
+                       content_id=content_id, collection_id=enrolment.collection_id,
+                       context_id=enrolment.context_id)
+
+
+def touches(mode: ContextMode, enrolment: Enrolment, structure: Structure | None,
+            key: SummaryKey) -> bool:
+    """Whether a change to the summary under `key` can change this enrolment's figures."""
+    if structure is None or key.content_id not in structure.leaves:
+        return False
+    return content_key(mode, enrolment, key.content_id) == key

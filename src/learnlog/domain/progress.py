@@ -1,0 +1,59 @@
+"""Progress arithmetic: one normalisation, one percent conversion, one derivation rule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+# Floating products such as 0.1 * 1000 = 100.00000000000001 must not round up to the next
+# thousandth, and 0.29 * 100 = 28.999999999999996 must not floor to 28.
+_EPS = 1e-9
+
+NOT_STARTED = 0
+IN_PROGRESS = 1
+COMPLETED = 2
+
+
+def normalize(progress: float) -> float:
+    """Clamp progress to [0, 1], rounding up to the next thousandth (0.9999999 completes)."""
+    if math.isnan(progress):
+        return 0.0
+    return max(0.0, min(1.0, math.ceil(progress * 1000 - _EPS) / 1000))
+
+
+def to_percent(progress: float) -> int:
+    """Progress as the integer percent the Sunbird-family routes speak: floor(100·p)."""
+    return int(math.floor(progress * 100 + _EPS))
+
+
+def from_percent(percent: float) -> float:
+    """A percent in [0, 100] as normalised progress."""
+    return normalize(percent / 100)
+
+
+def percent_from_details(details: Mapping[str, Any] | None) -> float | None:
+    """The percent a progressDetails object implies, or None when it implies nothing.
+
+    `{"progress": p}` → p; `{"visitedLength": v, "totalLength": t}` → 100·v/t;
+    `{"endPageSeen": true}` or `{"visitedContentEnd": true}` → 100.
+    """
+    if not details:
+        return None
+    if details.get("endPageSeen") is True or details.get("visitedContentEnd") is True:
+        return 100.0
+    explicit = _number(details.get("progress"))
+    if explicit is not None:
+        return max(0.0, min(100.0, explicit))
+    visited = _number(details.get("visitedLength"))
+    total = _number(details.get("totalLength"))
+    if visited is not None and total is not None and total > 0:
+        return max(0.0, min(100.0, 100.0 * visited / total))
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

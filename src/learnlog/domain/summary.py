@@ -1,0 +1,218 @@
+"""Sessions are facts; a summary is their fold (SPEC §2.3).
+
+`apply_session` maintains a summary incrementally from one session's old and new value;
+`fold` computes it from scratch. The two must always agree: `learnlog verify` and the
+property tests compare them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .keys import SummaryKey
+from .progress import COMPLETED, IN_PROGRESS, NOT_STARTED, normalize
+
+JSONMap = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One visit of a learner to a content, written by exactly one instance."""
+
+    session_id: str
+    key: SummaryKey
+    instance_id: str
+    started_at: int  # epoch ms
+    ended_at: int  # epoch ms of the last write
+    progress: float = 0.0
+    time_spent: float = 0.0
+    completed_at: int | None = None
+    repeat: bool = False
+    closed: bool = False
+    progress_details: JSONMap | None = None
+    extra_fields: JSONMap | None = None
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Sessions are ordered by start time, ties broken by id."""
+        return (self.started_at, self.session_id)
+
+    @property
+    def written(self) -> tuple[int, str]:
+        """The order in which sessions were last written, ties broken by id."""
+        return (self.ended_at, self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Everything a learner did with one content under one key; a fold of its sessions."""
+
+    key: SummaryKey
+    status: int = NOT_STARTED
+    progress: float = 0.0
+    time_spent: float = 0.0
+    first_access: int | None = None
+    last_access: int | None = None
+    view_count: int = 0
+    completed_at: int | None = None
+    last_completed_at: int | None = None
+    progress_details: JSONMap | None = None
+    extra_fields: JSONMap | None = None
+    details_from: tuple[int, str] | None = None  # `written` of the session the details came from
+    repeat_from: tuple[int, str] | None = None  # `order` of the latest repeat session
+    # Assessment figures (SPEC §2.4), maintained by the assessment rules.
+    best_score: float | None = None
+    best_max_score: float | None = None
+    attempts_count: int = 0
+
+
+def new_session(
+    session_id: str,
+    key: SummaryKey,
+    instance_id: str,
+    now: int,
+    summary: Summary | None,
+    *,
+    repeat: bool = False,
+) -> Session:
+    """Open a session: it starts at the progress the learner has reached, or 0 on a repeat."""
+    start_progress = 0.0 if repeat or summary is None else summary.progress
+    return Session(session_id, key, instance_id, now, now, start_progress, repeat=repeat)
+
+
+def record_progress(
+    session: Session,
+    now: int,
+    *,
+    progress: float | None = None,
+    time_delta: float = 0.0,
+    progress_details: JSONMap | None = None,
+    extra_fields: JSONMap | None = None,
+    complete: bool = False,
+) -> Session:
+    """Add time and raise progress on a session; progress never goes down; 1.0 completes."""
+    new_progress = session.progress
+    if progress is not None:
+        new_progress = max(new_progress, normalize(progress))
+    if complete:
+        new_progress = 1.0
+    completed_at = session.completed_at
+    if completed_at is None and new_progress >= 1.0:
+        completed_at = now
+    return replace(
+        session,
+        ended_at=max(session.ended_at, now),
+        progress=new_progress,
+        time_spent=session.time_spent + time_delta,
+        completed_at=completed_at,
+        progress_details=progress_details if progress_details is not None
+        else session.progress_details,
+        extra_fields=extra_fields if extra_fields is not None else session.extra_fields,
+    )
+
+
+def close_session(session: Session, now: int) -> Session:
+    """End a view: the content is completed (completion stamped once) and the session closed."""
+    return replace(record_progress(session, now, complete=True), closed=True)
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def apply_session(summary: Summary, old: Session | None, new: Session) -> Summary:
+    """Fold one session's change (old value → new value) into its summary.
+
+    Sessions only grow (time, progress, end, completion), so the fold of the changed
+    session set is the old summary combined with the new session value.
+    """
+    progress = summary.progress
+    repeat_from = summary.repeat_from
+    if new.repeat and (repeat_from is None or new.order >= repeat_from):
+        repeat_from = new.order
+        progress = new.progress
+    elif repeat_from is None or new.order >= repeat_from:
+        progress = max(progress, new.progress)
+    details_from = summary.details_from
+    progress_details = summary.progress_details
+    extra_fields = summary.extra_fields
+    if details_from is None or new.written >= details_from:
+        details_from = new.written
+        progress_details = new.progress_details
+        extra_fields = new.extra_fields
+    completed = summary.status == COMPLETED or new.completed_at is not None
+    return replace(
+        summary,
+        status=COMPLETED if completed else IN_PROGRESS,
+        progress=progress,
+        time_spent=summary.time_spent + new.time_spent - (old.time_spent if old else 0.0),
+        first_access=_min(summary.first_access, new.started_at),
+        last_access=_max(summary.last_access, max(new.ended_at, new.started_at)),
+        view_count=summary.view_count + (0 if old else 1),
+        completed_at=_min(summary.completed_at, new.completed_at),
+        last_completed_at=_max(summary.last_completed_at, new.completed_at),
+        progress_details=progress_details,
+        extra_fields=extra_fields,
+        details_from=details_from,
+        repeat_from=repeat_from,
+    )
+
+
+def fold(key: SummaryKey, sessions: Iterable[Session], base: Summary | None = None) -> Summary:
+    """The summary of a key computed from scratch from all its sessions, in any order.
+
+    `base` carries the assessment figures, which are not a fold of sessions.
+    """
+    ordered = sorted(sessions, key=lambda s: s.order)
+    summary = Summary(key)
+    if base is not None:
+        summary = replace(
+            summary,
+            best_score=base.best_score,
+            best_max_score=base.best_max_score,
+            attempts_count=base.attempts_count,
+        )
+    for session in ordered:
+        summary = apply_session(summary, None, session)
+    return summary
+
+
+SESSION_FIELDS = (
+    "status",
+    "progress",
+    "time_spent",
+    "first_access",
+    "last_access",
+    "view_count",
+    "completed_at",
+    "last_completed_at",
+    "progress_details",
+    "extra_fields",
+)
+
+
+def differences(stored: Summary, expected: Summary) -> dict[str, tuple[Any, Any]]:
+    """The fields where a stored summary differs from the fold (time compared to 1 ms)."""
+    diff: dict[str, tuple[Any, Any]] = {}
+    for name in SESSION_FIELDS:
+        a, b = getattr(stored, name), getattr(expected, name)
+        if name == "time_spent":
+            if abs(a - b) > 1e-3:
+                diff[name] = (a, b)
+        elif a != b:
+            diff[name] = (a, b)
+    return diff

@@ -1,0 +1,93 @@
+"""The outbox processor: durable work that may lag, at-least-once, idempotent handlers.
+
+A row is claimed by moving its `available_at` into the future (one UPDATE that only one
+process can win), handled, then deleted. A process that dies mid-way leaves the row to
+be claimed again when the lease runs out. Handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+
+from ..service.viewer import RefreshCollection
+from ..store import rows
+from ..store.schema import outbox
+from ..store.writer import Writer, now_ms
+
+log = logging.getLogger(__name__)
+LEASE_MS = 60_000
+BATCH = 100
+
+Handler = Callable[[Writer, str, Any], None]
+
+
+def _structure_changed(writer: Writer, dataset: str, payload: Any) -> None:
+    writer.run_sync(RefreshCollection(dataset, payload["collectionId"]))
+
+
+HANDLERS: dict[str, Handler] = {"structure.changed": _structure_changed}
+
+
+def process_once(engine: Engine, writer: Writer) -> int:
+    """Claim and handle what is due; returns how many rows were handled."""
+    now = now_ms()
+    with engine.connect() as conn:
+        due = conn.execute(select(outbox.c.id).where(outbox.c.available_at <= now)
+                           .order_by(outbox.c.id).limit(BATCH)).scalars().all()
+    handled = 0
+    for row_id in due:
+        with engine.begin() as conn:
+            won = conn.execute(update(outbox).where(
+                outbox.c.id == row_id, outbox.c.available_at <= now).values(
+                available_at=now + LEASE_MS, attempts=outbox.c.attempts + 1)).rowcount
+            if not won:
+                continue
+            row = conn.execute(select(outbox).where(outbox.c.id == row_id)).mappings().one()
+        handler = HANDLERS.get(row["topic"])
+        try:
+            if handler is not None:
+                handler(writer, row["dataset"], rows.loads(row["payload"]))
+        except Exception:
+            log.exception("outbox %s (%s) failed; it will be retried", row_id, row["topic"])
+            continue
+        with engine.begin() as conn:
+            conn.execute(delete(outbox).where(outbox.c.id == row_id))
+        handled += 1
+    return handled
+
+
+def pending(engine: Engine) -> int:
+    """Rows waiting in the outbox (the queue depth metric)."""
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+
+
+class OutboxLoop:
+    """Runs `process_once` every `interval` seconds in a thread until stopped."""
+
+    def __init__(self, engine: Engine, writer: Writer, interval: float) -> None:
+        self._engine, self._writer, self._interval = engine, writer, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="learnlog-outbox", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                while process_once(self._engine, self._writer) and not self._stop.is_set():
+                    pass
+            except Exception:
+                log.exception("outbox loop error")

@@ -1,0 +1,176 @@
+"""Read use cases (SPEC §4.1 routes 5–8, 10): single indexed lookups by (dataset, user, …).
+
+Freshness: read-after-write. A write's response is sent after its commit, and the cache is
+written through before that response, so the next read sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..domain.enrolment import CollectionRecord, Enrolment, content_key
+from ..domain.keys import ContextMode, SummaryKey
+from ..domain.progress import to_percent
+from ..domain.summary import Summary
+from ..store import rows
+from ..store.cache import StatusCache
+from ..store.schema import attempts, collections, enrolments, summaries
+from ..store.uow import SUMMARY_PK, select_by_keys
+
+ATTEMPTS_SHOWN = 25
+
+
+def cached_fields(summary: Summary | None) -> dict[str, Any]:
+    """What the cache and view/read keep of a summary ({} = never started)."""
+    if summary is None:
+        return {}
+    return {
+        "status": summary.status, "progress": summary.progress,
+        "score": summary.best_score, "max_score": summary.best_max_score,
+        "timeSpent": summary.time_spent, "viewCount": summary.view_count,
+        "lastAccessTime": summary.last_access, "completedOn": summary.completed_at,
+        "progressDetails": summary.progress_details,
+    }
+
+
+def _summary_rows(conn: Connection, keys: Sequence[SummaryKey]) -> list[Any]:
+    """Summary rows by key: one indexed query per distinct (dataset, user, scope)."""
+    found: list[Any] = []
+    by_scope: dict[tuple[str, str, str, str], list[str]] = {}
+    for k in keys:
+        by_scope.setdefault(k.scope, []).append(k.content_id)
+    if len(by_scope) <= 2:
+        for (dataset, user_id, coll, ctx), contents in by_scope.items():
+            found += conn.execute(select(summaries).where(
+                summaries.c.dataset == dataset, summaries.c.user_id == user_id,
+                summaries.c.collection_key == coll, summaries.c.context_key == ctx,
+                summaries.c.content_id.in_(contents))).mappings().all()
+        return found
+    return list(conn.execute(select_by_keys(summaries, SUMMARY_PK, [
+        (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id) for k in keys])
+    ).mappings())
+
+
+def load_summaries(conn: Connection, keys: Sequence[SummaryKey]) -> dict[SummaryKey, Summary]:
+    """Summaries by key (absent keys are left out)."""
+    return {s.key: s for s in map(rows.summary_from_row, _summary_rows(conn, keys))}
+
+
+def view_fields(conn: Connection, cache: StatusCache | None,
+                keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
+    """Read fields of these summaries: from the cache when it holds all, else the database."""
+    if cache is not None:
+        hit = cache.get_many(keys)
+        if hit is not None:
+            return hit
+    loaded = {rows.key_of(r): r for r in _summary_rows(conn, keys)}
+    fields: dict[SummaryKey, dict[str, Any]] = {}
+    revs: dict[SummaryKey, int] = {}
+    for k in keys:
+        row = loaded.get(k)
+        fields[k] = cached_fields(None if row is None else rows.summary_from_row(row))
+        revs[k] = 0 if row is None else int(row["rev"])
+    if cache is not None:
+        # Back-fill carries each row's revision so it never overwrites a newer write.
+        cache.put_many((k, revs[k], v) for k, v in fields.items())
+    return fields
+
+
+def view_row(content_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """One content of a view/read answer (percent progress, Sunbird names)."""
+    return {
+        "identifier": content_id, "contentId": content_id,
+        "status": fields.get("status", 0),
+        "progress": to_percent(fields.get("progress", 0.0)),
+        "score": fields.get("score"), "max_score": fields.get("max_score"),
+        "timeSpent": fields.get("timeSpent", 0.0), "viewCount": fields.get("viewCount", 0),
+        "lastAccessTime": fields.get("lastAccessTime"),
+        "completedOn": fields.get("completedOn"),
+        "progressDetails": fields.get("progressDetails"),
+    }
+
+
+def assessment_rows(conn: Connection, keys: list[SummaryKey]) -> list[dict[str, Any]]:
+    """Best score, count and the latest attempts of each content."""
+    loaded = load_summaries(conn, keys)
+    out = []
+    for k in keys:
+        s = loaded.get(k)
+        recent = conn.execute(select(
+            attempts.c.attempt_id, attempts.c.total_score, attempts.c.total_max_score,
+            attempts.c.grand_total, attempts.c.last_attempted_on).where(
+            attempts.c.dataset == k.dataset, attempts.c.user_id == k.user_id,
+            attempts.c.collection_key == k.collection_key,
+            attempts.c.context_key == k.context_key, attempts.c.content_id == k.content_id,
+        ).order_by(attempts.c.last_attempted_on.desc()).limit(ATTEMPTS_SHOWN)).mappings().all()
+        out.append({
+            "contentId": k.content_id,
+            "score": None if s is None else s.best_score,
+            "max_score": None if s is None else s.best_max_score,
+            "attempts_count": 0 if s is None else s.attempts_count,
+            "attempts": [{"attemptId": r["attempt_id"], "score": r["total_score"],
+                          "max_score": r["total_max_score"], "grandTotal": r["grand_total"],
+                          "lastAttemptedOn": r["last_attempted_on"]} for r in recent],
+        })
+    return out
+
+
+def collection_records(conn: Connection, dataset: str,
+                       ids: Iterable[str]) -> dict[str, CollectionRecord]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(collections).where(collections.c.dataset == dataset,
+                                      collections.c.collection_id.in_(wanted))
+    return {r["collection_id"]: rows.collection_from_row(r)
+            for r in conn.execute(query).mappings()}
+
+
+def enrolment_summaries(conn: Connection, mode: ContextMode, dataset: str, user_id: str,
+                        collection_id: str | None = None,
+                        context_id: str | None = None) -> list[dict[str, Any]]:
+    """Enrolment summaries of a learner (all, or one collection/context)."""
+    query = select(enrolments).where(enrolments.c.dataset == dataset,
+                                     enrolments.c.user_id == user_id)
+    if collection_id is not None:
+        query = query.where(enrolments.c.collection_id == collection_id)
+    if context_id is not None:
+        query = query.where(enrolments.c.context_id == context_id)
+    found = [rows.enrolment_from_row(r) for r in conn.execute(
+        query.order_by(enrolments.c.collection_id, enrolments.c.context_id)).mappings()]
+    records = collection_records(conn, dataset, (e.collection_id for e in found))
+    keys = {(e.pk, c): content_key(mode, e, c) for e in found
+            for c in (records[e.collection_id].structure.leaves
+                      if e.collection_id in records else ())}
+    loaded = load_summaries(conn, list(keys.values())) if keys else {}
+    return [_enrolment_summary(e, records.get(e.collection_id), keys, loaded) for e in found]
+
+
+def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
+                       keys: dict[tuple[Any, str], SummaryKey],
+                       loaded: dict[SummaryKey, Summary]) -> dict[str, Any]:
+    content_status: dict[str, int] = {}
+    assessment_status: dict[str, dict[str, float | None]] = {}
+    for content_id in (record.structure.leaves if record is not None else ()):
+        s = loaded.get(keys[(e.pk, content_id)])
+        content_status[content_id] = 0 if s is None else s.status
+        if s is not None and s.best_score is not None:
+            assessment_status[content_id] = {"score": s.best_score,
+                                             "max_score": s.best_max_score}
+    return {
+        "userId": e.user_id, "collectionId": e.collection_id, "contextId": e.context_id,
+        "enrolledDate": e.enrolled_at, "active": e.active,
+        "contentStatus": content_status, "assessmentStatus": assessment_status,
+        "collection": None if record is None else {
+            "identifier": record.collection_id, "name": record.name, "logo": record.logo,
+            "leafNodesCount": record.structure.leaf_count,
+            "requiredCount": len(record.structure.required),
+            "description": record.description, "version": record.structure.version},
+        "issuedCertificates": [{"name": c.name, "id": c.id, "token": c.token,
+                                "lastIssuedOn": c.issued_on} for c in e.certificates],
+        "completedOn": e.figures.completed_on, "completedCount": e.figures.completed_count,
+        "progress": e.figures.progress, "status": e.figures.status,
+    }

@@ -1,0 +1,401 @@
+"""Viewer use cases (SPEC §4.1): views, assessments, enrolments, structures, erasure.
+
+Each command's `apply(uow, ctx)` stages its effect in the batch unit of work and returns
+the route's result. Commands are plain values so the writer can batch them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from ..domain import assessment as rules
+from ..domain.certificates import Template, earned
+from ..domain.collection import Node, Structure, enrolment_progress
+from ..domain.enrolment import CollectionRecord, Enrolment, IssuedCertificate, content_key, touches
+from ..domain.errors import InvalidInput, NotFound
+from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_key
+from ..domain.progress import COMPLETED, from_percent, percent_from_details
+from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
+from ..store.uow import BatchUnitOfWork, ContextRecord
+from .ports import ServiceContext
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The names a viewer request gives: dataset, user, content, collection, context."""
+
+    dataset: str
+    user_id: str
+    content_id: str
+    collection_id: str | None = None
+    context_id: str | None = None
+
+    def resolve(self, ctx: ServiceContext) -> SummaryKey:
+        return resolve_key(ctx.mode, dataset=self.dataset, user_id=self.user_id,
+                           content_id=self.content_id, collection_id=self.collection_id,
+                           context_id=self.context_id)
+
+
+class Command(Protocol):
+    """A write the writer can batch."""
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> Any: ...
+
+
+# --- views ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StartView:
+    keys: Keys
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
+        key = self.keys.resolve(ctx)
+        before = uow.summary(key)
+        session = new_session(uow.new_id(), key, ctx.instance_id, uow.now, before)
+        after = apply_session(before or Summary(key), None, session)
+        uow.put_session(session)
+        uow.put_summary(after, open_session_id=session.session_id)
+        _after_change(uow, ctx, self.keys, before, after)
+        return {self.keys.content_id: "Progress started"}
+
+
+def _started(uow: BatchUnitOfWork, key: SummaryKey) -> Summary:
+    summary = uow.summary(key)
+    if summary is None:
+        raise InvalidInput("View is not started: call view/start for this content first.",
+                           code="VIEW_NOT_STARTED", field="request.contentId")
+    return summary
+
+
+def _own_open_session(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey,
+                      summary: Summary) -> tuple[Any, bool]:
+    """This instance's open session for the key, or a new one (single writer, SPEC §5)."""
+    session = uow.open_session(key)
+    if session is None or session.closed or session.instance_id != ctx.instance_id:
+        return new_session(uow.new_id(), key, ctx.instance_id, uow.now, summary), True
+    return session, False
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateView:
+    keys: Keys
+    timespent: float = 0.0
+    progress: float | None = None  # percent
+    progress_details: dict[str, Any] | None = None
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
+        if self.timespent > ctx.max_time_spent_delta:
+            raise InvalidInput(
+                f"timespent is above the maximum of {ctx.max_time_spent_delta:g} s per update.",
+                code="TIMESPENT_TOO_LARGE", field="request.timespent")
+        key = self.keys.resolve(ctx)
+        before = _started(uow, key)
+        session, is_new = _own_open_session(uow, ctx, key, before)
+        percent = self.progress if self.progress is not None else percent_from_details(
+            self.progress_details)
+        updated = record_progress(
+            session, uow.now, progress=None if percent is None else from_percent(percent),
+            time_delta=self.timespent, progress_details=self.progress_details)
+        after = apply_session(before, None if is_new else session, updated)
+        uow.put_session(updated)
+        uow.put_summary(after, open_session_id=updated.session_id)
+        _after_change(uow, ctx, self.keys, before, after)
+        return {self.keys.content_id: "SUCCESS"}
+
+
+@dataclass(frozen=True, slots=True)
+class EndView:
+    keys: Keys
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
+        key = self.keys.resolve(ctx)
+        before = _started(uow, key)
+        _complete(uow, ctx, key, before)
+        _after_change(uow, ctx, self.keys, before, uow.summary(key))
+        return {self.keys.content_id: "Progress ended"}
+
+
+def _complete(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey,
+              before: Summary) -> None:
+    session, is_new = _own_open_session(uow, ctx, key, before)
+    closed = close_session(session, uow.now)
+    uow.put_session(closed)
+    uow.put_summary(apply_session(before, None if is_new else session, closed),
+                    open_session_id=None)
+
+
+# --- assessments ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AttemptInput:
+    """One attempt as the edge parsed it."""
+
+    attempt_id: str | None
+    assessment_ts: int | None
+    responses: tuple[rules.ItemResponse, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAssessment:
+    keys: Keys
+    attempts: tuple[AttemptInput, ...]
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
+        key = self.keys.resolve(ctx)
+        for given in self.attempts:
+            first_ets = min((r.ets for r in given.responses), default=uow.now)
+            attempt_id = given.attempt_id or rules.derive_attempt_id(key, first_ets)
+            ts = given.assessment_ts if given.assessment_ts is not None else first_ets
+            incoming = rules.build_attempt(key, attempt_id, ts, given.responses, uow.now)
+            merged = rules.merge_attempt(uow.attempt(key, attempt_id), incoming)
+            if merged is not None:
+                uow.put_attempt(merged)
+        best = rules.best_score(uow.attempts_of(key))
+        before = uow.summary(key)
+        if before is None:
+            # Submitting without a view: the attempt is a visit of its own.
+            opened = new_session(uow.new_id(), key, ctx.instance_id, uow.now, None)
+            start = apply_session(Summary(key), None, opened)
+            uow.put_session(opened)
+            uow.put_summary(start, open_session_id=opened.session_id)
+            base = start
+        else:
+            base = before
+        uow.put_summary(replace(base, best_score=best.score, best_max_score=best.max_score,
+                                attempts_count=best.attempts_count))
+        _complete(uow, ctx, key, uow.summary(key) or base)
+        _after_change(uow, ctx, self.keys, before, uow.summary(key), scores_changed=True)
+        return {self.keys.content_id: "SUCCESS"}
+
+
+# --- enrolments -------------------------------------------------------------------------
+
+def _after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
+                  before: Summary | None, after: Summary | None,
+                  *, scores_changed: bool = False) -> None:
+    """Keep enrolments right after a summary changed: implicit enrolment, completion."""
+    if after is None:
+        return
+    if (before is None and keys.collection_id is not None and ctx.implicit_enrolment):
+        _ensure_enrolment(uow, ctx, keys.dataset, keys.user_id, keys.collection_id,
+                          enrolment_context(keys.collection_id, keys.context_id))
+    newly_completed = after.status == COMPLETED and (before is None or before.status != COMPLETED)
+    if not (newly_completed or scores_changed):
+        return
+    for enrolment in _touched(uow, ctx, after.key, keys):
+        _refresh(uow, ctx, enrolment)
+
+
+def _touched(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey,
+             keys: Keys) -> list[Enrolment]:
+    if keys.collection_id is not None and ctx.mode is ContextMode.STRICT:
+        found = uow.enrolment(key.dataset, key.user_id, keys.collection_id,
+                              enrolment_context(keys.collection_id, keys.context_id))
+        candidates = [] if found is None else [found]
+    else:
+        candidates = uow.enrolments_of(key.dataset, key.user_id)
+    return [e for e in candidates
+            if touches(ctx.mode, e, _structure(uow, e.dataset, e.collection_id), key)]
+
+
+def _structure(uow: BatchUnitOfWork, dataset: str, collection_id: str) -> Structure | None:
+    record = uow.collection(dataset, collection_id)
+    return None if record is None else record.structure
+
+
+def _ensure_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
+                      collection_id: str, context_id: str) -> Enrolment:
+    existing = uow.enrolment(dataset, user_id, collection_id, context_id)
+    if existing is not None and existing.active:
+        return existing
+    enrolment = (replace(existing, active=True) if existing is not None else
+                 Enrolment(dataset, user_id, collection_id, context_id, enrolled_at=uow.now))
+    return _refresh(uow, ctx, enrolment)
+
+
+def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment) -> Enrolment:
+    """Recompute an enrolment's figures from its summaries and issue earned certificates."""
+    record = uow.collection(enrolment.dataset, enrolment.collection_id)
+    leaves: Sequence[str] = record.structure.leaves if record is not None else ()
+    required = record.structure.required if record is not None else frozenset()
+    keyed = {c: content_key(ctx.mode, enrolment, c) for c in leaves}
+    uow.load_summaries(keyed.values())
+    statuses: dict[str, int] = {}
+    times: dict[str, int | None] = {}
+    scores: list[tuple[float, float]] = []
+    for content_id, key in keyed.items():
+        summary = uow.summary(key)
+        if summary is not None:
+            statuses[content_id] = summary.status
+            times[content_id] = summary.completed_at
+            if summary.best_score is not None and summary.best_max_score:
+                scores.append((summary.best_score, summary.best_max_score))
+    figures = enrolment_progress(enrolment.figures, required, statuses, times)
+    updated = replace(enrolment, figures=figures)
+    if record is not None and record.templates:
+        percent = (rules.score_percent(sum(s for s, _ in scores), sum(m for _, m in scores))
+                   if scores else None)
+        issued = [c.name for c in updated.certificates]
+        for template in earned(record.templates, figures.status, percent, issued):
+            updated = replace(updated, certificates=(
+                *updated.certificates, _issue(uow, ctx, updated, template)))
+    if updated != enrolment or uow.enrolment(*enrolment.pk) is None:
+        uow.put_enrolment(updated)
+    return updated
+
+
+def _issue(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment,
+           template: Template) -> IssuedCertificate:
+    cert_id = uow.new_id()
+    token = ctx.sign({"typ": "certificate", "id": cert_id, "name": template.name,
+                      "dataset": enrolment.dataset, "userId": enrolment.user_id,
+                      "collectionId": enrolment.collection_id,
+                      "contextId": enrolment.context_id, "issuedOn": uow.now})
+    return IssuedCertificate(cert_id, template.name, token, uow.now)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrol:
+    dataset: str
+    user_id: str
+    collection_id: str
+    context_id: str | None
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
+        _ensure_enrolment(uow, ctx, self.dataset, self.user_id, self.collection_id,
+                          enrolment_context(self.collection_id, self.context_id))
+        return {"response": "SUCCESS"}
+
+
+@dataclass(frozen=True, slots=True)
+class Unenrol:
+    dataset: str
+    user_id: str
+    collection_id: str
+    context_id: str | None
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
+        context_id = enrolment_context(self.collection_id, self.context_id)
+        existing = uow.enrolment(self.dataset, self.user_id, self.collection_id, context_id)
+        if existing is None:
+            raise NotFound("No enrolment for this user, collection and context.",
+                           code="ENROLMENT_NOT_FOUND", field="request.collectionId")
+        if existing.active:
+            uow.put_enrolment(replace(existing, active=False))
+        return {"response": "SUCCESS"}
+
+
+# --- structures and contexts ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PutCollection:
+    dataset: str
+    collection_id: str
+    name: str
+    description: str | None
+    logo: str | None
+    children: tuple[Node, ...]
+    templates: tuple[Template, ...]
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        old = uow.collection(self.dataset, self.collection_id)
+        version = 1 if old is None else old.structure.version + 1
+        record = CollectionRecord(self.dataset, self.collection_id, self.name, self.description,
+                                  self.logo, Structure(self.collection_id, version, self.children),
+                                  self.templates)
+        uow.put_collection(record)
+        uow.emit(self.dataset, "structure.changed", {"collectionId": self.collection_id})
+        return {"collectionId": self.collection_id, "version": version,
+                "leafNodesCount": record.structure.leaf_count,
+                "requiredCount": len(record.structure.required)}
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshCollection:
+    """Recompute every enrolment of a collection after its structure changed (outbox)."""
+
+    dataset: str
+    collection_id: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> int:
+        enrolled = uow.enrolments_in(self.dataset, self.collection_id)
+        for enrolment in enrolled:
+            _refresh(uow, ctx, uow.enrolment(*enrolment.pk) or enrolment)
+        return len(enrolled)
+
+
+@dataclass(frozen=True, slots=True)
+class PutContext:
+    record: ContextRecord
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        uow.put_context(self.record)
+        return {"contextId": self.record.context_id}
+
+
+@dataclass(frozen=True, slots=True)
+class EraseSummaries:
+    """Right to erasure: a learner's sessions, summaries, attempts and enrolments."""
+
+    dataset: str
+    user_id: str
+    collection_id: str | None
+    context_id: str | None
+    exclusive = True  # runs alone in its batch: nothing staged earlier may outlive it
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        if self.collection_id is None:
+            uow.erase(self.dataset, self.user_id, None, None)
+            return {}
+        enrolment = (self.collection_id, enrolment_context(self.collection_id, self.context_id))
+        # The enrolment's own summaries; in content mode progress belongs to the content
+        # and outlives the enrolment.
+        scope = None if ctx.mode is ContextMode.CONTENT else resolve_key(
+            ctx.mode, dataset=self.dataset, user_id=self.user_id, content_id="",
+            collection_id=self.collection_id, context_id=self.context_id).scope[2:]
+        uow.erase(self.dataset, self.user_id, scope, enrolment)
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Many:
+    """Several commands applied in order, all or nothing (`POST /v1/events`)."""
+
+    commands: tuple[Command, ...]
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        for command in self.commands:
+            command.apply(uow, ctx)
+        return {"applied": len(self.commands)}
+
+
+def _flatten(commands: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for command in commands:
+        if isinstance(command, Many):
+            out += _flatten(command.commands)
+        else:
+            out.append(command)
+    return out
+
+
+def learners(command: Any) -> set[tuple[str, str]]:
+    """The (dataset, user) pairs a command writes for (the writer locks them)."""
+    found: set[tuple[str, str]] = set()
+    for c in _flatten([command]):
+        keys = getattr(c, "keys", None)
+        if isinstance(keys, Keys):
+            found.add((keys.dataset, keys.user_id))
+        elif isinstance(getattr(c, "user_id", None), str):
+            found.add((c.dataset, c.user_id))
+    return found
+
+
+def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any]) -> None:
+    """Load every summary (and open session) a batch of view commands will touch, at once."""
+    keys = [c.keys.resolve(ctx) for c in _flatten(commands)
+            if isinstance(getattr(c, "keys", None), Keys)]
+    if keys:
+        uow.load_summaries(keys)

@@ -1,0 +1,35 @@
+"""Settings: environment variables with the LEARNLOG_ prefix (SPEC §11), or a .env file.
+
+Nothing reads settings at import time; `Settings()` is built by the CLI or a test and
+passed to `bootstrap`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .domain.keys import ContextMode
+
+
+class Settings(BaseSettings):
+    """Every knob of a learnlog instance."""
+
+    model_config = SettingsConfigDict(env_prefix="LEARNLOG_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./learnlog.db"
+    redis_url: str = ""
+    redis_prefix: str = "learnlog:"
+    jwt_secret: str = ""
+    jwt_public_keys: str = ""
+    context_mode: ContextMode = ContextMode.STRICT
+    allow_anonymous_logs: bool = True
+    instance_id: str = ""
+    implicit_enrolment: bool = True
+    max_time_spent_delta: float = Field(default=6 * 3600, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    offline_grace: int = Field(default=0, ge=0, description="seconds an expired token may write")
+    writer_max_batch: int = Field(default=512, gt=0)
+    db_pool_size: int = Field(default=8, gt=0)
+    outbox_poll_seconds: float = Field(default=0.2, gt=0)
+    process_outbox: bool = True

@@ -1,0 +1,1 @@
+"""Alembic migrations, applied programmatically by `learnlog migrate` and `learnlog serve`."""

@@ -1,0 +1,195 @@
+"""The tables, defined once with SQLAlchemy Core for SQLite and PostgreSQL.
+
+Every table that grows with learners leads its primary key with (dataset, user_id), and no
+foreign key crosses two learners, so the schema can be distributed by user (SPEC §7).
+Facts (sessions, attempts, enrolments, structures, contexts, tombstones) carry the sync
+columns of SPEC §5 from the first migration: partition, instance_id, counter, updated_at.
+Times are epoch milliseconds (BIGINT): exact, portable and cheap to compare.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = 256  # ids are 1–256 printable characters (SPEC §1)
+
+
+def _id(name: str, *, primary_key: bool = False, nullable: bool = False) -> Column[str]:
+    return Column(name, String(ID), primary_key=primary_key, nullable=nullable)
+
+
+def _sync_columns() -> list[Column[object]]:
+    return [
+        Column("partition", String(600), nullable=False),
+        Column("instance_id", String(64), nullable=False),
+        Column("counter", BigInteger, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+    ]
+
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("session_id", String(64), primary_key=True),
+    _id("collection_key"),
+    _id("context_key"),
+    _id("content_id"),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("time_spent", Float, nullable=False),
+    Column("completed_at", BigInteger),
+    Column("repeat", Boolean, nullable=False),
+    Column("closed", Boolean, nullable=False),
+    Column("progress_details", Text),
+    Column("extra_fields", Text),
+    *_sync_columns(),
+    Index("ix_sessions_key", "dataset", "user_id", "collection_key", "context_key", "content_id"),
+    Index("ix_sessions_version", "instance_id", "counter"),
+)
+
+summaries = Table(
+    "summaries",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    _id("collection_key", primary_key=True),
+    _id("context_key", primary_key=True),
+    _id("content_id", primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("time_spent", Float, nullable=False),
+    Column("first_access", BigInteger),
+    Column("last_access", BigInteger),
+    Column("view_count", Integer, nullable=False),
+    Column("completed_at", BigInteger),
+    Column("last_completed_at", BigInteger),
+    Column("progress_details", Text),
+    Column("extra_fields", Text),
+    Column("details_at", BigInteger),
+    Column("details_session", String(64)),
+    Column("repeat_at", BigInteger),
+    Column("repeat_session", String(64)),
+    Column("best_score", Float),
+    Column("best_max_score", Float),
+    Column("attempts_count", Integer, nullable=False),
+    # This instance's latest open session for the key (local state, never synced).
+    Column("open_session_id", String(64)),
+    # Bumped on every write; the cache keeps only the newest revision of a row.
+    Column("rev", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    _id("collection_key", primary_key=True),
+    _id("context_key", primary_key=True),
+    _id("content_id", primary_key=True),
+    Column("attempt_id", String(ID), primary_key=True),
+    Column("total_score", Float, nullable=False),
+    Column("total_max_score", Float, nullable=False),
+    Column("grand_total", String(64), nullable=False),
+    Column("last_attempted_on", BigInteger, nullable=False),
+    Column("created_on", BigInteger, nullable=False),
+    Column("responses", Text, nullable=False),
+    *_sync_columns(),
+    Index("ix_attempts_version", "instance_id", "counter"),
+)
+
+enrolments = Table(
+    "enrolments",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    _id("collection_id", primary_key=True),
+    _id("context_id", primary_key=True),
+    Column("enrolled_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("completed_count", Integer, nullable=False),
+    Column("progress", Integer, nullable=False),
+    Column("completed_on", BigInteger),
+    Column("certificates", Text, nullable=False),
+    *_sync_columns(),
+    Index("ix_enrolments_collection", "dataset", "collection_id"),
+    Index("ix_enrolments_version", "instance_id", "counter"),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("collection_id", primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("description", Text),
+    Column("logo", String(2048)),
+    Column("structure", Text, nullable=False),
+    Column("certificates", Text, nullable=False),
+    Column("leaf_count", Integer, nullable=False),
+    Column("required_count", Integer, nullable=False),
+    *_sync_columns(),
+)
+
+contexts = Table(
+    "contexts",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("context_id", primary_key=True),
+    _id("collection_id"),
+    Column("name", String(1024)),
+    Column("start_date", String(10)),
+    Column("end_date", String(10)),
+    *_sync_columns(),
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    _id("dataset", primary_key=True),
+    Column("partition", String(600), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("record_id", String(1400), primary_key=True),
+    Column("instance_id", String(64), nullable=False),
+    Column("counter", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    _id("dataset"),
+    Column("topic", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("available_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_outbox_available", "available_at"),
+)

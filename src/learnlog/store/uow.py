@@ -1,0 +1,451 @@
+"""The batch unit of work: one database transaction that many commands share.
+
+The writer opens one `BatchUnitOfWork` per batch. Each command runs between
+`begin_command()` and `commit_command()` / `rollback_command()`: what it stages is kept
+apart until it succeeds, so a failing command leaves no trace while the others in the
+batch still commit. Values are loaded set-based (`load_summaries` for a whole batch), kept
+in an identity map, and written back with one statement per table at `flush()`.
+
+The unit of work owns the transaction; services never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    Text,
+    and_,
+    column,
+    delete,
+    func,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..domain.assessment import Attempt
+from ..domain.enrolment import CollectionRecord, Enrolment
+from ..domain.keys import SummaryKey, partition_of, shared_partition
+from ..domain.summary import Session, Summary
+from . import rows
+from .fastsql import SESSION_PK, SUMMARY_PK, FastSql
+from .schema import (
+    attempts,
+    collections,
+    contexts,
+    enrolments,
+    meta,
+    outbox,
+    sessions,
+    summaries,
+    tombstones,
+)
+
+_ABSENT = object()
+COUNTER_KEY = "counter"
+
+
+def select_by_keys(table: Table, names: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> Any:
+    """SELECT rows of `table` whose `names` columns equal one of `keys`.
+
+    Written as a join with a VALUES list: SQLite plans a row-value IN as a full scan, but
+    drives a join from a small VALUES list (a CTE: SQLite cannot name VALUES columns
+    inline) through the primary key, as PostgreSQL does.
+    """
+    wanted = values(*(column(n, table.c[n].type) for n in names), name="wanted").data(
+        list(keys)).cte("wanted")
+    return select(table).select_from(table.join(
+        wanted, and_(*(table.c[n] == wanted.c[n] for n in names))))
+
+
+def upsert(conn: Connection, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, replacing every non-key column of rows that exist (one statement)."""
+    if not new_rows:
+        return
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
+    conn.execute(stmt, list(new_rows))
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRecord:
+    """Where consumption happens: a batch, a program, a class."""
+
+    dataset: str
+    context_id: str
+    collection_id: str
+    name: str | None
+    start_date: str | None
+    end_date: str | None
+
+
+@dataclass
+class _Staged:
+    summaries: dict[SummaryKey, tuple[Summary, str | None]] = field(default_factory=dict)
+    sessions: dict[tuple[str, str, str], Session] = field(default_factory=dict)
+    attempts: dict[tuple[SummaryKey, str], Attempt] = field(default_factory=dict)
+    enrolments: dict[tuple[str, str, str, str], Enrolment] = field(default_factory=dict)
+    collections: dict[tuple[str, str], CollectionRecord] = field(default_factory=dict)
+    contexts: dict[tuple[str, str], ContextRecord] = field(default_factory=dict)
+    outbox: list[tuple[str, str, Any]] = field(default_factory=list)
+    erasures: list[tuple[str, str, tuple[str, str] | None, tuple[str, str] | None]] = field(
+        default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def absorb(self, other: _Staged) -> None:
+        self.summaries.update(other.summaries)
+        self.sessions.update(other.sessions)
+        self.attempts.update(other.attempts)
+        self.enrolments.update(other.enrolments)
+        self.collections.update(other.collections)
+        self.contexts.update(other.contexts)
+        self.outbox.extend(other.outbox)
+        self.erasures.extend(other.erasures)
+        self.after_commit.extend(other.after_commit)
+
+
+class BatchUnitOfWork:
+    """One transaction, an identity map and staged writes for a batch of commands."""
+
+    def __init__(self, conn: Connection, instance_id: str, now: int) -> None:
+        self.conn = conn
+        self.fast = FastSql(conn)
+        self.instance_id = instance_id
+        self.now = now
+        self._summaries: dict[SummaryKey, tuple[Summary, str | None] | None] = {}
+        self._sessions: dict[tuple[str, str, str], Session | None] = {}
+        self._attempts: dict[tuple[SummaryKey, str], Attempt | None] = {}
+        self._attempt_lists: dict[SummaryKey, list[Attempt]] = {}
+        self._enrolments: dict[tuple[str, str, str, str], Enrolment | None] = {}
+        self._user_enrolments: set[tuple[str, str]] = set()
+        self._collections: dict[tuple[str, str], CollectionRecord | None] = {}
+        self._contexts: dict[tuple[str, str], ContextRecord | None] = {}
+        self._done = _Staged()
+        self._cmd = _Staged()
+        self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
+
+    # -- ids ----------------------------------------------------------------------------
+    @staticmethod
+    def new_id() -> str:
+        """A fresh random id (sessions, certificates)."""
+        return uuid.uuid4().hex
+
+    # -- command boundaries -------------------------------------------------------------
+    def begin_command(self) -> None:
+        self._cmd = _Staged()
+
+    def commit_command(self) -> None:
+        self._done.absorb(self._cmd)
+        self._cmd = _Staged()
+
+    def rollback_command(self) -> None:
+        self._cmd = _Staged()
+
+    # -- summaries ----------------------------------------------------------------------
+    def load_summaries(self, keys: Iterable[SummaryKey]) -> None:
+        """Load many summaries with one query (the writer calls this for a whole batch)."""
+        wanted = [k for k in set(keys) if k not in self._summaries]
+        for chunk in _chunks(wanted, 400):
+            for row in self.fast.rows_by_keys(summaries, SUMMARY_PK, [
+                    (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id)
+                    for k in chunk]):
+                summary = rows.summary_from_row(row)
+                self._summaries[summary.key] = (summary, row["open_session_id"])
+            for k in chunk:
+                self._summaries.setdefault(k, None)
+        open_ids = [(k.dataset, k.user_id, v[1]) for k, v in self._summaries.items()
+                    if v is not None and v[1] is not None]
+        self.load_sessions(open_ids)
+
+    def _summary_entry(self, key: SummaryKey) -> tuple[Summary, str | None] | None:
+        for staged in (self._cmd, self._done):
+            if key in staged.summaries:
+                return staged.summaries[key]
+        if key not in self._summaries:
+            self.load_summaries([key])
+        return self._summaries[key]
+
+    def summary(self, key: SummaryKey) -> Summary | None:
+        """The summary under a key, or None."""
+        entry = self._summary_entry(key)
+        return None if entry is None else entry[0]
+
+    def open_session(self, key: SummaryKey) -> Session | None:
+        """This instance's latest open session for a key, or None."""
+        entry = self._summary_entry(key)
+        if entry is None or entry[1] is None:
+            return None
+        return self.session(key.dataset, key.user_id, entry[1])
+
+    def put_summary(self, summary: Summary, *, open_session_id: str | object | None = _ABSENT
+                    ) -> None:
+        """Stage a summary; `open_session_id` changes only when given."""
+        entry = self._summary_entry(summary.key)
+        current = entry[1] if entry is not None else None
+        sid = current if open_session_id is _ABSENT else open_session_id
+        assert sid is None or isinstance(sid, str)
+        self._cmd.summaries[summary.key] = (summary, sid)
+
+    # -- sessions -----------------------------------------------------------------------
+    def load_sessions(self, ids: Iterable[tuple[str, str, str]]) -> None:
+        wanted = [i for i in set(ids) if i not in self._sessions]
+        for chunk in _chunks(wanted, 400):
+            for row in self.fast.rows_by_keys(sessions, SESSION_PK, chunk):
+                s = rows.session_from_row(row)
+                self._sessions[(s.key.dataset, s.key.user_id, s.session_id)] = s
+            for i in chunk:
+                self._sessions.setdefault(i, None)
+
+    def session(self, dataset: str, user_id: str, session_id: str) -> Session | None:
+        ident = (dataset, user_id, session_id)
+        for staged in (self._cmd, self._done):
+            if ident in staged.sessions:
+                return staged.sessions[ident]
+        if ident not in self._sessions:
+            self.load_sessions([ident])
+        return self._sessions[ident]
+
+    def put_session(self, session: Session) -> None:
+        self._cmd.sessions[(session.key.dataset, session.key.user_id, session.session_id)] = session
+
+    def sessions_of(self, key: SummaryKey) -> list[Session]:
+        """Every session of a key, as stored plus staged (for recomputation)."""
+        cond = and_(*(getattr(sessions.c, k) == v for k, v in rows.key_columns(key).items()))
+        found = {r["session_id"]: rows.session_from_row(r)
+                 for r in self.conn.execute(select(sessions).where(cond)).mappings()}
+        for staged in (self._done, self._cmd):
+            for (_, _, sid), s in staged.sessions.items():
+                if s.key == key:
+                    found[sid] = s
+        return list(found.values())
+
+    # -- attempts -----------------------------------------------------------------------
+    def attempts_of(self, key: SummaryKey) -> list[Attempt]:
+        """Every attempt under a key, stored and staged."""
+        if key not in self._attempt_lists:
+            cond = and_(*(getattr(attempts.c, k) == v for k, v in rows.key_columns(key).items()))
+            self._attempt_lists[key] = [
+                rows.attempt_from_row(r)
+                for r in self.conn.execute(select(attempts).where(cond)).mappings()]
+            for a in self._attempt_lists[key]:
+                self._attempts[(key, a.attempt_id)] = a
+        merged = {a.attempt_id: a for a in self._attempt_lists[key]}
+        for staged in (self._done, self._cmd):
+            for (k, aid), a in staged.attempts.items():
+                if k == key:
+                    merged[aid] = a
+        return list(merged.values())
+
+    def attempt(self, key: SummaryKey, attempt_id: str) -> Attempt | None:
+        return next((a for a in self.attempts_of(key) if a.attempt_id == attempt_id), None)
+
+    def put_attempt(self, attempt: Attempt) -> None:
+        self._cmd.attempts[(attempt.key, attempt.attempt_id)] = attempt
+
+    # -- enrolments ---------------------------------------------------------------------
+    def enrolment(self, dataset: str, user_id: str, collection_id: str, context_id: str
+                  ) -> Enrolment | None:
+        pk = (dataset, user_id, collection_id, context_id)
+        for staged in (self._cmd, self._done):
+            if pk in staged.enrolments:
+                return staged.enrolments[pk]
+        if pk not in self._enrolments:
+            row = self.conn.execute(select(enrolments).where(
+                enrolments.c.dataset == dataset, enrolments.c.user_id == user_id,
+                enrolments.c.collection_id == collection_id,
+                enrolments.c.context_id == context_id)).mappings().first()
+            self._enrolments[pk] = None if row is None else rows.enrolment_from_row(row)
+        return self._enrolments[pk]
+
+    def enrolments_of(self, dataset: str, user_id: str) -> list[Enrolment]:
+        """Every enrolment of a learner (stored and staged)."""
+        if (dataset, user_id) not in self._user_enrolments:
+            for row in self.conn.execute(select(enrolments).where(
+                    enrolments.c.dataset == dataset, enrolments.c.user_id == user_id)).mappings():
+                e = rows.enrolment_from_row(row)
+                self._enrolments.setdefault(e.pk, e)
+            self._user_enrolments.add((dataset, user_id))
+        found = {pk: e for pk, e in self._enrolments.items()
+                 if e is not None and pk[:2] == (dataset, user_id)}
+        for staged in (self._done, self._cmd):
+            for pk, e in staged.enrolments.items():
+                if pk[:2] == (dataset, user_id):
+                    found[pk] = e
+        return list(found.values())
+
+    def enrolments_in(self, dataset: str, collection_id: str) -> list[Enrolment]:
+        """Every enrolment in a collection (structure changes; not a hot path)."""
+        return [rows.enrolment_from_row(r) for r in self.conn.execute(select(enrolments).where(
+            enrolments.c.dataset == dataset, enrolments.c.collection_id == collection_id)
+        ).mappings()]
+
+    def put_enrolment(self, enrolment: Enrolment) -> None:
+        self._cmd.enrolments[enrolment.pk] = enrolment
+
+    # -- collections and contexts -------------------------------------------------------
+    def collection(self, dataset: str, collection_id: str) -> CollectionRecord | None:
+        pk = (dataset, collection_id)
+        for staged in (self._cmd, self._done):
+            if pk in staged.collections:
+                return staged.collections[pk]
+        if pk not in self._collections:
+            row = self.conn.execute(select(collections).where(
+                collections.c.dataset == dataset,
+                collections.c.collection_id == collection_id)).mappings().first()
+            self._collections[pk] = None if row is None else rows.collection_from_row(row)
+        return self._collections[pk]
+
+    def put_collection(self, record: CollectionRecord) -> None:
+        self._cmd.collections[(record.dataset, record.collection_id)] = record
+
+    def context(self, dataset: str, context_id: str) -> ContextRecord | None:
+        pk = (dataset, context_id)
+        for staged in (self._cmd, self._done):
+            if pk in staged.contexts:
+                return staged.contexts[pk]
+        if pk not in self._contexts:
+            row = self.conn.execute(select(contexts).where(
+                contexts.c.dataset == dataset, contexts.c.context_id == context_id)
+            ).mappings().first()
+            self._contexts[pk] = None if row is None else ContextRecord(
+                row["dataset"], row["context_id"], row["collection_id"], row["name"],
+                row["start_date"], row["end_date"])
+        return self._contexts[pk]
+
+    def put_context(self, record: ContextRecord) -> None:
+        self._cmd.contexts[(record.dataset, record.context_id)] = record
+
+    # -- outbox, erasure, after-commit --------------------------------------------------
+    def emit(self, dataset: str, topic: str, payload: Any) -> None:
+        """Queue work that may lag; it is committed with the batch (the outbox)."""
+        self._cmd.outbox.append((dataset, topic, payload))
+
+    def erase(self, dataset: str, user_id: str, scope: tuple[str, str] | None,
+              enrolment: tuple[str, str] | None) -> None:
+        """Delete a learner's records and leave a tombstone.
+
+        Both None: everything of the learner. Else the summaries, sessions and attempts
+        under `scope` (collection key, context key) and the `enrolment` (collection,
+        context).
+        """
+        self._cmd.erasures.append((dataset, user_id, scope, enrolment))
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._cmd.after_commit.append(action)
+
+    @property
+    def after_commit_actions(self) -> list[Callable[[], None]]:
+        return self._done.after_commit
+
+    # -- flush --------------------------------------------------------------------------
+    def _allocate(self, n: int) -> int:
+        """Reserve n counters of this instance; returns the first (facts are versioned)."""
+        if n == 0:
+            return 0
+        self.conn.execute(update(meta).where(meta.c.key == COUNTER_KEY).values(
+            value=func.cast(func.cast(meta.c.value, BigInteger) + n, Text)))
+        last = int(self.conn.execute(select(meta.c.value).where(meta.c.key == COUNTER_KEY)
+                                     ).scalar_one())
+        return last - n + 1
+
+    def flush(self) -> None:
+        """Write everything the committed commands staged, one statement per table."""
+        done = self._done
+        for erasure in done.erasures:
+            self._apply_erasure(*erasure)
+        facts = (len(done.sessions) + len(done.attempts) + len(done.enrolments)
+                 + len(done.collections) + len(done.contexts) + (1 if done.summaries else 0))
+        counter = self._allocate(facts)
+        now = self.now
+        session_rows = []
+        for s in done.sessions.values():
+            session_rows.append(rows.session_to_row(
+                s, partition_of(s.key.dataset, s.key.user_id), counter, now))
+            counter += 1
+        attempt_rows = []
+        for a in done.attempts.values():
+            attempt_rows.append(rows.attempt_to_row(
+                a, partition_of(a.key.dataset, a.key.user_id), self.instance_id, counter))
+            counter += 1
+        enrolment_rows = []
+        for e in done.enrolments.values():
+            enrolment_rows.append(rows.enrolment_to_row(
+                e, partition_of(e.dataset, e.user_id), self.instance_id, counter, now))
+            counter += 1
+        collection_rows = []
+        for c in done.collections.values():
+            collection_rows.append(rows.collection_to_row(
+                c, shared_partition(c.dataset), self.instance_id, counter, now))
+            counter += 1
+        context_rows = []
+        for x in done.contexts.values():
+            context_rows.append({
+                "dataset": x.dataset, "context_id": x.context_id,
+                "collection_id": x.collection_id, "name": x.name,
+                "start_date": x.start_date, "end_date": x.end_date,
+                "partition": shared_partition(x.dataset), "instance_id": self.instance_id,
+                "counter": counter, "updated_at": now})
+            counter += 1
+        rev = counter  # one revision for every summary this batch writes
+        summary_rows = [rows.summary_to_row(s, sid, rev, now)
+                        for s, sid in done.summaries.values()]
+        self.fast.upsert(sessions, session_rows)
+        self.fast.upsert(summaries, summary_rows)
+        upsert(self.conn, attempts, attempt_rows)
+        upsert(self.conn, enrolments, enrolment_rows)
+        upsert(self.conn, collections, collection_rows)
+        upsert(self.conn, contexts, context_rows)
+        if done.outbox:
+            self.conn.execute(outbox.insert(), [
+                {"dataset": d, "topic": t, "payload": rows.dumps(p), "created_at": now,
+                 "available_at": now, "attempts": 0} for d, t, p in done.outbox])
+        for s, _ in done.summaries.values():
+            self.changed_summaries[s.key] = (s, rev)
+
+    def _apply_erasure(self, dataset: str, user_id: str, scope: tuple[str, str] | None,
+                       enrolment: tuple[str, str] | None) -> None:
+        everything = scope is None and enrolment is None
+        if everything or scope is not None:
+            for table in (sessions, summaries, attempts):
+                cond = [table.c.dataset == dataset, table.c.user_id == user_id]
+                if scope is not None:
+                    cond += [table.c.collection_key == scope[0], table.c.context_key == scope[1]]
+                if table is summaries:
+                    for row in self.conn.execute(select(summaries).where(*cond)).mappings():
+                        key = rows.key_of(row)
+                        self.changed_summaries[key] = None
+                        self._summaries[key] = None
+                self.conn.execute(delete(table).where(*cond))
+        econd = [enrolments.c.dataset == dataset, enrolments.c.user_id == user_id]
+        if enrolment is not None:
+            econd += [enrolments.c.collection_id == enrolment[0],
+                      enrolments.c.context_id == enrolment[1]]
+        self.conn.execute(delete(enrolments).where(*econd))
+        for pk in [pk for pk in self._enrolments if pk[:2] == (dataset, user_id)]:
+            del self._enrolments[pk]
+        self._user_enrolments.discard((dataset, user_id))
+        record = "*" if everything else f"{scope}/{enrolment}"
+        upsert(self.conn, tombstones, [{
+            "dataset": dataset, "partition": partition_of(dataset, user_id), "kind": "erasure",
+            "record_id": record, "instance_id": self.instance_id,
+            "counter": self._allocate(1), "updated_at": self.now}])
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+

@@ -115,7 +115,9 @@ class EmbeddedPostgres:
     system user ``embedded_postgres``, hand it the temp dir (``chown``), and run initdb/pg_ctl
     as that user (``subprocess`` ``user=``/``group=``/``extra_groups=[]``). The temp dir comes
     from ``tempfile.mkdtemp`` rather than ``tmp_path_factory`` because pytest's base temp dir
-    is 0700 root, which that user could not traverse.
+    is 0700 root, which that user could not traverse. The venv must be readable by that user
+    too (fine under /work; a venv under a 0700 /root would fail with "Permission denied" --
+    get_server() chmods every parent directory to avoid that, we don't).
     """
 
     def __init__(self) -> None:
@@ -128,12 +130,13 @@ class EmbeddedPostgres:
 
         self.bin = Path(POSTGRES_BIN_PATH)
         self.run_as: dict[str, Any] = {}
-        self.dir = Path(tempfile.mkdtemp(prefix="learnlog-pg-"))
         if os.geteuid() == 0:
             entry = ensure_user_exists(PG_SYSTEM_USER)
             assert entry is not None
-            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
             self.run_as = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        self.dir = Path(tempfile.mkdtemp(prefix="learnlog-pg-"))
+        if self.run_as:
+            os.chown(self.dir, self.run_as["user"], self.run_as["group"])
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
         self.port = 0

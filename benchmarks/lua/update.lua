@@ -1,0 +1,7 @@
+-- wrk script: POST /v1/view/update (see common.lua for BENCH_TOKEN / BENCH_FILE).
+-- BENCH_FILE: one JSON request body per line.
+METHOD = "POST"
+PATH = "/v1/view/update"
+SCRIPT_NAME = "update"
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "common.lua")

@@ -1,5 +1,6 @@
 -- wrk script: POST /v1/view/update/validate (see common.lua for BENCH_TOKEN / BENCH_FILE).
--- BENCH_FILE: one JSON request body per line.
+-- The framework ceiling: same bodies as update.lua, validated and authorised, nothing
+-- written. BENCH_FILE: one view/update body per line.
 METHOD = "POST"
 PATH = "/v1/view/update/validate"
 SCRIPT_NAME = "validate"

@@ -103,7 +103,8 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
                          implicit_enrolment=settings.implicit_enrolment,
                          max_time_spent_delta=settings.max_time_spent_delta,
                          sign=signer(secret))
-    cache = StatusCache(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+    cache = (StatusCache(settings.redis_url, settings.redis_prefix, settings.redis_retry_seconds)
+             if settings.redis_url else None)
     writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=prefetch,
                     learners=learners,
                     after_commit=_write_through(cache) if cache is not None else None)

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./learnlog.db"
     redis_url: str = ""
     redis_prefix: str = "learnlog:"
+    redis_retry_seconds: float = Field(default=2.0, ge=0,
+                                       description="how long the cache stays off after an error")
     jwt_secret: str = ""
     jwt_public_keys: str = ""
     context_mode: ContextMode = ContextMode.STRICT

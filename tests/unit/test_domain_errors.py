@@ -80,7 +80,8 @@ def test_docstring_tree_lists_exactly_the_error_classes() -> None:
     drawn = re.findall(r"[├└]── (\w+)", doc)
     defined = sorted(
         name for name, value in vars(errors).items()
-        if isinstance(value, type) and issubclass(value, LearnlogError) and value is not LearnlogError
+        if isinstance(value, type) and issubclass(value, LearnlogError)
+        and value is not LearnlogError
     )
     assert sorted(drawn) == defined
     assert "LearnlogError" in doc

@@ -29,7 +29,7 @@ def key(mode: ContextMode, content: str, collection: str | None = None,
 
 # --- the three mode tables of SPEC §2.1, every row -----------------------------------
 
-def test_context_mode_default_values_are_the_setting_names() -> None:
+def test_context_mode_values_are_the_setting_names() -> None:
     assert [m.value for m in ContextMode] == ["strict", "collection", "content"]
     assert ContextMode("strict") is ContextMode.STRICT
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -427,7 +428,7 @@ def test_differences_of_equal_summaries_is_empty() -> None:
         ("extra_fields", {"y": 2}),
     ],
 )
-def test_differences_reports_each_session_field(field: str, value: object) -> None:
+def test_differences_reports_each_session_field(field: str, value: Any) -> None:
     base = Summary(KEY)
     changed = replace(base, **{field: value})
     assert differences(changed, base) == {field: (value, getattr(base, field))}

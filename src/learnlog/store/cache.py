@@ -43,11 +43,12 @@ TTL = 24 * 3600
 class StatusCache:
     """The optional cache; every method is safe to call when Redis is down."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, retry_after: float = RETRY_AFTER) -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._prefix = prefix
         self._script = self._client.register_script(_SET_IF_NEWER)
         self._down_until = 0.0
+        self._retry_after = retry_after
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
         self.hits = 0
@@ -74,7 +75,7 @@ class StatusCache:
 
     def _trip(self) -> None:
         self.errors += 1
-        self._down_until = time.monotonic() + RETRY_AFTER
+        self._down_until = time.monotonic() + self._retry_after
 
     def get_many(self, keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]] | None:
         """Cached read fields of these summaries; None when any is missing or on error."""

@@ -353,7 +353,7 @@ def seed_postgres(url: str, rows: int, contents: int, collections: int,
     # Per (collection, k): the 20 lines of a learner with the user id left as a hole, so a
     # learner's block is one str.join.
     hole = "\x00"
-    blocks = [["".join(_line((DATASET, hole) + t) for t in per_k).split(hole)
+    blocks = [["".join(_line((DATASET, hole, *t)) for t in per_k).split(hole)
                for per_k in per_c] for per_c in layout.tails]
     start = time.perf_counter()
     with psycopg.connect(_pg_conninfo(url), autocommit=False) as conn:

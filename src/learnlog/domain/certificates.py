@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ def parse_template(raw: Mapping[str, Any], path: str) -> Template:
     """Read `{name, criteria: {status?, score?: {op: value}}}`; unknown operators are a 400."""
     criteria = raw.get("criteria") or {}
     status = criteria.get("status", COMPLETED)
-    if status not in (0, 1, 2):
+    if isinstance(status, bool) or status not in (0, 1, 2):
         raise InvalidInput("criteria.status must be 0, 1 or 2.", field=f"{path}.criteria.status")
     score = criteria.get("score")
     if score is None:
@@ -46,7 +47,7 @@ def parse_template(raw: Mapping[str, Any], path: str) -> Template:
     if op not in OPERATORS:
         raise InvalidInput(f"Unknown score operator {op!r}; use one of {', '.join(OPERATORS)}.",
                            field=f"{path}.criteria.score")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput("criteria.score value must be a number.",
                            field=f"{path}.criteria.score")
     return Template(raw["name"], status, op, float(value))

@@ -92,7 +92,7 @@ def parse_nodes(raw: Sequence[Mapping[str, Any]], path: str = "request.children"
             name=item.get("name"),
             kind=item.get("kind"),
             optional=bool(item.get("optional", False)),
-            children=parse_nodes(children, f"{here}.children", depth + 1),
+            children=parse_nodes(children, f"{here}.children", depth + 1) if children else (),
         ))
     return tuple(nodes)
 

@@ -17,9 +17,11 @@ COMPLETED = 2
 
 def normalize(progress: float) -> float:
     """Clamp progress to [0, 1], rounding up to the next thousandth (0.9999999 completes)."""
-    if math.isnan(progress):
+    if math.isnan(progress) or progress <= 0.0:
         return 0.0
-    return max(0.0, min(1.0, math.ceil(progress * 1000 - _EPS) / 1000))
+    if progress >= 1.0:
+        return 1.0
+    return math.ceil(progress * 1000 - _EPS) / 1000
 
 
 def to_percent(progress: float) -> int:

@@ -62,6 +62,9 @@ class Summary:
     extra_fields: JSONMap | None = None
     details_from: tuple[int, str] | None = None  # `written` of the session the details came from
     repeat_from: tuple[int, str] | None = None  # `order` of the latest repeat session
+    # (order, progress) of the sessions since `repeat_from` that no later-started session
+    # matches or beats: ascending order, strictly descending progress (usually 1-2 entries).
+    frontier: tuple[tuple[tuple[int, str], float], ...] = ()
     # Assessment figures (SPEC §2.4), maintained by the assessment rules.
     best_score: float | None = None
     best_max_score: float | None = None
@@ -134,19 +137,32 @@ def _max(a: int | None, b: int | None) -> int | None:
     return max(a, b)
 
 
+def _raise(frontier: tuple[tuple[tuple[int, str], float], ...], order: tuple[int, str],
+           progress: float) -> tuple[tuple[tuple[int, str], float], ...]:
+    entries = dict(frontier)
+    entries[order] = max(progress, entries.get(order, progress))
+    kept: list[tuple[tuple[int, str], float]] = []
+    for o in sorted(entries, reverse=True):
+        if not kept or entries[o] > kept[-1][1]:
+            kept.append((o, entries[o]))
+    return tuple(reversed(kept))
+
+
 def apply_session(summary: Summary, old: Session | None, new: Session) -> Summary:
     """Fold one session's change (old value → new value) into its summary.
 
     Sessions only grow (time, progress, end, completion), so the fold of the changed
     session set is the old summary combined with the new session value.
     """
-    progress = summary.progress
     repeat_from = summary.repeat_from
-    if new.repeat and (repeat_from is None or new.order >= repeat_from):
+    if new.repeat and (repeat_from is None or new.order > repeat_from):
         repeat_from = new.order
-        progress = new.progress
-    elif repeat_from is None or new.order >= repeat_from:
-        progress = max(progress, new.progress)
+    frontier = summary.frontier
+    if repeat_from is None or new.order >= repeat_from:
+        frontier = _raise(frontier, new.order, new.progress)
+    if repeat_from is not None:
+        frontier = tuple(e for e in frontier if e[0] >= repeat_from)
+    progress = frontier[0][1] if frontier else summary.progress
     details_from = summary.details_from
     progress_details = summary.progress_details
     extra_fields = summary.extra_fields
@@ -169,6 +185,7 @@ def apply_session(summary: Summary, old: Session | None, new: Session) -> Summar
         extra_fields=extra_fields,
         details_from=details_from,
         repeat_from=repeat_from,
+        frontier=frontier,
     )
 
 

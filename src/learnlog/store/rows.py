@@ -48,6 +48,7 @@ def summary_from_row(row: Mapping[str, Any]) -> Summary:
         progress_details=loads(row["progress_details"]), extra_fields=loads(row["extra_fields"]),
         details_from=_pair(row["details_at"], row["details_session"]),
         repeat_from=_pair(row["repeat_at"], row["repeat_session"]),
+        frontier=tuple(((at, sid), p) for at, sid, p in loads(row["frontier"]) or ()),
         best_score=row["best_score"], best_max_score=row["best_max_score"],
         attempts_count=row["attempts_count"],
     )
@@ -64,6 +65,7 @@ def summary_to_row(s: Summary, open_session_id: str | None, rev: int, now: int) 
         "details_session": s.details_from[1] if s.details_from else None,
         "repeat_at": s.repeat_from[0] if s.repeat_from else None,
         "repeat_session": s.repeat_from[1] if s.repeat_from else None,
+        "frontier": dumps([(at, sid, p) for (at, sid), p in s.frontier]),
         "best_score": s.best_score, "best_max_score": s.best_max_score,
         "attempts_count": s.attempts_count, "open_session_id": open_session_id,
         "rev": rev, "updated_at": now,

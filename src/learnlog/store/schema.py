@@ -92,6 +92,7 @@ summaries = Table(
     Column("details_session", String(64)),
     Column("repeat_at", BigInteger),
     Column("repeat_session", String(64)),
+    Column("frontier", Text),
     Column("best_score", Float),
     Column("best_max_score", Float),
     Column("attempts_count", Integer, nullable=False),

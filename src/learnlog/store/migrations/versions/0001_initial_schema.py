@@ -156,6 +156,7 @@ def upgrade() -> None:
     sa.Column('details_session', sa.String(length=64), nullable=True),
     sa.Column('repeat_at', sa.BigInteger(), nullable=True),
     sa.Column('repeat_session', sa.String(length=64), nullable=True),
+    sa.Column('frontier', sa.Text(), nullable=True),
     sa.Column('best_score', sa.Float(), nullable=True),
     sa.Column('best_max_score', sa.Float(), nullable=True),
     sa.Column('attempts_count', sa.Integer(), nullable=False),

@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## test: every test — unit, integration (SQLite, PostgreSQL, Redis), end-to-end over HTTP
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov=learnlog.domain --cov-branch --cov-fail-under=100 --cov-report=term-missing:skip-covered
 
 ## check: lint, types and tests
 check: lint types test

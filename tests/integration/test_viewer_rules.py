@@ -639,11 +639,33 @@ def test_unenrol_marks_inactive_and_keeps_progress(api: Api, runtime: Runtime) -
     assert summary["active"] is False
     assert (summary["status"], summary["progress"]) == (1, 33)
     assert summary["contentStatus"][A] == 2
+    assert_facts_agree(runtime)
 
-    api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})  # back again
+
+def test_enrolling_again_after_unenrol_reactivates(api: Api, runtime: Runtime) -> None:
+    api.put_collection(COURSE, course())
+    api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})
+    complete(api, A)
+    api.post("/v1/unenrol", {"userId": USER, "collectionId": COURSE})
+    assert api.summary(USER, COURSE)["active"] is False
+
+    assert api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})["result"] == {
+        "response": "SUCCESS"}
     summary = api.summary(USER, COURSE)
     assert summary["active"] is True
+    assert (summary["status"], summary["progress"]) == (1, 33)  # the progress was kept
+    assert_facts_agree(runtime)
+
+
+def test_consumption_before_the_structure_counts_once_registered(api: Api, runtime: Runtime
+                                                                 ) -> None:
+    complete(api, A)  # the collection is not registered yet
+    api.start(USER, B, COURSE)
+    api.put_collection(COURSE, course())
+
+    summary = eventually(lambda: api.summary(USER, COURSE), lambda s: s["progress"] == 33)
     assert (summary["status"], summary["progress"]) == (1, 33)
+    assert summary["contentStatus"] == {A: 2, B: 1, C: 0, OPT: 0}
     assert_facts_agree(runtime)
 
 

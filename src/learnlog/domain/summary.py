@@ -80,9 +80,12 @@ def new_session(
     *,
     repeat: bool = False,
 ) -> Session:
-    """Open a session: it starts at the progress the learner has reached, or 0 on a repeat."""
-    start_progress = 0.0 if repeat or summary is None else summary.progress
-    return Session(session_id, key, instance_id, now, now, start_progress, repeat=repeat)
+    """Open a session where the learner left off (progress, details), or from 0 on a repeat."""
+    if repeat or summary is None:
+        return Session(session_id, key, instance_id, now, now, 0.0, repeat=repeat)
+    return Session(session_id, key, instance_id, now, now, summary.progress,
+                   progress_details=summary.progress_details,
+                   extra_fields=summary.extra_fields)
 
 
 def record_progress(
@@ -95,14 +98,18 @@ def record_progress(
     extra_fields: JSONMap | None = None,
     complete: bool = False,
 ) -> Session:
-    """Add time and raise progress on a session; progress never goes down; 1.0 completes."""
+    """Add time and raise progress on a session; progress never goes down.
+
+    Reaching 1.0 in this session (or `complete`) stamps its completion time once; a
+    revisit that starts at 1.0 is not a new completion until it is ended.
+    """
     new_progress = session.progress
     if progress is not None:
         new_progress = max(new_progress, normalize(progress))
     if complete:
         new_progress = 1.0
     completed_at = session.completed_at
-    if completed_at is None and new_progress >= 1.0:
+    if completed_at is None and new_progress >= 1.0 and (complete or session.progress < 1.0):
         completed_at = now
     return replace(
         session,

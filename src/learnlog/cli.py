@@ -127,7 +127,7 @@ def serve(
     sys.stderr.flush()
     uvicorn.run("learnlog.api.app:factory", factory=True, host=host, port=port,
                 workers=workers, loop="uvloop", http="httptools", log_level="warning",
-                access_log=False)
+                access_log=False, proxy_headers=False, server_header=False)
 
 
 def _bar() -> Progress:

@@ -482,6 +482,25 @@ def test_completing_required_leaves_completes_the_enrolment(api: Api, runtime: R
     assert_facts_agree(runtime)
 
 
+def test_every_way_of_completing_a_content_counts_for_the_collection(api: Api,
+                                                                     runtime: Runtime) -> None:
+    # SPEC §2.2: progress reaching 100, progressDetails implying 100, an assessment.
+    api.put_collection(COURSE, course())
+    api.start(USER, A, COURSE)
+    api.update(USER, A, COURSE, progress=100)
+    api.start(USER, B, COURSE)
+    api.update(USER, B, COURSE, progressDetails={"endPageSeen": True})
+    assert api.summary(USER, COURSE)["progress"] == 66
+    tick()
+    api.submit(USER, C, COURSE, attemptId="a1", assessmentTs=ETS,
+               assessments=attempt_events(1))
+
+    summary = api.summary(USER, COURSE)
+    assert (summary["status"], summary["progress"]) == (2, 100)
+    assert summary["completedOn"] == api.one(USER, C, COURSE)["completedOn"]
+    assert_facts_agree(runtime)
+
+
 def test_optional_leaf_alone_does_not_count(api: Api, runtime: Runtime) -> None:
     api.put_collection(COURSE, course())
     complete(api, OPT)

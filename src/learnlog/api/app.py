@@ -21,20 +21,23 @@ from . import envelope, ops, viewer
 _JSON = (b"content-type", b"application/json")
 
 
-class BodyLimit:
-    """Refuse bodies above the limit with a 400 before anything reads them whole.
+class Edge:
+    """The one middleware of learnlog: body limit, JSON bodies, request metrics.
 
-    The API speaks only JSON: a body sent with another content type (curl's default form
-    type, say) is read as JSON rather than refused for its header.
+    Bodies above the limit get a 400 before anything reads them whole. The API speaks
+    only JSON: a body sent with another content type (curl's default form type, say) is
+    read as JSON rather than refused for its header. Requests are counted and timed per
+    route template.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, metrics: ops.Metrics) -> None:
+        self.app, self.limit, self.metrics = app, limit, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
         headers = []
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
@@ -45,22 +48,32 @@ class BodyLimit:
         headers.append(_JSON)
         scope = {**scope, "headers": headers}
         seen = 0
-        refused = False
+        status = 500
 
         async def limited() -> Message:
-            nonlocal seen, refused
+            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    refused = True
                     raise _TooLarge
             return message
 
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, sending)
         except _TooLarge:
+            status = 400
             await self._refuse(send)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route=name, status=str(status)).inc()
+            self.metrics.latency.labels(route=name).observe(time.perf_counter() - start)
 
     async def _refuse(self, send: Send) -> None:
         body = envelope.failed("api.learnlog", 400, "CLIENT_ERROR", "REQUEST_TOO_LARGE",
@@ -73,34 +86,6 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
-
-
-class Measure:
-    """Counts requests and their latency per route template."""
-
-    def __init__(self, app: ASGIApp, metrics: ops.Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(route=name, status=str(status)).inc()
-            self.metrics.latency.labels(route=name).observe(time.perf_counter() - start)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -143,8 +128,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_exception_handler(Exception, on_any)
     app.include_router(viewer.router)
     app.include_router(ops.router)
-    app.add_middleware(Measure, metrics=app.state.metrics)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics)
     return app
 
 

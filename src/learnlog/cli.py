@@ -123,7 +123,7 @@ def serve(
     base = f"http://{host}:{port}"
     err.print(f"learnlog on [bold]{base}[/bold]  (database {settings.database_url})")
     err.print(f"API docs: {base}/docs")
-    err.print(f"admin token (24 h): {admin}")
+    err.print(f"admin token (24 h): {admin}", soft_wrap=True)
     sys.stderr.flush()
     uvicorn.run("learnlog.api.app:factory", factory=True, host=host, port=port,
                 workers=workers, loop="uvloop", http="httptools", log_level="warning",

@@ -449,6 +449,13 @@ def course(*extra_u2: dict[str, Any], with_c: bool = True) -> list[dict[str, Any
     return [unit("u1", leaf(A), leaf(B)), unit("u2", *u2, leaf(OPT, optional=True), *extra_u2)]
 
 
+def register(api: Api, runtime: Runtime) -> None:
+    """Register the course and wait until the structure change has been processed, so
+    that the scenario's own writes are what the enrolment figures come from."""
+    api.put_collection(COURSE, course())
+    settle(runtime)
+
+
 def complete(api: Api, content: str, collection: str = COURSE,
              context: str | None = None) -> None:
     api.start(USER, content, collection, context)
@@ -465,7 +472,7 @@ def test_collection_structure_counts_leaves_and_required(api: Api) -> None:
 
 def test_completing_required_leaves_completes_the_enrolment(api: Api, runtime: Runtime
                                                             ) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     seen = []
     for content in (B, A, C):  # the optional leaf is never opened
         complete(api, content)
@@ -485,7 +492,7 @@ def test_completing_required_leaves_completes_the_enrolment(api: Api, runtime: R
 def test_every_way_of_completing_a_content_counts_for_the_collection(api: Api,
                                                                      runtime: Runtime) -> None:
     # SPEC §2.2: progress reaching 100, progressDetails implying 100, an assessment.
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     api.start(USER, A, COURSE)
     api.update(USER, A, COURSE, progress=100)
     api.start(USER, B, COURSE)
@@ -502,7 +509,7 @@ def test_every_way_of_completing_a_content_counts_for_the_collection(api: Api,
 
 
 def test_optional_leaf_alone_does_not_count(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     complete(api, OPT)
 
     summary = api.summary(USER, COURSE)
@@ -515,7 +522,7 @@ def test_optional_leaf_alone_does_not_count(api: Api, runtime: Runtime) -> None:
 
 def test_completion_is_reached_without_the_optional_leaf_and_it_changes_nothing_after(
         api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     for content in (A, B, C):
         complete(api, content)
     done = api.summary(USER, COURSE)
@@ -529,7 +536,7 @@ def test_completion_is_reached_without_the_optional_leaf_and_it_changes_nothing_
 
 
 def test_completions_of_removed_contents_do_not_count(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     complete(api, A)
     complete(api, C)
     assert api.summary(USER, COURSE)["progress"] == 66
@@ -548,7 +555,7 @@ def test_completions_of_removed_contents_do_not_count(api: Api, runtime: Runtime
 
 def test_structure_shrink_completes_with_the_last_completion_time(api: Api, runtime: Runtime
                                                                   ) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     complete(api, A)
     tick()
     complete(api, B)
@@ -565,7 +572,7 @@ def test_structure_shrink_completes_with_the_last_completion_time(api: Api, runt
 
 def test_collection_completion_is_sticky_when_the_structure_grows(api: Api, runtime: Runtime
                                                                   ) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     for content in (A, B, C):
         complete(api, content)
     done = api.summary(USER, COURSE)
@@ -586,7 +593,7 @@ def test_collection_completion_is_sticky_when_the_structure_grows(api: Api, runt
 
 def test_structure_growth_lowers_progress_of_an_unfinished_enrolment(api: Api,
                                                                      runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     complete(api, A)
     complete(api, B)
     assert api.summary(USER, COURSE)["progress"] == 66
@@ -598,7 +605,7 @@ def test_structure_growth_lowers_progress_of_an_unfinished_enrolment(api: Api,
 
 
 def test_implicit_enrolment_on_first_start_in_a_collection(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     assert api.summaries(USER) == []
     api.start(USER, A, COURSE)
 
@@ -613,7 +620,7 @@ def test_implicit_enrolment_on_first_start_in_a_collection(api: Api, runtime: Ru
 
 
 def test_implicit_enrolment_records_the_context(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     complete(api, A, COURSE, "batch-1")
 
     (summary,) = api.summaries(USER)
@@ -625,7 +632,7 @@ def test_implicit_enrolment_records_the_context(api: Api, runtime: Runtime) -> N
 
 
 def test_explicit_enrolment_starts_not_started(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})
 
     summary = api.summary(USER, COURSE)
@@ -637,7 +644,7 @@ def test_explicit_enrolment_starts_not_started(api: Api, runtime: Runtime) -> No
 def test_explicit_enrolment_is_in_progress_after_the_first_start(api: Api, runtime: Runtime
                                                                   ) -> None:
     # SPEC §2.5: collection status is 0 if nothing consumed, 1 in progress.
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})
     api.start(USER, A, COURSE)
 
@@ -648,7 +655,7 @@ def test_explicit_enrolment_is_in_progress_after_the_first_start(api: Api, runti
 
 
 def test_unenrol_marks_inactive_and_keeps_progress(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})
     complete(api, A)
     assert api.summary(USER, COURSE)["progress"] == 33
@@ -662,7 +669,7 @@ def test_unenrol_marks_inactive_and_keeps_progress(api: Api, runtime: Runtime) -
 
 
 def test_enrolling_again_after_unenrol_reactivates(api: Api, runtime: Runtime) -> None:
-    api.put_collection(COURSE, course())
+    register(api, runtime)
     api.post("/v1/enrol", {"userId": USER, "collectionId": COURSE})
     complete(api, A)
     api.post("/v1/unenrol", {"userId": USER, "collectionId": COURSE})
@@ -680,7 +687,7 @@ def test_consumption_before_the_structure_counts_once_registered(api: Api, runti
                                                                  ) -> None:
     complete(api, A)  # the collection is not registered yet
     api.start(USER, B, COURSE)
-    api.put_collection(COURSE, course())
+    register(api, runtime)
 
     summary = eventually(lambda: api.summary(USER, COURSE), lambda s: s["progress"] == 33)
     assert (summary["status"], summary["progress"]) == (1, 33)
@@ -688,8 +695,8 @@ def test_consumption_before_the_structure_counts_once_registered(api: Api, runti
     assert_facts_agree(runtime)
 
 
-def test_unenrol_without_enrolment_is_not_found(api: Api) -> None:
-    api.put_collection(COURSE, course())
+def test_unenrol_without_enrolment_is_not_found(api: Api, runtime: Runtime) -> None:
+    register(api, runtime)
     response = api.post("/v1/unenrol", {"userId": USER, "collectionId": COURSE}, status=404)
     assert response["params"]["status"] == "failed"
 
@@ -698,6 +705,7 @@ def test_summary_list_shows_statuses_scores_and_collection(api: Api, runtime: Ru
     api.put_collection(COURSE, [unit("u1", leaf(A), leaf(QUIZ, kind="exercise")),
                                 unit("u2", leaf(OPT, optional=True))],
                        description="Maths, class 1", logo="https://example.org/logo.png")
+    settle(runtime)
     api.start(USER, A, COURSE)
     api.submit(USER, QUIZ, COURSE, attemptId="a1", assessmentTs=ETS,
                assessments=attempt_events(1, 1, 0))

@@ -17,7 +17,6 @@ from ..domain.errors import LearnlogError
 from ..settings import Settings
 from . import envelope, ops, viewer
 
-
 _JSON = (b"content-type", b"application/json")
 
 

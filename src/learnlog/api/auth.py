@@ -67,7 +67,7 @@ class Authenticator:
         self._cache: OrderedDict[str, Principal] = OrderedDict()
 
     def _verify(self, token: str) -> Principal:
-        options = {"verify_exp": False, "require": ["sub"]}
+        options: jwt.types.Options = {"verify_exp": False, "require": ["sub"]}
         claims: dict[str, Any] | None = None
         errors: list[str] = []
         try:

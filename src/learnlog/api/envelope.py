@@ -122,7 +122,7 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
     errors = exc.errors()
     first = errors[0] if errors else {"type": "value_error", "loc": ("body",), "msg": "invalid"}
     field = field_path(tuple(first.get("loc", ())))
-    kind = first.get("type", "")
+    kind = str(first.get("type", ""))
     api_id = api_id_of(request)
     if kind == "json_invalid":
         return failed(api_id, 400, "CLIENT_ERROR", "INVALID_JSON",

@@ -175,24 +175,44 @@ class EventsBody(Strict):
     events: Annotated[list[Event], Field(min_length=1, max_length=MAX_ITEMS)]
 
 
-def wrap(name: str, inner: type[BaseModel]) -> type[Wrapper]:
-    """`{"request": inner}` with the optional Sunbird fields around it."""
-    from pydantic import create_model
-
-    model: type[Wrapper] = create_model(name, __base__=Wrapper, request=(inner, ...))
-    return model
+class StartRequest(Wrapper):
+    request: ViewKeys
 
 
-StartRequest = wrap("StartRequest", ViewKeys)
-UpdateRequest = wrap("UpdateRequest", ViewUpdate)
-EndRequest = wrap("EndRequest", ViewKeys)
-SubmitRequest = wrap("SubmitRequest", AssessmentSubmit)
-ReadRequest = wrap("ReadRequest", ViewRead)
-SummaryReadRequest = wrap("SummaryReadRequest", EnrolmentRef)
-EnrolRequest = wrap("EnrolRequest", EnrolmentRef)
-CollectionRequest = wrap("CollectionRequest", CollectionBody)
-ContextRequest = wrap("ContextRequest", ContextBody)
-EventsRequest = wrap("EventsRequest", EventsBody)
+class UpdateRequest(Wrapper):
+    request: ViewUpdate
+
+
+class EndRequest(Wrapper):
+    request: ViewKeys
+
+
+class SubmitRequest(Wrapper):
+    request: AssessmentSubmit
+
+
+class ReadRequest(Wrapper):
+    request: ViewRead
+
+
+class SummaryReadRequest(Wrapper):
+    request: EnrolmentRef
+
+
+class EnrolRequest(Wrapper):
+    request: EnrolmentRef
+
+
+class CollectionRequest(Wrapper):
+    request: CollectionBody
+
+
+class ContextRequest(Wrapper):
+    request: ContextBody
+
+
+class EventsRequest(Wrapper):
+    request: EventsBody
 
 
 class DeleteScope(Strict):
@@ -201,4 +221,5 @@ class DeleteScope(Strict):
     contextId: Id | None = None
 
 
-DeleteRequest = wrap("DeleteRequest", DeleteScope)
+class DeleteRequest(Wrapper):
+    request: DeleteScope

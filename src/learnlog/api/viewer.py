@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 import orjson
@@ -72,7 +72,7 @@ def _response(event: m.AssessEvent) -> rules.ItemResponse:
 
 
 @router.post("/v1/view/start", name="api.view.start", response_model=Envelope)
-async def view_start(request: Request, body: m.StartRequest) -> Envelope:  # type: ignore[valid-type]
+async def view_start(request: Request, body: m.StartRequest) -> Envelope:
     """Start a view: creates the summary if absent and opens a session."""
     principal = caller(request, write=True)
     result = await runtime(request).writer.submit(svc.StartView(_keys(principal, body.request)))
@@ -80,7 +80,7 @@ async def view_start(request: Request, body: m.StartRequest) -> Envelope:  # typ
 
 
 @router.post("/v1/view/update", name="api.view.update", response_model=Envelope)
-async def view_update(request: Request, body: m.UpdateRequest) -> Envelope:  # type: ignore[valid-type]
+async def view_update(request: Request, body: m.UpdateRequest) -> Envelope:
     """Add time and progress to a started view."""
     principal = caller(request, write=True)
     command = _update(_keys(principal, body.request), body.request)
@@ -90,7 +90,7 @@ async def view_update(request: Request, body: m.UpdateRequest) -> Envelope:  # t
 
 @router.post("/v1/view/update/validate", name="api.view.update.validate",
              response_model=Envelope)
-async def view_update_validate(request: Request, body: m.UpdateRequest) -> Envelope:  # type: ignore[valid-type]
+async def view_update_validate(request: Request, body: m.UpdateRequest) -> Envelope:
     """Validate and authorise a view/update body and write nothing (the framework ceiling)."""
     principal = caller(request, write=True)
     _update(_keys(principal, body.request), body.request)
@@ -98,7 +98,7 @@ async def view_update_validate(request: Request, body: m.UpdateRequest) -> Envel
 
 
 @router.post("/v1/view/end", name="api.view.end", response_model=Envelope)
-async def view_end(request: Request, body: m.EndRequest) -> Envelope:  # type: ignore[valid-type]
+async def view_end(request: Request, body: m.EndRequest) -> Envelope:
     """End a view: the content is completed."""
     principal = caller(request, write=True)
     result = await runtime(request).writer.submit(svc.EndView(_keys(principal, body.request)))
@@ -106,7 +106,7 @@ async def view_end(request: Request, body: m.EndRequest) -> Envelope:  # type: i
 
 
 @router.post("/v1/assessment/submit", name="api.assessment.submit", response_model=Envelope)
-async def assessment_submit(request: Request, body: m.SubmitRequest) -> Envelope:  # type: ignore[valid-type]
+async def assessment_submit(request: Request, body: m.SubmitRequest) -> Envelope:
     """Record an assessment attempt; the content is completed."""
     principal = caller(request, write=True)
     command = _submit(_keys(principal, body.request), body.request)
@@ -115,7 +115,7 @@ async def assessment_submit(request: Request, body: m.SubmitRequest) -> Envelope
 
 
 @router.post("/v1/events", name="api.events", response_model=Envelope)
-async def events(request: Request, body: m.EventsRequest) -> Envelope:  # type: ignore[valid-type]
+async def events(request: Request, body: m.EventsRequest) -> Envelope:
     """Up to 1,000 view and assessment events, validated first, applied all or nothing."""
     principal = caller(request, write=True)
     commands: list[Any] = []
@@ -150,7 +150,7 @@ def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead) -> list[Summa
 
 
 @router.post("/v1/view/read", name="api.view.read", response_model=Envelope)
-async def view_read(request: Request, body: m.ReadRequest) -> Envelope:  # type: ignore[valid-type]
+async def view_read(request: Request, body: m.ReadRequest) -> Envelope:
     """Status, progress and scores of contents (unknown ones are status 0)."""
     rt = runtime(request)
     principal = caller(request, write=False)
@@ -168,7 +168,7 @@ async def view_read(request: Request, body: m.ReadRequest) -> Envelope:  # type:
 
 
 @router.post("/v1/assessment/read", name="api.assessment.read", response_model=Envelope)
-async def assessment_read(request: Request, body: m.ReadRequest) -> Envelope:  # type: ignore[valid-type]
+async def assessment_read(request: Request, body: m.ReadRequest) -> Envelope:
     """Best scores, attempt counts and the latest 25 attempts of contents."""
     rt = runtime(request)
     principal = caller(request, write=False)
@@ -206,7 +206,7 @@ async def summary_list(request: Request, userId: str) -> Envelope:
 
 
 @router.post("/v1/summary/read", name="api.summary.read", response_model=Envelope)
-async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope:  # type: ignore[valid-type]
+async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope:
     """One enrolment's summary."""
     principal = caller(request, write=False)
     req = body.request
@@ -227,7 +227,7 @@ def _check_id(value: str, name: str) -> None:
 @router.delete("/v1/summary/delete/{userId}", name="api.summary.delete", response_model=Envelope)
 async def summary_delete(
     request: Request, userId: str, all: bool = Query(False),
-    body: m.DeleteRequest | None = Body(None),  # type: ignore[valid-type]
+    body: Annotated[m.DeleteRequest | None, Body()] = None,
 ) -> Envelope:
     """Erase a learner's records: all of them (?all=true) or one enrolment's."""
     principal = caller(request, write=True)
@@ -287,7 +287,7 @@ async def summary_file(request: Request, userId: str, filename: str) -> Response
 
 @router.put("/v1/collection/{collectionId}", name="api.collection.put", response_model=Envelope)
 async def collection_put(request: Request, collectionId: str,
-                         body: m.CollectionRequest) -> Envelope:  # type: ignore[valid-type]
+                         body: m.CollectionRequest) -> Envelope:
     """Create or replace a collection's structure as a new version."""
     principal = caller(request, write=True)
     require_admin(principal)
@@ -329,7 +329,7 @@ async def collection_get(request: Request, collectionId: str) -> Envelope:
 
 @router.put("/v1/context/{contextId}", name="api.context.put", response_model=Envelope)
 async def context_put(request: Request, contextId: str,
-                      body: m.ContextRequest) -> Envelope:  # type: ignore[valid-type]
+                      body: m.ContextRequest) -> Envelope:
     """Create or replace a context (a batch, a program, a class) of a collection."""
     principal = caller(request, write=True)
     require_admin(principal)
@@ -343,7 +343,7 @@ async def context_put(request: Request, contextId: str,
 
 
 @router.post("/v1/enrol", name="api.enrol", response_model=Envelope)
-async def enrol(request: Request, body: m.EnrolRequest) -> Envelope:  # type: ignore[valid-type]
+async def enrol(request: Request, body: m.EnrolRequest) -> Envelope:
     """Enrol a learner (a learner may enrol itself)."""
     principal = caller(request, write=True)
     req = body.request
@@ -354,7 +354,7 @@ async def enrol(request: Request, body: m.EnrolRequest) -> Envelope:  # type: ig
 
 
 @router.post("/v1/unenrol", name="api.unenrol", response_model=Envelope)
-async def unenrol(request: Request, body: m.EnrolRequest) -> Envelope:  # type: ignore[valid-type]
+async def unenrol(request: Request, body: m.EnrolRequest) -> Envelope:
     """Mark an enrolment inactive; its progress is kept."""
     principal = caller(request, write=True)
     req = body.request

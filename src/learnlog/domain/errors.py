@@ -1,7 +1,7 @@
 """The one exception tree of learnlog. The HTTP layer maps it to responses in one place.
 
     LearnlogError                 (code, message, field)
-    ├── InvalidInput              400 CLIENT_ERROR: a field is missing, of the wrong type or out of range
+    ├── InvalidInput              400 CLIENT_ERROR: a field is missing, mistyped or out of range
     ├── NotFound                  404 RESOURCE_NOT_FOUND
     ├── Conflict                  409 CLIENT_ERROR: the same id with different content
     ├── Unauthorized              401 UNAUTHORIZED: no or bad credentials

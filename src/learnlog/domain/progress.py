@@ -26,7 +26,7 @@ def normalize(progress: float) -> float:
 
 def to_percent(progress: float) -> int:
     """Progress as the integer percent the Sunbird-family routes speak: floor(100·p)."""
-    return int(math.floor(progress * 100 + _EPS))
+    return math.floor(progress * 100 + _EPS)
 
 
 def from_percent(percent: float) -> float:

@@ -1,4 +1,4 @@
-"""Read use cases (SPEC §4.1 routes 5–8, 10): single indexed lookups by (dataset, user, …).
+"""Read use cases (SPEC §4.1 routes 5 to 8 and 10): single indexed lookups by (dataset, user, …).
 
 Freshness: read-after-write. A write's response is sent after its commit, and the cache is
 written through before that response, so the next read sees it.
@@ -17,8 +17,9 @@ from ..domain.progress import to_percent
 from ..domain.summary import Summary
 from ..store import rows
 from ..store.cache import StatusCache
+from ..store.fastsql import SUMMARY_PK
 from ..store.schema import attempts, collections, enrolments, summaries
-from ..store.uow import SUMMARY_PK, select_by_keys
+from ..store.uow import select_by_keys
 
 ATTEMPTS_SHOWN = 25
 

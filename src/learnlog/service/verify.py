@@ -17,8 +17,9 @@ from ..domain.enrolment import content_key
 from ..domain.keys import ContextMode, SummaryKey
 from ..domain.summary import differences, fold
 from ..store import rows
+from ..store.fastsql import SUMMARY_PK
 from ..store.schema import enrolments, sessions, summaries
-from ..store.uow import SUMMARY_PK, select_by_keys
+from ..store.uow import select_by_keys
 from .reads import collection_records, load_summaries
 
 CHUNK = 500
@@ -77,9 +78,9 @@ def verify(conn: Connection, mode: ContextMode,
                 continue
             keys_by_content = {c: content_key(mode, e, c) for c in record.structure.leaves}
             loaded = load_summaries(conn, list(keys_by_content.values()))
-            statuses = {c: s.status for c, k in keys_by_content.items() if (s := loaded.get(k))}
-            times = {c: s.completed_at for c, k in keys_by_content.items()
-                     if (s := loaded.get(k))}
+            present = {c: loaded[k] for c, k in keys_by_content.items() if k in loaded}
+            statuses = {c: summary.status for c, summary in present.items()}
+            times = {c: summary.completed_at for c, summary in present.items()}
             expected = enrolment_progress(e.figures, record.structure.required, statuses, times)
             if expected.completed_count != e.figures.completed_count or (
                     expected.status != e.figures.status):

@@ -126,7 +126,7 @@ class StatusCache:
                     if value is not None:
                         args += [content_id, rev, orjson.dumps(value)]
                 if args:
-                    self._script(keys=[hk, TTL], args=args, client=pipe)
+                    self._script(keys=[hk, str(TTL)], args=args, client=pipe)
             pipe.execute()
         except redis.RedisError:
             with self._lock:

@@ -22,8 +22,9 @@ SESSION_PK = ("dataset", "user_id", "session_id")
 
 @cache
 def _dialect(name: str) -> Any:
-    return sqlite.dialect(paramstyle="named") if name == "sqlite" else postgresql.dialect(
-        paramstyle="pyformat")
+    if name == "sqlite":
+        return sqlite.dialect(paramstyle="named")
+    return postgresql.dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
 
 
 @cache
@@ -78,8 +79,8 @@ class FastSql:
             cur = self.raw.cursor()
             cur.row_factory = sqlite3.Row
             params = [value for key in keys for value in key]
-            found: list[Any] = cur.execute(
-                sqlite_many_sql(table, names, len(keys)), params).fetchall()
+            found: list[Any] = list(cur.execute(
+                sqlite_many_sql(table, names, len(keys)), params).fetchall())
             cur.close()
             return found
         from psycopg.rows import dict_row
@@ -87,7 +88,7 @@ class FastSql:
         with self.raw.cursor(row_factory=dict_row) as cur:
             cur.execute(pg_many_sql(table, names),
                         {n: [k[i] for k in keys] for i, n in enumerate(names)})
-            return cur.fetchall()
+            return list(cur.fetchall())
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -25,7 +24,7 @@ def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def key_of(row: Mapping[str, Any]) -> SummaryKey:
+def key_of(row: Any) -> SummaryKey:
     return SummaryKey(row["dataset"], row["user_id"], row["collection_key"], row["context_key"],
                       row["content_id"])
 
@@ -39,7 +38,7 @@ def _pair(at: int | None, sid: str | None) -> tuple[int, str] | None:
     return None if at is None or sid is None else (at, sid)
 
 
-def summary_from_row(row: Mapping[str, Any]) -> Summary:
+def summary_from_row(row: Any) -> Summary:
     return Summary(
         key=key_of(row), status=row["status"], progress=row["progress"],
         time_spent=row["time_spent"], first_access=row["first_access"],
@@ -72,7 +71,7 @@ def summary_to_row(s: Summary, open_session_id: str | None, rev: int, now: int) 
     }
 
 
-def session_from_row(row: Mapping[str, Any]) -> Session:
+def session_from_row(row: Any) -> Session:
     return Session(
         session_id=row["session_id"], key=key_of(row), instance_id=row["instance_id"],
         started_at=row["started_at"], ended_at=row["ended_at"], progress=row["progress"],
@@ -98,7 +97,7 @@ def _response_to_json(r: ItemResponse) -> dict[str, Any]:
             "item": dict(r.item), "extra": dict(r.extra)}
 
 
-def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
+def attempt_from_row(row: Any) -> Attempt:
     responses = tuple(
         ItemResponse(r["id"], r["ets"], r["score"], r["max_score"], r["item"], r["extra"])
         for r in loads(row["responses"])
@@ -120,7 +119,7 @@ def attempt_to_row(a: Attempt, partition: str, instance_id: str, counter: int) -
     }
 
 
-def enrolment_from_row(row: Mapping[str, Any]) -> Enrolment:
+def enrolment_from_row(row: Any) -> Enrolment:
     certs = tuple(IssuedCertificate(c["id"], c["name"], c["token"], c["issued_on"])
                   for c in loads(row["certificates"]))
     return Enrolment(
@@ -159,7 +158,7 @@ def node_to_json(n: Node) -> dict[str, Any]:
     return out
 
 
-def _node_from_json(raw: Mapping[str, Any]) -> Node:
+def _node_from_json(raw: Any) -> Node:
     return Node(raw["identifier"], raw["type"], raw.get("name"), raw.get("kind"),
                 bool(raw.get("optional", False)),
                 tuple(_node_from_json(c) for c in raw.get("children", ())))
@@ -172,7 +171,7 @@ def template_to_json(t: Template) -> dict[str, Any]:
     return {"name": t.name, "criteria": criteria}
 
 
-def collection_from_row(row: Mapping[str, Any]) -> CollectionRecord:
+def collection_from_row(row: Any) -> CollectionRecord:
     children = tuple(_node_from_json(c) for c in loads(row["structure"]))
     templates = tuple(
         Template(t["name"], t["criteria"]["status"],

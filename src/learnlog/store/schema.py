@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-ID = 256  # ids are 1–256 printable characters (SPEC §1)
+ID = 256  # ids are 1 to 256 printable characters (SPEC §1)
 
 
 def _id(name: str, *, primary_key: bool = False, nullable: bool = False) -> Column[str]:

@@ -413,8 +413,8 @@ class BatchUnitOfWork:
             self.conn.execute(outbox.insert(), [
                 {"dataset": d, "topic": t, "payload": rows.dumps(p), "created_at": now,
                  "available_at": now, "attempts": 0} for d, t, p in done.outbox])
-        for s, _ in done.summaries.values():
-            self.changed_summaries[s.key] = (s, rev)
+        for summary, _ in done.summaries.values():
+            self.changed_summaries[summary.key] = (summary, rev)
 
     def _apply_erasure(self, dataset: str, user_id: str, scope: tuple[str, str] | None,
                        enrolment: tuple[str, str] | None) -> None:

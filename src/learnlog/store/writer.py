@@ -206,8 +206,8 @@ class Writer:
 def _lock_learners(conn: Any, learners: set[tuple[str, str]]) -> None:
     """Serialise writers of the same learner across processes, in one fixed order."""
     if learners:
-        conn.execute(text("SELECT pg_advisory_xact_lock(h) FROM "
-                          "(SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:ks AS text[])) k "
+        conn.execute(text("SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT "
+                          "hashtextextended(k, 0) AS h FROM unnest(CAST(:ks AS text[])) k "
                           "ORDER BY 1) locks"),
                      {"ks": sorted(f"{d}\x1f{u}" for d, u in learners)})
 

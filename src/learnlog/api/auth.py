@@ -45,16 +45,25 @@ def mint(secret: str, sub: str, roles: Sequence[str] = ("learner",), dataset: st
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _public_keys(path: str) -> list[Any]:
-    """Keys from a PEM file (one or more public keys) or a JWKS JSON file."""
-    text = Path(path).read_text()
-    if text.lstrip().startswith("{"):
-        return [k.key for k in jwt.PyJWKSet.from_json(text).keys]
+def _public_keys(path: str) -> list[tuple[Any, str]]:
+    """(key, algorithm) pairs from a PEM file (one or more public keys) or a JWKS file."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    blocks = text.split("-----END PUBLIC KEY-----")
-    return [load_pem_public_key((b + "-----END PUBLIC KEY-----").strip().encode())
-            for b in blocks if "BEGIN PUBLIC KEY" in b]
+    text = Path(path).read_text()
+    if text.lstrip().startswith("{"):
+        keys = [k.key for k in jwt.PyJWKSet.from_json(text).keys]
+    else:
+        blocks = text.split("-----END PUBLIC KEY-----")
+        keys = [load_pem_public_key((b + "-----END PUBLIC KEY-----").strip().encode())
+                for b in blocks if "BEGIN PUBLIC KEY" in b]
+    pairs: list[tuple[Any, str]] = []
+    for key in keys:
+        if isinstance(key, rsa.RSAPublicKey):
+            pairs.append((key, "RS256"))
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            pairs.append((key, "ES256"))
+    return pairs
 
 
 class Authenticator:
@@ -69,18 +78,16 @@ class Authenticator:
     def _verify(self, token: str) -> Principal:
         options: jwt.types.Options = {"verify_exp": False, "require": ["sub"]}
         claims: dict[str, Any] | None = None
-        errors: list[str] = []
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options=options)
-        except jwt.InvalidTokenError as error:
-            errors.append(str(error))
-            for key in self._keys:
+        except jwt.InvalidTokenError:
+            # Each key verifies only tokens of its own algorithm (no algorithm confusion).
+            for key, algorithm in self._keys:
                 try:
-                    claims = jwt.decode(token, key, algorithms=["RS256", "ES256"],
-                                        options=options)
+                    claims = jwt.decode(token, key, algorithms=[algorithm], options=options)
                     break
-                except jwt.InvalidTokenError as other:
-                    errors.append(str(other))
+                except jwt.InvalidTokenError:
+                    continue
         if claims is None:
             raise Unauthorized("You are not authorized: the token does not verify.",
                                code="UNAUTHORIZED_USER")

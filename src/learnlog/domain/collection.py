@@ -142,3 +142,28 @@ def enrolment_progress(
     consumed = bool(statuses) and any(s > NOT_STARTED for s in statuses.values())
     status = IN_PROGRESS if consumed or previous.status == IN_PROGRESS else NOT_STARTED
     return EnrolmentProgress(count, percent, status, None)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitProgress:
+    """A unit's figures under one enrolment: the collection rules on the unit's subtree."""
+
+    completed_count: int
+    required_count: int
+    progress: int
+    status: int
+
+
+def unit_progress(structure: Structure, statuses: Mapping[str, int]) -> dict[str, UnitProgress]:
+    """Per unit: required leaves of its subtree completed, the one percent formula, status."""
+    out: dict[str, UnitProgress] = {}
+    for unit_id, (leaves, required) in structure.units.items():
+        count = completed_required(required, statuses)
+        consumed = any(statuses.get(c, NOT_STARTED) > NOT_STARTED for c in leaves)
+        if required and count >= len(required):
+            status = COMPLETED
+        else:
+            status = IN_PROGRESS if consumed else NOT_STARTED
+        out[unit_id] = UnitProgress(count, len(required), progress_percent(count, len(required)),
+                                    status)
+    return out

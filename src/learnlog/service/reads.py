@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ..domain.collection import unit_progress
 from ..domain.enrolment import CollectionRecord, Enrolment, content_key
 from ..domain.keys import ContextMode, SummaryKey
 from ..domain.progress import to_percent
@@ -161,6 +162,10 @@ def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
         if s is not None and s.best_score is not None:
             assessment_status[content_id] = {"score": s.best_score,
                                              "max_score": s.best_max_score}
+    units = {} if record is None else {
+        unit_id: {"completedCount": u.completed_count, "requiredCount": u.required_count,
+                  "progress": u.progress, "status": u.status}
+        for unit_id, u in unit_progress(record.structure, content_status).items()}
     return {
         "userId": e.user_id, "collectionId": e.collection_id, "contextId": e.context_id,
         "enrolledDate": e.enrolled_at, "active": e.active,
@@ -172,6 +177,7 @@ def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
             "description": record.description, "version": record.structure.version},
         "issuedCertificates": [{"name": c.name, "id": c.id, "token": c.token,
                                 "lastIssuedOn": c.issued_on} for c in e.certificates],
+        "units": units,
         "completedOn": e.figures.completed_on, "completedCount": e.figures.completed_count,
         "progress": e.figures.progress, "status": e.figures.status,
     }

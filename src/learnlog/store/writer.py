@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sys
 import threading
@@ -21,6 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, text
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..domain.errors import LearnlogError
@@ -62,6 +68,7 @@ class Writer:
         self.clock = clock
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._turn = WriterTurn.for_engine(engine)
         self.batches = 0
         self.commands = 0
         self.batch_sizes: dict[int, int] = {}
@@ -80,6 +87,7 @@ class Writer:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        self._turn.close()
 
     def submit_future(self, command: Any) -> Future[Any]:
         """Queue a command; the future resolves after its batch committed."""
@@ -157,6 +165,10 @@ class Writer:
         raise AssertionError("unreachable")
 
     def _apply_once(self, jobs: list[_Job], *, single: bool) -> list[Any]:
+        with self._turn:
+            return self._apply_locked(jobs, single=single)
+
+    def _apply_locked(self, jobs: list[_Job], *, single: bool) -> list[Any]:
         outcomes: list[tuple[bool, Any]] = []
         with self.engine.begin() as conn:
             uow = BatchUnitOfWork(conn, self.ctx.instance_id, self.clock())
@@ -201,6 +213,41 @@ class Writer:
             else:
                 job.future.set_exception(value)
         return results
+
+
+class WriterTurn:
+    """Whose turn it is to write an SQLite file, across processes: an OS file lock.
+
+    SQLite's own busy handler makes a waiting writer sleep in growing steps (up to 100 ms),
+    which turned two worker processes into a lock convoy (p99 over a second). A blocking
+    `flock` wakes the waiter the moment the holder releases it. PostgreSQL needs no turn:
+    it locks per learner (`_lock_learners`).
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._fd: int | None = None
+        if path is not None and fcntl is not None:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> WriterTurn:
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return cls(None)
+        return cls(database + ".writer-lock")
+
+    def __enter__(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _lock_learners(conn: Any, learners: set[tuple[str, str]]) -> None:

@@ -34,9 +34,11 @@ TEMPLATES = [
 ]
 
 
-def register(api: Api, *extra: dict[str, Any]) -> None:
+def register(api: Api, runtime: Runtime, *extra: dict[str, Any]) -> None:
+    """Register (or change) the collection and wait until the change has been processed."""
     api.put_collection(COURSE, [unit("u1", leaf(VIDEO), leaf(QUIZ, kind="exercise"), *extra)],
                        certificates=TEMPLATES)
+    settle(runtime)
 
 
 def watch(api: Api) -> None:
@@ -73,7 +75,7 @@ def tamper(token: str) -> str:
 
 def test_completion_is_issued_once_and_merit_only_with_a_high_score(api: Api,
                                                                     runtime: Runtime) -> None:
-    register(api)
+    register(api, runtime)
     quiz(api, "low", 1, 0, 0)  # 33 %
     assert certificates(api) == []  # not completed yet
     watch(api)
@@ -101,7 +103,7 @@ def test_completion_is_issued_once_and_merit_only_with_a_high_score(api: Api,
 
 
 def test_both_are_issued_when_completed_with_a_high_score(api: Api, runtime: Runtime) -> None:
-    register(api)
+    register(api, runtime)
     watch(api)
     quiz(api, "a1", 1, 1, 0)  # 66 %: the submission completes the quiz and the collection
 
@@ -112,7 +114,7 @@ def test_both_are_issued_when_completed_with_a_high_score(api: Api, runtime: Run
 
 
 def test_merit_is_not_issued_below_the_threshold(api: Api, runtime: Runtime) -> None:
-    register(api)
+    register(api, runtime)
     quiz(api, "a1", 1, 0.5, 0.2)  # 56.67 %
     watch(api)
 
@@ -123,7 +125,7 @@ def test_merit_is_not_issued_below_the_threshold(api: Api, runtime: Runtime) -> 
 
 
 def test_no_certificate_before_completion(api: Api, runtime: Runtime) -> None:
-    register(api)
+    register(api, runtime)
     quiz(api, "a1", 1, 1, 1)  # 100 % but the video is not done
     api.start(USER, VIDEO, COURSE)
     settle(runtime)
@@ -136,19 +138,19 @@ def test_no_certificate_before_completion(api: Api, runtime: Runtime) -> None:
 
 def test_completion_through_a_structure_change_issues_the_certificate(api: Api,
                                                                       runtime: Runtime) -> None:
-    register(api, leaf(EXTRA))
+    register(api, runtime, leaf(EXTRA))
     watch(api)
     quiz(api, "a1", 1, 0, 0)
     assert certificates(api) == []
 
-    register(api)  # the one content left to do is removed from the structure
+    register(api, runtime)  # the one content left to do is removed from the structure
     assert [c["name"] for c in certificates(api, {"Completion"})] == ["Completion"]
     assert api.summary(USER, COURSE)["status"] == 2
     assert_facts_agree(runtime)
 
 
 def test_certificate_token_verifies(api: Api, runtime: Runtime) -> None:
-    register(api)
+    register(api, runtime)
     quiz(api, "a1", 1, 1, 1)
     watch(api)
     issued = by_name(certificates(api, {"Completion", "Merit"}))
@@ -167,7 +169,7 @@ def test_certificate_token_verifies(api: Api, runtime: Runtime) -> None:
 
 
 def test_tampered_certificate_token_is_rejected(api: Api, runtime: Runtime) -> None:
-    register(api)
+    register(api, runtime)
     watch(api)
     quiz(api, "a1", 1, 0, 0)
     (cert,) = certificates(api, {"Completion"})

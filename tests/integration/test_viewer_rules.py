@@ -1,4 +1,4 @@
-"""The viewer rules of SPEC §2.2–§2.5 through the HTTP API, on SQLite and PostgreSQL.
+"""The viewer rules of SPEC §2.2 to §2.5 through the HTTP API, on SQLite and PostgreSQL.
 
 Progress and status are monotonic, time is additive, assessments keep the latest answer per
 item and the best attempt, collections count required leaves of the current structure.
@@ -159,7 +159,8 @@ def test_explicit_progress_wins_over_progress_details(api: Api, runtime: Runtime
 
 def test_duplicate_update_adds_time_but_not_progress(api: Api, runtime: Runtime) -> None:
     api.start(USER, CONTENT)
-    update = {"progress": 50, "timespent": 10, "progressDetails": {"progress": 50}}
+    update: dict[str, Any] = {"progress": 50, "timespent": 10,
+                              "progressDetails": {"progress": 50}}
     api.update(USER, CONTENT, **update)
     api.update(USER, CONTENT, **update)
 
@@ -725,3 +726,14 @@ def test_summary_list_shows_statuses_scores_and_collection(api: Api, runtime: Ru
     assert (summary["status"], summary["progress"]) == (1, 50)
     assert summary == api.summary(USER, COURSE)  # summary/read gives the same enrolment
     assert_facts_agree(runtime)
+
+
+def test_a_repeated_view_end_is_a_harmless_retry(api: Api) -> None:
+    api.start("u-end", "c1", "k", "x")
+    api.update("u-end", "c1", "k", "x", timespent=5)
+    api.end("u-end", "c1", "k", "x")
+    first = api.one("u-end", "c1", "k", "x")
+    api.end("u-end", "c1", "k", "x")
+    again = api.one("u-end", "c1", "k", "x")
+    assert again == first
+    assert (again["viewCount"], again["status"]) == (1, 2)

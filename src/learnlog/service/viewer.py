@@ -112,6 +112,8 @@ class EndView:
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
         key = self.keys.resolve(ctx)
         before = _started(uow, key)
+        if before.status == COMPLETED and uow.open_session(key) is None:
+            return {self.keys.content_id: "Progress ended"}  # a retry: nothing to end
         _complete(uow, ctx, key, before)
         _after_change(uow, ctx, self.keys, before, uow.summary(key))
         return {self.keys.content_id: "Progress ended"}
@@ -144,6 +146,8 @@ class SubmitAssessment:
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
         key = self.keys.resolve(ctx)
+        before = uow.summary(key)
+        stored_any = False
         for given in self.attempts:
             first_ets = min((r.ets for r in given.responses), default=uow.now)
             attempt_id = given.attempt_id or rules.derive_attempt_id(key, first_ets)
@@ -152,8 +156,10 @@ class SubmitAssessment:
             merged = rules.merge_attempt(uow.attempt(key, attempt_id), incoming)
             if merged is not None:
                 uow.put_attempt(merged)
+                stored_any = True
+        if not stored_any and before is not None and before.status == COMPLETED:
+            return {self.keys.content_id: "SUCCESS"}  # a resent submission changes nothing
         best = rules.best_score(uow.attempts_of(key))
-        before = uow.summary(key)
         if before is None:
             # Submitting without a view: the attempt is a visit of its own.
             opened = new_session(uow.new_id(), key, ctx.instance_id, uow.now, None)
@@ -182,7 +188,8 @@ def _after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
         _ensure_enrolment(uow, ctx, keys.dataset, keys.user_id, keys.collection_id,
                           enrolment_context(keys.collection_id, keys.context_id))
     newly_completed = after.status == COMPLETED and (before is None or before.status != COMPLETED)
-    if not (newly_completed or scores_changed):
+    # A first consumption moves enrolments from "not started" to "in progress".
+    if not (newly_completed or scores_changed or before is None):
         return
     for enrolment in _touched(uow, ctx, after.key, keys):
         _refresh(uow, ctx, enrolment)
@@ -241,7 +248,8 @@ def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment) ->
         for template in earned(record.templates, figures.status, percent, issued):
             updated = replace(updated, certificates=(
                 *updated.certificates, _issue(uow, ctx, updated, template)))
-    if updated != enrolment or uow.enrolment(*enrolment.pk) is None:
+    stored = uow.enrolment(*enrolment.pk)
+    if stored is None or updated != stored:
         uow.put_enrolment(updated)
     return updated
 

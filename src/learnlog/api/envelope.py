@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -47,11 +47,22 @@ def now_ts() -> str:
     return now.strftime("%Y-%m-%d %H:%M:%S:") + f"{now.microsecond // 1000:03d}+0000"
 
 
-def ok(api_id: str, result: dict[str, Any], msgid: str | None = None) -> Envelope:
+class EnvelopeResponse(Response):
+    """JSON of an `Envelope`, serialised once by pydantic.
+
+    Routes still declare `response_model=Envelope` (the OpenAPI contract); returning the
+    serialised model spares FastAPI a second validation of what we just built.
+    """
+
+    media_type = "application/json"
+
+
+def ok(api_id: str, result: dict[str, Any], msgid: str | None = None) -> EnvelopeResponse:
     """A success envelope."""
-    return Envelope(id=api_id, ts=now_ts(), params=Params(
+    body = Envelope(id=api_id, ts=now_ts(), params=Params(
         resmsgid=str(uuid.uuid4()), msgid=msgid, status="success"),
         responseCode="OK", result=result)
+    return EnvelopeResponse(body.model_dump_json())
 
 
 _STATUS: list[tuple[type[LearnlogError], int, str]] = [

@@ -23,7 +23,7 @@ from ..service import viewer as svc
 from ..store.uow import ContextRecord
 from . import models as m
 from .auth import Principal, may_act_for, require_admin
-from .envelope import Envelope, ok
+from .envelope import Envelope, EnvelopeResponse, ok
 
 router = APIRouter()
 
@@ -72,7 +72,7 @@ def _response(event: m.AssessEvent) -> rules.ItemResponse:
 
 
 @router.post("/v1/view/start", name="api.view.start", response_model=Envelope)
-async def view_start(request: Request, body: m.StartRequest) -> Envelope:
+async def view_start(request: Request, body: m.StartRequest) -> EnvelopeResponse:
     """Start a view: creates the summary if absent and opens a session."""
     principal = caller(request, write=True)
     result = await runtime(request).writer.submit(svc.StartView(_keys(principal, body.request)))
@@ -80,7 +80,7 @@ async def view_start(request: Request, body: m.StartRequest) -> Envelope:
 
 
 @router.post("/v1/view/update", name="api.view.update", response_model=Envelope)
-async def view_update(request: Request, body: m.UpdateRequest) -> Envelope:
+async def view_update(request: Request, body: m.UpdateRequest) -> EnvelopeResponse:
     """Add time and progress to a started view."""
     principal = caller(request, write=True)
     command = _update(_keys(principal, body.request), body.request)
@@ -90,7 +90,7 @@ async def view_update(request: Request, body: m.UpdateRequest) -> Envelope:
 
 @router.post("/v1/view/update/validate", name="api.view.update.validate",
              response_model=Envelope)
-async def view_update_validate(request: Request, body: m.UpdateRequest) -> Envelope:
+async def view_update_validate(request: Request, body: m.UpdateRequest) -> EnvelopeResponse:
     """Validate and authorise a view/update body and write nothing (the framework ceiling)."""
     principal = caller(request, write=True)
     _update(_keys(principal, body.request), body.request)
@@ -98,7 +98,7 @@ async def view_update_validate(request: Request, body: m.UpdateRequest) -> Envel
 
 
 @router.post("/v1/view/end", name="api.view.end", response_model=Envelope)
-async def view_end(request: Request, body: m.EndRequest) -> Envelope:
+async def view_end(request: Request, body: m.EndRequest) -> EnvelopeResponse:
     """End a view: the content is completed."""
     principal = caller(request, write=True)
     result = await runtime(request).writer.submit(svc.EndView(_keys(principal, body.request)))
@@ -106,7 +106,7 @@ async def view_end(request: Request, body: m.EndRequest) -> Envelope:
 
 
 @router.post("/v1/assessment/submit", name="api.assessment.submit", response_model=Envelope)
-async def assessment_submit(request: Request, body: m.SubmitRequest) -> Envelope:
+async def assessment_submit(request: Request, body: m.SubmitRequest) -> EnvelopeResponse:
     """Record an assessment attempt; the content is completed."""
     principal = caller(request, write=True)
     command = _submit(_keys(principal, body.request), body.request)
@@ -115,7 +115,7 @@ async def assessment_submit(request: Request, body: m.SubmitRequest) -> Envelope
 
 
 @router.post("/v1/events", name="api.events", response_model=Envelope)
-async def events(request: Request, body: m.EventsRequest) -> Envelope:
+async def events(request: Request, body: m.EventsRequest) -> EnvelopeResponse:
     """Up to 1,000 view and assessment events, validated first, applied all or nothing."""
     principal = caller(request, write=True)
     commands: list[Any] = []
@@ -150,7 +150,7 @@ def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead) -> list[Summa
 
 
 @router.post("/v1/view/read", name="api.view.read", response_model=Envelope)
-async def view_read(request: Request, body: m.ReadRequest) -> Envelope:
+async def view_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
     """Status, progress and scores of contents (unknown ones are status 0)."""
     rt = runtime(request)
     principal = caller(request, write=False)
@@ -168,7 +168,7 @@ async def view_read(request: Request, body: m.ReadRequest) -> Envelope:
 
 
 @router.post("/v1/assessment/read", name="api.assessment.read", response_model=Envelope)
-async def assessment_read(request: Request, body: m.ReadRequest) -> Envelope:
+async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
     """Best scores, attempt counts and the latest 25 attempts of contents."""
     rt = runtime(request)
     principal = caller(request, write=False)
@@ -196,7 +196,7 @@ async def _summaries(rt: Runtime, principal: Principal, user_id: str,
 
 
 @router.get("/v1/summary/list/{userId}", name="api.summary.list", response_model=Envelope)
-async def summary_list(request: Request, userId: str) -> Envelope:
+async def summary_list(request: Request, userId: str) -> EnvelopeResponse:
     """Every enrolment of a learner with its progress, statuses, scores, certificates."""
     principal = caller(request, write=False)
     _check_id(userId, "userId")
@@ -206,7 +206,7 @@ async def summary_list(request: Request, userId: str) -> Envelope:
 
 
 @router.post("/v1/summary/read", name="api.summary.read", response_model=Envelope)
-async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope:
+async def summary_read(request: Request, body: m.SummaryReadRequest) -> EnvelopeResponse:
     """One enrolment's summary."""
     principal = caller(request, write=False)
     req = body.request
@@ -228,7 +228,7 @@ def _check_id(value: str, name: str) -> None:
 async def summary_delete(
     request: Request, userId: str, all: bool = Query(False),
     body: Annotated[m.DeleteRequest | None, Body()] = None,
-) -> Envelope:
+) -> EnvelopeResponse:
     """Erase a learner's records: all of them (?all=true) or one enrolment's."""
     principal = caller(request, write=True)
     _check_id(userId, "userId")
@@ -250,7 +250,7 @@ async def summary_delete(
 @router.get("/v1/summary/download/{userId}", name="api.summary.download",
             response_model=Envelope)
 async def summary_download(request: Request, userId: str,
-                           format: str = Query("json", pattern="^(csv|json)$")) -> Envelope:
+                           format: str = Query("json", pattern="^(csv|json)$")) -> EnvelopeResponse:
     """Where to download a learner's summaries (served to the same caller only)."""
     principal = caller(request, write=False)
     _check_id(userId, "userId")
@@ -287,7 +287,7 @@ async def summary_file(request: Request, userId: str, filename: str) -> Response
 
 @router.put("/v1/collection/{collectionId}", name="api.collection.put", response_model=Envelope)
 async def collection_put(request: Request, collectionId: str,
-                         body: m.CollectionRequest) -> Envelope:
+                         body: m.CollectionRequest) -> EnvelopeResponse:
     """Create or replace a collection's structure as a new version."""
     principal = caller(request, write=True)
     require_admin(principal)
@@ -302,7 +302,7 @@ async def collection_put(request: Request, collectionId: str,
 
 
 @router.get("/v1/collection/{collectionId}", name="api.collection.get", response_model=Envelope)
-async def collection_get(request: Request, collectionId: str) -> Envelope:
+async def collection_get(request: Request, collectionId: str) -> EnvelopeResponse:
     """A collection's current structure."""
     from ..store.rows import node_to_json, template_to_json
 
@@ -329,7 +329,7 @@ async def collection_get(request: Request, collectionId: str) -> Envelope:
 
 @router.put("/v1/context/{contextId}", name="api.context.put", response_model=Envelope)
 async def context_put(request: Request, contextId: str,
-                      body: m.ContextRequest) -> Envelope:
+                      body: m.ContextRequest) -> EnvelopeResponse:
     """Create or replace a context (a batch, a program, a class) of a collection."""
     principal = caller(request, write=True)
     require_admin(principal)
@@ -343,7 +343,7 @@ async def context_put(request: Request, contextId: str,
 
 
 @router.post("/v1/enrol", name="api.enrol", response_model=Envelope)
-async def enrol(request: Request, body: m.EnrolRequest) -> Envelope:
+async def enrol(request: Request, body: m.EnrolRequest) -> EnvelopeResponse:
     """Enrol a learner (a learner may enrol itself)."""
     principal = caller(request, write=True)
     req = body.request
@@ -354,7 +354,7 @@ async def enrol(request: Request, body: m.EnrolRequest) -> Envelope:
 
 
 @router.post("/v1/unenrol", name="api.unenrol", response_model=Envelope)
-async def unenrol(request: Request, body: m.EnrolRequest) -> Envelope:
+async def unenrol(request: Request, body: m.EnrolRequest) -> EnvelopeResponse:
     """Mark an enrolment inactive; its progress is kept."""
     principal = caller(request, write=True)
     req = body.request
@@ -366,7 +366,7 @@ async def unenrol(request: Request, body: m.EnrolRequest) -> Envelope:
 
 @router.get("/v1/certificate/verify/{token}", name="api.certificate.verify",
             response_model=Envelope)
-async def certificate_verify(request: Request, token: str) -> Envelope:
+async def certificate_verify(request: Request, token: str) -> EnvelopeResponse:
     """Check a certificate token's signature and show what it certifies (no login needed)."""
     rt = runtime(request)
     try:

@@ -58,9 +58,10 @@ class Runtime:
         """Start the background parts: the writer thread and the in-process outbox loop."""
         self.writer.start()
         if self.settings.process_outbox and self.outbox_loop is None:
-            self.outbox_loop = OutboxLoop(self.engine, self.writer,
-                                          self.settings.outbox_poll_seconds)
-            self.outbox_loop.start()
+            loop = OutboxLoop(self.engine, self.writer, self.settings.outbox_poll_seconds)
+            self.outbox_loop = loop
+            self.writer.on_queued_work = loop.wake
+            loop.start()
 
     def close(self) -> None:
         if self.outbox_loop is not None:

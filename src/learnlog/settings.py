@@ -33,5 +33,6 @@ class Settings(BaseSettings):
     offline_grace: int = Field(default=0, ge=0, description="seconds an expired token may write")
     writer_max_batch: int = Field(default=512, gt=0)
     db_pool_size: int = Field(default=8, gt=0)
-    outbox_poll_seconds: float = Field(default=0.2, gt=0)
+    outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often to look for work queued by other processes")
     process_outbox: bool = True

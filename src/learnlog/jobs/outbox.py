@@ -75,6 +75,7 @@ class OutboxLoop:
     def __init__(self, engine: Engine, writer: Writer, interval: float) -> None:
         self._engine, self._writer, self._interval = engine, writer, interval
         self._stop = threading.Event()
+        self._due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="learnlog-outbox", daemon=True)
 
     def start(self) -> None:
@@ -82,10 +83,19 @@ class OutboxLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        self._due.set()
         self._thread.join(timeout=30)
 
+    def wake(self) -> None:
+        """Work was just queued by this process: handle it now rather than at the next poll."""
+        self._due.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._due.wait(self._interval)
+            self._due.clear()
+            if self._stop.is_set():
+                return
             try:
                 while process_once(self._engine, self._writer) and not self._stop.is_set():
                     pass

@@ -137,6 +137,7 @@ class BatchUnitOfWork:
         self._done = _Staged()
         self._cmd = _Staged()
         self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
+        self.queued_work = False
 
     # -- ids ----------------------------------------------------------------------------
     @staticmethod
@@ -409,6 +410,7 @@ class BatchUnitOfWork:
         upsert(self.conn, enrolments, enrolment_rows)
         upsert(self.conn, collections, collection_rows)
         upsert(self.conn, contexts, context_rows)
+        self.queued_work = bool(done.outbox)
         if done.outbox:
             self.conn.execute(outbox.insert(), [
                 {"dataset": d, "topic": t, "payload": rows.dumps(p), "created_at": now,

@@ -69,6 +69,7 @@ class Writer:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._turn = WriterTurn.for_engine(engine)
+        self.on_queued_work: Callable[[], None] | None = None
         self.batches = 0
         self.commands = 0
         self.batch_sizes: dict[int, int] = {}
@@ -202,6 +203,8 @@ class Writer:
             _quietly(action)
         if self.after_commit is not None:
             _quietly(lambda: self.after_commit(uow))  # type: ignore[misc]
+        if uow.queued_work and self.on_queued_work is not None:
+            self.on_queued_work()
         results = []
         for job, (ok, value) in zip(jobs, outcomes, strict=True):
             if single:

@@ -12,7 +12,7 @@ The unit of work owns the transaction; services never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
     values,
 )
@@ -353,15 +354,20 @@ class BatchUnitOfWork:
         return self._done.after_commit
 
     # -- flush --------------------------------------------------------------------------
-    def _allocate(self, n: int) -> int:
-        """Reserve n counters of this instance; returns the first (facts are versioned)."""
+    def _allocate(self, n: int) -> Iterator[int]:
+        """n fresh counters of this instance, increasing (facts are versioned by them)."""
         if n == 0:
-            return 0
+            return iter(())
+        if self.conn.dialect.name == "postgresql":
+            values = self.conn.execute(
+                text("SELECT nextval('fact_counter') FROM generate_series(1, :n)"), {"n": n}
+            ).scalars().all()
+            return iter(sorted(int(v) for v in values))
         self.conn.execute(update(meta).where(meta.c.key == COUNTER_KEY).values(
             value=func.cast(func.cast(meta.c.value, BigInteger) + n, Text)))
         last = int(self.conn.execute(select(meta.c.value).where(meta.c.key == COUNTER_KEY)
                                      ).scalar_one())
-        return last - n + 1
+        return iter(range(last - n + 1, last + 1))
 
     def flush(self) -> None:
         """Write everything the committed commands staged, one statement per table."""
@@ -370,38 +376,27 @@ class BatchUnitOfWork:
             self._apply_erasure(*erasure)
         facts = (len(done.sessions) + len(done.attempts) + len(done.enrolments)
                  + len(done.collections) + len(done.contexts) + (1 if done.summaries else 0))
-        counter = self._allocate(facts)
+        counters = self._allocate(facts)
         now = self.now
-        session_rows = []
-        for s in done.sessions.values():
-            session_rows.append(rows.session_to_row(
-                s, partition_of(s.key.dataset, s.key.user_id), counter, now))
-            counter += 1
-        attempt_rows = []
-        for a in done.attempts.values():
-            attempt_rows.append(rows.attempt_to_row(
-                a, partition_of(a.key.dataset, a.key.user_id), self.instance_id, counter))
-            counter += 1
-        enrolment_rows = []
-        for e in done.enrolments.values():
-            enrolment_rows.append(rows.enrolment_to_row(
-                e, partition_of(e.dataset, e.user_id), self.instance_id, counter, now))
-            counter += 1
-        collection_rows = []
-        for c in done.collections.values():
-            collection_rows.append(rows.collection_to_row(
-                c, shared_partition(c.dataset), self.instance_id, counter, now))
-            counter += 1
-        context_rows = []
-        for x in done.contexts.values():
-            context_rows.append({
-                "dataset": x.dataset, "context_id": x.context_id,
-                "collection_id": x.collection_id, "name": x.name,
-                "start_date": x.start_date, "end_date": x.end_date,
-                "partition": shared_partition(x.dataset), "instance_id": self.instance_id,
-                "counter": counter, "updated_at": now})
-            counter += 1
-        rev = counter  # one revision for every summary this batch writes
+        session_rows = [
+            rows.session_to_row(s, partition_of(s.key.dataset, s.key.user_id), next(counters),
+                                now) for s in done.sessions.values()]
+        attempt_rows = [
+            rows.attempt_to_row(a, partition_of(a.key.dataset, a.key.user_id), self.instance_id,
+                                next(counters)) for a in done.attempts.values()]
+        enrolment_rows = [
+            rows.enrolment_to_row(e, partition_of(e.dataset, e.user_id), self.instance_id,
+                                  next(counters), now) for e in done.enrolments.values()]
+        collection_rows = [
+            rows.collection_to_row(c, shared_partition(c.dataset), self.instance_id,
+                                   next(counters), now) for c in done.collections.values()]
+        context_rows = [{
+            "dataset": x.dataset, "context_id": x.context_id, "collection_id": x.collection_id,
+            "name": x.name, "start_date": x.start_date, "end_date": x.end_date,
+            "partition": shared_partition(x.dataset), "instance_id": self.instance_id,
+            "counter": next(counters), "updated_at": now} for x in done.contexts.values()]
+        # One revision for every summary this batch writes (the cache keeps the newest).
+        rev = next(counters, 0)
         summary_rows = [rows.summary_to_row(s, sid, rev, now)
                         for s, sid in done.summaries.values()]
         self.fast.upsert(sessions, session_rows)
@@ -444,7 +439,7 @@ class BatchUnitOfWork:
         upsert(self.conn, tombstones, [{
             "dataset": dataset, "partition": partition_of(dataset, user_id), "kind": "erasure",
             "record_id": record, "instance_id": self.instance_id,
-            "counter": self._allocate(1), "updated_at": self.now}])
+            "counter": next(self._allocate(1)), "updated_at": self.now}])
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -27,6 +27,10 @@ class Metrics:
             registry=self.registry)
         self.batch = Gauge("learnlog_write_batch_size_total", "write batches by size bucket",
                            ["size"], registry=self.registry)
+        self.writer_cpu = Gauge("learnlog_writer_cpu_seconds", "CPU time of the writer thread",
+                                registry=self.registry)
+        self.writer_commands = Gauge("learnlog_writer_commands", "commands the writer applied",
+                                     registry=self.registry)
         self.queue = Gauge("learnlog_outbox_depth", "rows waiting in the outbox",
                            registry=self.registry)
         self.cache = Gauge("learnlog_cache_events", "cache hits, misses and errors", ["kind"],
@@ -64,6 +68,8 @@ async def metrics(request: Request) -> PlainTextResponse:
     m: Metrics = request.app.state.metrics
     for size, count in rt.writer.batch_sizes.items():
         m.batch.labels(size=str(size)).set(count)
+    m.writer_cpu.set(rt.writer.cpu_seconds)
+    m.writer_commands.set(rt.writer.commands)
     m.queue.set(await run_in_threadpool(pending, rt.engine))
     if rt.cache is not None:
         m.cache.labels(kind="hit").set(rt.cache.hits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -87,6 +88,32 @@ class _TooLarge(Exception):
     pass
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """/docs and /redoc from assets shipped in a package: a school server has no CDN."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(fastapi_offline.__file__).with_name("static")
+    app.mount("/docs-static", StaticFiles(directory=static), name="docs-static")
+
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="learnlog API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png")
+
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="learnlog API",
+                              redoc_js_url="/docs-static/redoc.standalone.js",
+                              redoc_favicon_url="/docs-static/favicon.png")
+
+    app.add_api_route("/docs", swagger, include_in_schema=False)
+    app.add_api_route("/redoc", redoc, include_in_schema=False)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app; the runtime starts and stops with the app's lifespan."""
     settings = settings or Settings()
@@ -102,8 +129,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(title="learnlog", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="learnlog", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
                   description="Learning progress, scores and analytics. See /docs.")
+    _offline_docs(app)
     app.state.metrics = ops.Metrics()
 
     async def on_domain(request: Any, exc: Exception) -> Any:

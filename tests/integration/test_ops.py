@@ -1,0 +1,30 @@
+"""Operations routes and the offline API docs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import Api
+
+pytestmark = pytest.mark.parametrize("engine", ["sqlite"])
+
+
+def test_health_ready_and_metrics(api: Api) -> None:
+    assert api.client.get("/health").json() == {"status": "ok"}
+    ready = api.client.get("/ready")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+    api.start("u1", "c1")
+    metrics = api.client.get("/metrics").text
+    assert 'learnlog_requests_total{route="/v1/view/start",status="200"} 1.0' in metrics
+    assert "learnlog_write_batch_size_total" in metrics
+    assert "learnlog_outbox_depth" in metrics
+
+
+def test_docs_work_without_internet(api: Api) -> None:
+    page = api.client.get("/docs").text
+    assert "/docs-static/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        assert api.client.get(f"/docs-static/{asset}").status_code == 200
+    assert "redoc.standalone.js" in api.client.get("/redoc").text
+    schema = api.client.get("/openapi.json").json()
+    assert "/v1/view/update" in schema["paths"]

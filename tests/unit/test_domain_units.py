@@ -49,3 +49,11 @@ def test_nested_units_roll_up() -> None:
 def test_a_unit_of_only_optional_leaves_never_completes() -> None:
     structure = Structure("k", 1, (Node("extras", "unit", children=(_leaf("x", True),)),))
     assert unit_progress(structure, {"x": 2})["extras"] == UnitProgress(0, 0, 0, 1)
+
+
+def test_a_consumption_outside_the_structure_still_starts_the_enrolment() -> None:
+    from learnlog.domain.collection import EnrolmentProgress, enrolment_progress
+
+    fresh = EnrolmentProgress(0, 0, 0, None)
+    assert enrolment_progress(fresh, frozenset(), {}, {}).status == 0
+    assert enrolment_progress(fresh, frozenset(), {}, {}, consumed=True).status == 1

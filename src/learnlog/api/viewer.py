@@ -20,6 +20,7 @@ from ..domain.errors import InvalidInput, NotFound
 from ..domain.keys import SummaryKey, enrolment_context, resolve_key
 from ..service import reads
 from ..service import viewer as svc
+from ..store.db import read_with_retry
 from ..store.uow import ContextRecord
 from . import models as m
 from .auth import Principal, may_act_for, require_admin
@@ -157,11 +158,8 @@ async def view_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
     req = body.request
     keys = _read_keys(rt, principal, req)
 
-    def read() -> dict[SummaryKey, dict[str, Any]]:
-        with rt.read_engine.connect() as conn:
-            return reads.view_fields(conn, rt.cache, keys)
-
-    fields = await run_in_threadpool(read)
+    fields = await run_in_threadpool(
+        read_with_retry, rt.read_engine, lambda conn: reads.view_fields(conn, rt.cache, keys))
     return ok("api.view.read", {
         "userId": req.userId, "collectionId": req.collectionId, "contextId": req.contextId,
         "contents": [reads.view_row(k.content_id, fields[k]) for k in keys]}, _msgid(body))
@@ -175,11 +173,8 @@ async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResp
     req = body.request
     keys = _read_keys(rt, principal, req)
 
-    def read() -> list[dict[str, Any]]:
-        with rt.read_engine.connect() as conn:
-            return reads.assessment_rows(conn, keys)
-
-    contents = await run_in_threadpool(read)
+    contents = await run_in_threadpool(
+        read_with_retry, rt.read_engine, lambda conn: reads.assessment_rows(conn, keys))
     return ok("api.assessment.read", {"userId": req.userId, "collectionId": req.collectionId,
                                       "contextId": req.contextId, "contents": contents},
               _msgid(body))
@@ -188,11 +183,9 @@ async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResp
 async def _summaries(rt: Runtime, principal: Principal, user_id: str,
                      collection_id: str | None = None,
                      context_id: str | None = None) -> list[dict[str, Any]]:
-    def read() -> list[dict[str, Any]]:
-        with rt.read_engine.connect() as conn:
-            return reads.enrolment_summaries(conn, rt.ctx.mode, principal.dataset, user_id,
-                                             collection_id, context_id)
-    return await run_in_threadpool(read)
+    return await run_in_threadpool(
+        read_with_retry, rt.read_engine, lambda conn: reads.enrolment_summaries(
+            conn, rt.ctx.mode, principal.dataset, user_id, collection_id, context_id))
 
 
 @router.get("/v1/summary/list/{userId}", name="api.summary.list", response_model=Envelope)
@@ -310,11 +303,10 @@ async def collection_get(request: Request, collectionId: str) -> EnvelopeRespons
     principal = caller(request, write=False)
     _check_id(collectionId, "collectionId")
 
-    def read() -> Any:
-        with rt.read_engine.connect() as conn:
-            return reads.collection_records(conn, principal.dataset, [collectionId])
-
-    record = (await run_in_threadpool(read)).get(collectionId)
+    found = await run_in_threadpool(
+        read_with_retry, rt.read_engine,
+        lambda conn: reads.collection_records(conn, principal.dataset, [collectionId]))
+    record = found.get(collectionId)
     if record is None:
         raise NotFound(f"Collection {collectionId} is not registered.",
                        code="COLLECTION_NOT_FOUND", field="collectionId")

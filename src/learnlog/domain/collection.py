@@ -126,8 +126,13 @@ def enrolment_progress(
     required: frozenset[str],
     statuses: Mapping[str, int],
     completion_times: Mapping[str, int | None],
+    *,
+    consumed: bool = False,
 ) -> EnrolmentProgress:
     """Recompute an enrolment's figures; completion is sticky and keeps its first time.
+
+    `consumed` says the learner consumed content of the collection even if none of the
+    structure's leaves shows it (an unregistered structure, a removed content).
 
     `completed_on` is the completion time of the content that completed the set: the
     latest completion among the required contents.
@@ -139,7 +144,7 @@ def enrolment_progress(
     if required and count >= len(required):
         times = [t for c in required if (t := completion_times.get(c)) is not None]
         return EnrolmentProgress(count, 100, COMPLETED, max(times) if times else None)
-    consumed = bool(statuses) and any(s > NOT_STARTED for s in statuses.values())
+    consumed = consumed or any(s > NOT_STARTED for s in statuses.values())
     status = IN_PROGRESS if consumed or previous.status == IN_PROGRESS else NOT_STARTED
     return EnrolmentProgress(count, percent, status, None)
 

@@ -18,7 +18,7 @@ from ..domain.progress import to_percent
 from ..domain.summary import Summary
 from ..store import rows
 from ..store.cache import StatusCache
-from ..store.fastsql import SUMMARY_PK
+from ..store.fastsql import SUMMARY_PK, FastSql
 from ..store.schema import attempts, collections, enrolments, summaries
 from ..store.uow import select_by_keys
 
@@ -63,18 +63,30 @@ def load_summaries(conn: Connection, keys: Sequence[SummaryKey]) -> dict[Summary
 
 def view_fields(conn: Connection, cache: StatusCache | None,
                 keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
-    """Read fields of these summaries: from the cache when it holds all, else the database."""
+    """Read fields of these summaries: from the cache when it holds all, else the database.
+
+    The hot read: one indexed range query per scope on the driver connection, only the
+    columns view/read shows (see store/fastsql.py for why not Core here).
+    """
     if cache is not None:
         hit = cache.get_many(keys)
         if hit is not None:
             return hit
-    loaded = {rows.key_of(r): r for r in _summary_rows(conn, keys)}
-    fields: dict[SummaryKey, dict[str, Any]] = {}
-    revs: dict[SummaryKey, int] = {}
+    by_scope: dict[tuple[str, str, str, str], list[SummaryKey]] = {}
     for k in keys:
-        row = loaded.get(k)
-        fields[k] = cached_fields(None if row is None else rows.summary_from_row(row))
-        revs[k] = 0 if row is None else int(row["rev"])
+        by_scope.setdefault(k.scope, []).append(k)
+    fast = FastSql(conn)
+    fields: dict[SummaryKey, dict[str, Any]] = {k: {} for k in keys}
+    revs: dict[SummaryKey, int] = dict.fromkeys(keys, 0)
+    for scope, scoped in by_scope.items():
+        for (content_id, status, progress, score, max_score, time_spent, views, last_access,
+             completed_at, details, rev) in fast.view_rows(scope, [k.content_id for k in scoped]):
+            key = SummaryKey(*scope, content_id)
+            fields[key] = {
+                "status": status, "progress": progress, "score": score, "max_score": max_score,
+                "timeSpent": time_spent, "viewCount": views, "lastAccessTime": last_access,
+                "completedOn": completed_at, "progressDetails": rows.loads(details)}
+            revs[key] = int(rev)
     if cache is not None:
         # Back-fill carries each row's revision so it never overwrites a newer write.
         cache.put_many((k, revs[k], v) for k, v in fields.items())

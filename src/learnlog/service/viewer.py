@@ -186,7 +186,8 @@ def _after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
         return
     if (before is None and keys.collection_id is not None and ctx.implicit_enrolment):
         _ensure_enrolment(uow, ctx, keys.dataset, keys.user_id, keys.collection_id,
-                          enrolment_context(keys.collection_id, keys.context_id))
+                          enrolment_context(keys.collection_id, keys.context_id),
+                          consumed=True)
     newly_completed = after.status == COMPLETED and (before is None or before.status != COMPLETED)
     # A first consumption moves enrolments from "not started" to "in progress".
     if not (newly_completed or scores_changed or before is None):
@@ -213,16 +214,18 @@ def _structure(uow: BatchUnitOfWork, dataset: str, collection_id: str) -> Struct
 
 
 def _ensure_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
-                      collection_id: str, context_id: str) -> Enrolment:
+                      collection_id: str, context_id: str, *, consumed: bool = False
+                      ) -> Enrolment:
     existing = uow.enrolment(dataset, user_id, collection_id, context_id)
-    if existing is not None and existing.active:
+    if existing is not None and existing.active and not consumed:
         return existing
     enrolment = (replace(existing, active=True) if existing is not None else
                  Enrolment(dataset, user_id, collection_id, context_id, enrolled_at=uow.now))
-    return _refresh(uow, ctx, enrolment)
+    return _refresh(uow, ctx, enrolment, consumed=consumed)
 
 
-def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment) -> Enrolment:
+def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment, *,
+             consumed: bool = False) -> Enrolment:
     """Recompute an enrolment's figures from its summaries and issue earned certificates."""
     record = uow.collection(enrolment.dataset, enrolment.collection_id)
     leaves: Sequence[str] = record.structure.leaves if record is not None else ()
@@ -239,7 +242,8 @@ def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment) ->
             times[content_id] = summary.completed_at
             if summary.best_score is not None and summary.best_max_score:
                 scores.append((summary.best_score, summary.best_max_score))
-    figures = enrolment_progress(enrolment.figures, required, statuses, times)
+    figures = enrolment_progress(enrolment.figures, required, statuses, times,
+                                 consumed=consumed)
     updated = replace(enrolment, figures=figures)
     if record is not None and record.templates:
         percent = (rules.score_percent(sum(s for s, _ in scores), sum(m for _, m in scores))

@@ -53,6 +53,23 @@ def sqlite_many_sql(table: Table, names: tuple[str, ...], count: int) -> str:
             f"SELECT t.* FROM w JOIN {table.name} t ON {on}")
 
 
+VIEW_COLUMNS = ("content_id", "status", "progress", "best_score", "best_max_score",
+                "time_spent", "view_count", "last_access", "completed_at", "progress_details",
+                "rev")
+
+
+@cache
+def view_sql(dialect_name: str, count: int) -> str:
+    """The read fields of `count` contents under one scope (dataset, user, collection, context)."""
+    cols = ", ".join(VIEW_COLUMNS)
+    if dialect_name == "sqlite":
+        ids = ", ".join("?" * count)
+        return (f"SELECT {cols} FROM summaries WHERE dataset = ? AND user_id = ? AND "
+                f"collection_key = ? AND context_key = ? AND content_id IN ({ids})")
+    return (f"SELECT {cols} FROM summaries WHERE dataset = %s AND user_id = %s AND "
+            f"collection_key = %s AND context_key = %s AND content_id = ANY(%s)")
+
+
 @cache
 def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
     """PostgreSQL: rows whose key is in parallel arrays (one statement, index nested loop)."""
@@ -89,6 +106,18 @@ class FastSql:
             cur.execute(pg_many_sql(table, names),
                         {n: [k[i] for k in keys] for i, n in enumerate(names)})
             return list(cur.fetchall())
+
+    def view_rows(self, scope: tuple[str, str, str, str], content_ids: Sequence[str]
+                  ) -> list[tuple[Any, ...]]:
+        """Rows of VIEW_COLUMNS for these contents under one scope (an indexed range)."""
+        if self.dialect == "sqlite":
+            cur = self.raw.execute(view_sql("sqlite", len(content_ids)),
+                                   (*scope, *content_ids))
+        else:
+            cur = self.raw.execute(view_sql("postgresql", 0), (*scope, list(content_ids)))
+        found: list[tuple[Any, ...]] = list(cur.fetchall())
+        cur.close()
+        return found
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

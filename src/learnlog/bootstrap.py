@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .api.auth import Authenticator
 from .jobs.outbox import OutboxLoop
 from .service.ports import ServiceContext
-from .service.reads import cached_fields
+from .service.reads import Structures, cached_fields
 from .service.viewer import learners, prefetch
 from .settings import Settings
 from .store import migrate
@@ -51,8 +51,8 @@ class Runtime:
     auth: Authenticator
     secret: str
     cache: StatusCache | None
+    structures: Structures = field(default_factory=Structures)
     outbox_loop: OutboxLoop | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         """Start the background parts: the writer thread and the in-process outbox loop."""
@@ -104,7 +104,9 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
                          implicit_enrolment=settings.implicit_enrolment,
                          max_time_spent_delta=settings.max_time_spent_delta,
                          sign=signer(secret))
-    cache = (StatusCache(settings.redis_url, settings.redis_prefix, settings.redis_retry_seconds)
+    # The instance id is one per database: two databases sharing a Redis never share keys.
+    cache = (StatusCache(settings.redis_url, f"{settings.redis_prefix}{instance_id}:",
+                         settings.redis_retry_seconds)
              if settings.redis_url else None)
     writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=prefetch,
                     learners=learners,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -36,7 +37,7 @@ def cached(request: pytest.FixtureRequest, settings: Settings) -> Iterator[tuple
     if request.param == "redis":
         settings = settings.model_copy(update={
             "redis_url": request.getfixturevalue("redis_url"),
-            "redis_prefix": request.getfixturevalue("redis_prefix") + f"{id(settings)}:"})
+            "redis_prefix": request.getfixturevalue("redis_prefix")})
     yield from _api(settings)
 
 
@@ -54,6 +55,20 @@ def test_every_write_is_visible_to_the_next_read(cached: tuple[Api, Runtime]) ->
     assert api.one("u1", "c2", "k", "x")["status"] == 1  # an absent entry is not stale
     if rt.cache is not None:
         assert rt.cache.hits > 0
+
+
+def test_two_databases_sharing_a_redis_do_not_share_answers(
+        settings: Settings, redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
+    shared = {"redis_url": redis_url, "redis_prefix": redis_prefix}
+    first = settings.model_copy(update=shared)
+    second = settings.model_copy(update={
+        **shared, "database_url": f"sqlite:///{tmp_path / 'second.db'}"})
+    for api, _ in _api(first):
+        api.start("u9", "c1", "k", "x")
+        api.end("u9", "c1", "k", "x")
+        assert api.one("u9", "c1", "k", "x")["status"] == 2
+    for api, _ in _api(second):
+        assert api.one("u9", "c1", "k", "x")["status"] == 0
 
 
 def test_erasure_is_visible_to_the_next_read(cached: tuple[Api, Runtime]) -> None:

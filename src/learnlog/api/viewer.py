@@ -185,7 +185,8 @@ async def _summaries(rt: Runtime, principal: Principal, user_id: str,
                      context_id: str | None = None) -> list[dict[str, Any]]:
     return await run_in_threadpool(
         read_with_retry, rt.read_engine, lambda conn: reads.enrolment_summaries(
-            conn, rt.ctx.mode, principal.dataset, user_id, collection_id, context_id))
+            conn, rt.ctx.mode, rt.structures, principal.dataset, user_id, collection_id,
+            context_id))
 
 
 @router.get("/v1/summary/list/{userId}", name="api.summary.list", response_model=Envelope)

@@ -143,37 +143,66 @@ def collection_records(conn: Connection, dataset: str,
             for r in conn.execute(query).mappings()}
 
 
-def enrolment_summaries(conn: Connection, mode: ContextMode, dataset: str, user_id: str,
-                        collection_id: str | None = None,
+class Structures:
+    """Parsed collections, cached per process by their fact counter (which every change
+    bumps), so a structure is parsed once per version, not once per read."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._parsed: dict[tuple[str, str, int], CollectionRecord] = {}
+
+    def get(self, fast: FastSql, dataset: str, collection_id: str) -> CollectionRecord | None:
+        found = fast.rows_where(collections, {"dataset": dataset,
+                                              "collection_id": collection_id})
+        if not found:
+            return None
+        key = (dataset, collection_id, int(found[0]["counter"]))
+        record = self._parsed.get(key)
+        if record is None:
+            if len(self._parsed) >= self._size:
+                self._parsed.clear()
+            record = self._parsed[key] = rows.collection_from_row(found[0])
+        return record
+
+
+def enrolment_summaries(conn: Connection, mode: ContextMode, structures: Structures,
+                        dataset: str, user_id: str, collection_id: str | None = None,
                         context_id: str | None = None) -> list[dict[str, Any]]:
     """Enrolment summaries of a learner (all, or one collection/context)."""
-    query = select(enrolments).where(enrolments.c.dataset == dataset,
-                                     enrolments.c.user_id == user_id)
+    fast = FastSql(conn)
+    where = {"dataset": dataset, "user_id": user_id}
     if collection_id is not None:
-        query = query.where(enrolments.c.collection_id == collection_id)
+        where["collection_id"] = collection_id
     if context_id is not None:
-        query = query.where(enrolments.c.context_id == context_id)
-    found = [rows.enrolment_from_row(r) for r in conn.execute(
-        query.order_by(enrolments.c.collection_id, enrolments.c.context_id)).mappings()]
-    records = collection_records(conn, dataset, (e.collection_id for e in found))
-    keys = {(e.pk, c): content_key(mode, e, c) for e in found
-            for c in (records[e.collection_id].structure.leaves
-                      if e.collection_id in records else ())}
-    loaded = load_summaries(conn, list(keys.values())) if keys else {}
-    return [_enrolment_summary(e, records.get(e.collection_id), keys, loaded) for e in found]
+        where["context_id"] = context_id
+    found = sorted((rows.enrolment_from_row(r) for r in fast.rows_where(enrolments, where)),
+                   key=lambda e: (e.collection_id, e.context_id))
+    out = []
+    for e in found:
+        record = structures.get(fast, dataset, e.collection_id)
+        keys = {c: content_key(mode, e, c) for c in
+                (record.structure.leaves if record is not None else ())}
+        by_scope: dict[tuple[str, str, str, str], list[str]] = {}
+        for content_id, key in keys.items():
+            by_scope.setdefault(key.scope, []).append(content_id)
+        statuses: dict[str, tuple[int, float | None, float | None]] = {}
+        for scope, contents in by_scope.items():
+            for row in fast.view_rows(scope, contents):
+                statuses[row[0]] = (row[1], row[3], row[4])  # status, score, max score
+        out.append(_enrolment_summary(e, record, statuses))
+    return out
 
 
 def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
-                       keys: dict[tuple[Any, str], SummaryKey],
-                       loaded: dict[SummaryKey, Summary]) -> dict[str, Any]:
+                       statuses: dict[str, tuple[int, float | None, float | None]]
+                       ) -> dict[str, Any]:
     content_status: dict[str, int] = {}
     assessment_status: dict[str, dict[str, float | None]] = {}
     for content_id in (record.structure.leaves if record is not None else ()):
-        s = loaded.get(keys[(e.pk, content_id)])
-        content_status[content_id] = 0 if s is None else s.status
-        if s is not None and s.best_score is not None:
-            assessment_status[content_id] = {"score": s.best_score,
-                                             "max_score": s.best_max_score}
+        status, score, max_score = statuses.get(content_id, (0, None, None))
+        content_status[content_id] = status
+        if score is not None:
+            assessment_status[content_id] = {"score": score, "max_score": max_score}
     units = {} if record is None else {
         unit_id: {"completedCount": u.completed_count, "requiredCount": u.required_count,
                   "progress": u.progress, "status": u.status}

@@ -71,6 +71,14 @@ def view_sql(dialect_name: str, count: int) -> str:
 
 
 @cache
+def where_sql(dialect_name: str, table: Table, names: tuple[str, ...]) -> str:
+    """SELECT * FROM table WHERE each name equals a positional parameter."""
+    mark = "?" if dialect_name == "sqlite" else "%s"
+    cond = " AND ".join(f"{n} = {mark}" for n in names)
+    return f"SELECT * FROM {table.name} WHERE {cond}"
+
+
+@cache
 def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
     """PostgreSQL: rows whose key is in parallel arrays (one statement, index nested loop)."""
     cols = ", ".join(names)
@@ -118,6 +126,24 @@ class FastSql:
         found: list[tuple[Any, ...]] = list(cur.fetchall())
         cur.close()
         return found
+
+    def rows_where(self, table: Table, where: dict[str, Any]) -> list[Any]:
+        """Mapping rows of `table` matching column = value for every item of `where`."""
+        names = tuple(where)
+        sql = where_sql(self.dialect, table, names)
+        if self.dialect == "sqlite":
+            import sqlite3
+
+            cur = self.raw.cursor()
+            cur.row_factory = sqlite3.Row
+            found: list[Any] = list(cur.execute(sql, tuple(where.values())).fetchall())
+            cur.close()
+            return found
+        from psycopg.rows import dict_row
+
+        with self.raw.cursor(row_factory=dict_row) as pg:
+            pg.execute(sql, tuple(where.values()))
+            return list(pg.fetchall())
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

@@ -46,8 +46,11 @@ def now_ms() -> int:
 
 @dataclass
 class _Job:
+    """A queued command and where its outcome goes: a thread future or an asyncio one."""
+
     command: Any
-    future: Future[Any]
+    future: Future[Any] | asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class Writer:
@@ -86,14 +89,21 @@ class Writer:
         self._turn.close()
 
     def submit_future(self, command: Any) -> Future[Any]:
-        """Queue a command; the future resolves after its batch committed."""
+        """Queue a command from any thread; the future resolves after its batch committed."""
         future: Future[Any] = Future()
         self._queue.put(_Job(command, future))
         return future
 
     async def submit(self, command: Any) -> Any:
-        """Apply a command durably and return its result (awaitable)."""
-        return await asyncio.wrap_future(self.submit_future(command))
+        """Apply a command durably and return its result (awaitable).
+
+        The outcomes of a whole batch reach the event loop in one hand-off, not one
+        cross-thread wake-up per request.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Job(command, future, loop))
+        return await future
 
     def run_sync(self, command: Any) -> Any:
         """Apply a command durably from synchronous code (CLI, jobs)."""
@@ -204,17 +214,20 @@ class Writer:
             _quietly(lambda: self.after_commit(uow))  # type: ignore[misc]
         if uow.queued_work and self.on_queued_work is not None:
             self.on_queued_work()
-        results = []
-        for job, (ok, value) in zip(jobs, outcomes, strict=True):
-            if single:
+        if single:
+            for ok, value in outcomes:
                 if not ok:
                     raise value
-                results.append(value)
-            elif ok:
-                job.future.set_result(value)
+            return [value for _, value in outcomes]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
+        for job, (ok, value) in zip(jobs, outcomes, strict=True):
+            if job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job.future, ok, value))
             else:
-                job.future.set_exception(value)
-        return results
+                _settle(job.future, ok, value)
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
+        return []
 
 
 class WriterTurn:
@@ -266,9 +279,26 @@ def _retryable(error: DBAPIError) -> bool:
     return any(s in message for s in ("deadlock", "could not serialize", "locked", "busy"))
 
 
+def _settle(future: Future[Any] | asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # a cancelled request (the client went away)
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _settle_all(settled: list[tuple[Any, bool, Any]]) -> None:
+    """Runs on the event loop: hand every request of a batch its outcome."""
+    for future, ok, value in settled:
+        _settle(future, ok, value)
+
+
 def _fail(job: _Job, error: BaseException) -> None:
-    if not job.future.done():
-        job.future.set_exception(error)
+    if job.loop is not None:
+        job.loop.call_soon_threadsafe(_settle, job.future, False, error)
+    else:
+        _settle(job.future, False, error)
 
 
 def _quietly(action: Callable[[], None]) -> None:

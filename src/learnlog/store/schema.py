@@ -31,6 +31,12 @@ def _id(name: str, *, primary_key: bool = False, nullable: bool = False) -> Colu
     return Column(name, String(ID), primary_key=primary_key, nullable=nullable)
 
 
+def _summary_key() -> list[Column[str]]:
+    """(dataset, user, collection key, context key, content): the key of a summary."""
+    return [_id(name, primary_key=True) for name in
+            ("dataset", "user_id", "collection_key", "context_key", "content_id")]
+
+
 def _sync_columns() -> list[Column[object]]:
     return [
         Column("partition", String(600), nullable=False),
@@ -73,11 +79,7 @@ sessions = Table(
 summaries = Table(
     "summaries",
     metadata,
-    _id("dataset", primary_key=True),
-    _id("user_id", primary_key=True),
-    _id("collection_key", primary_key=True),
-    _id("context_key", primary_key=True),
-    _id("content_id", primary_key=True),
+    *_summary_key(),
     Column("status", Integer, nullable=False),
     Column("progress", Float, nullable=False),
     Column("time_spent", Float, nullable=False),
@@ -106,11 +108,7 @@ summaries = Table(
 attempts = Table(
     "attempts",
     metadata,
-    _id("dataset", primary_key=True),
-    _id("user_id", primary_key=True),
-    _id("collection_key", primary_key=True),
-    _id("context_key", primary_key=True),
-    _id("content_id", primary_key=True),
+    *_summary_key(),
     Column("attempt_id", String(ID), primary_key=True),
     Column("total_score", Float, nullable=False),
     Column("total_max_score", Float, nullable=False),

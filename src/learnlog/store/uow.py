@@ -266,10 +266,9 @@ class BatchUnitOfWork:
             if pk in staged.enrolments:
                 return staged.enrolments[pk]
         if pk not in self._enrolments:
-            row = self.conn.execute(select(enrolments).where(
-                enrolments.c.dataset == dataset, enrolments.c.user_id == user_id,
-                enrolments.c.collection_id == collection_id,
-                enrolments.c.context_id == context_id)).mappings().first()
+            row = self._one(enrolments, {"dataset": dataset, "user_id": user_id,
+                                         "collection_id": collection_id,
+                                         "context_id": context_id})
             self._enrolments[pk] = None if row is None else rows.enrolment_from_row(row)
         return self._enrolments[pk]
 
@@ -299,15 +298,18 @@ class BatchUnitOfWork:
         self._cmd.enrolments[enrolment.pk] = enrolment
 
     # -- collections and contexts -------------------------------------------------------
+    def _one(self, table: Table, where: dict[str, str]) -> Any:
+        """One row by its primary key (a cold path: Core, not the batch loads)."""
+        return self.conn.execute(select(table).where(
+            *(table.c[name] == value for name, value in where.items()))).mappings().first()
+
     def collection(self, dataset: str, collection_id: str) -> CollectionRecord | None:
         pk = (dataset, collection_id)
         for staged in (self._cmd, self._done):
             if pk in staged.collections:
                 return staged.collections[pk]
         if pk not in self._collections:
-            row = self.conn.execute(select(collections).where(
-                collections.c.dataset == dataset,
-                collections.c.collection_id == collection_id)).mappings().first()
+            row = self._one(collections, {"dataset": dataset, "collection_id": collection_id})
             self._collections[pk] = None if row is None else rows.collection_from_row(row)
         return self._collections[pk]
 
@@ -320,9 +322,7 @@ class BatchUnitOfWork:
             if pk in staged.contexts:
                 return staged.contexts[pk]
         if pk not in self._contexts:
-            row = self.conn.execute(select(contexts).where(
-                contexts.c.dataset == dataset, contexts.c.context_id == context_id)
-            ).mappings().first()
+            row = self._one(contexts, {"dataset": dataset, "context_id": context_id})
             self._contexts[pk] = None if row is None else ContextRecord(
                 row["dataset"], row["context_id"], row["collection_id"], row["name"],
                 row["start_date"], row["end_date"])

@@ -28,3 +28,14 @@ def test_docs_work_without_internet(api: Api) -> None:
     assert "redoc.standalone.js" in api.client.get("/redoc").text
     schema = api.client.get("/openapi.json").json()
     assert "/v1/view/update" in schema["paths"]
+
+
+def test_openapi_promises_400_envelopes_and_never_422(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    update = schema["paths"]["/v1/view/update"]["post"]["responses"]
+    assert "422" not in update
+    for status in ("400", "401", "403"):
+        assert update[status]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/Envelope")
+    assert all("422" not in op["responses"] for path in schema["paths"].values()
+               for op in path.values())

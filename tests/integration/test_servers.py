@@ -7,6 +7,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 import redis
+
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration

@@ -56,7 +56,9 @@ class Edge:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    # The framework passes HTTP exceptions through to the one handler.
+                    raise StarletteHTTPException(
+                        413, f"The body is larger than {self.limit} bytes.")
             return message
 
         async def sending(message: Message) -> None:
@@ -67,9 +69,6 @@ class Edge:
 
         try:
             await self.app(scope, limited, sending)
-        except _TooLarge:
-            status = 400
-            await self._refuse(send)
         finally:
             name = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route=name, status=str(status)).inc()
@@ -82,10 +81,6 @@ class Edge:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body.body)).encode())]})
         await send({"type": "http.response.body", "body": body.body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _offline_docs(app: FastAPI) -> None:
@@ -114,6 +109,42 @@ def _offline_docs(app: FastAPI) -> None:
     app.add_api_route("/redoc", redoc, include_in_schema=False)
 
 
+_ERRORS = {
+    "400": "Bad input: `params.err` is a stable code, `result.field` names the field.",
+    "401": "No token, or a token that does not verify or has expired.",
+    "403": "The caller may not do this (another user's records, an admin route).",
+    "404": "The thing named does not exist.",
+}
+
+
+def _openapi_with_envelope_errors(app: FastAPI) -> None:
+    """The OpenAPI document says what the API really answers: the envelope on 400, 401,
+    403 and 404, and never a 422 (validation errors are 400s)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if any(r.get("content", {}).get("application/json", {}).get("schema", {})
+                       .get("$ref", "").endswith("/Envelope") for r in responses.values()):
+                    for status, text in _ERRORS.items():
+                        responses.setdefault(status, {
+                            "description": text, "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Envelope"}}}})
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app; the runtime starts and stops with the app's lifespan."""
     settings = settings or Settings()
@@ -133,6 +164,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                   redoc_url=None,
                   description="Learning progress, scores and analytics. See /docs.")
     _offline_docs(app)
+    _openapi_with_envelope_errors(app)
     app.state.metrics = ops.Metrics()
 
     async def on_domain(request: Any, exc: Exception) -> Any:

@@ -142,14 +142,30 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
         if field == "request" and len(tuple(first.get("loc", ()))) <= 1:
             return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
                           "A JSON body {\"request\": {...}} is mandatory.", "request")
+        # The Sunbird codes name a field wherever it sits (request.events[3].userId too).
         code, message = _SPECIAL_MISSING.get(
-            field, ("MANDATORY_PARAMETER_MISSING", f"Mandatory parameter {field} is missing."))
+            "request." + field.rsplit(".", 1)[-1],
+            ("MANDATORY_PARAMETER_MISSING", f"Mandatory parameter {field} is missing."))
         return failed(api_id, 400, "CLIENT_ERROR", code, message, field)
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        # A discriminated union names its tag field (events' `type`) in the context.
+        context = first.get("ctx")
+        tag = str(context.get("discriminator", "'type'") if isinstance(context, dict)
+                  else "type").strip("'")
+        field = f"{field}.{tag}"
+        if kind == "union_tag_not_found":
+            return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
+                          f"Mandatory parameter {field} is missing.", field)
+        given = first.get("input")
+        if isinstance(given, dict) and not isinstance(given.get(tag), str):
+            return failed(api_id, 400, "CLIENT_ERROR", "DATA_TYPE_ERROR",
+                          f"Data type of {field} is wrong: it must be a string.", field)
+        return failed(api_id, 400, "CLIENT_ERROR", "INVALID_PARAMETER_VALUE",
+                      f"Invalid value of {field}: {first.get('msg', '')}.", field)
     if kind == "extra_forbidden":
         return failed(api_id, 400, "CLIENT_ERROR", "UNKNOWN_FIELD",
                       f"Unknown field {field}: remove it.", field)
-    if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type", "list_type",
-                                          "union_tag_invalid", "union_tag_not_found"):
+    if kind.endswith("_type"):
         return failed(api_id, 400, "CLIENT_ERROR", "DATA_TYPE_ERROR",
                       f"Data type of {field} is wrong: {first.get('msg', '')}.", field)
     return failed(api_id, 400, "CLIENT_ERROR", "INVALID_PARAMETER_VALUE",
@@ -164,9 +180,16 @@ def http_exception_response(request: Request, exc: StarletteHTTPException) -> JS
     if status == 405:
         return failed("api.learnlog", 405, "CLIENT_ERROR", "METHOD_NOT_ALLOWED",
                       f"{request.method} is not allowed on {request.url.path}.")
+    if status == 413:
+        return failed(api_id_of(request), 400, "CLIENT_ERROR", "REQUEST_TOO_LARGE",
+                      str(exc.detail), "request")
+    if status in (400, 422):
+        # The framework's own body parse failures (not UTF-8, nested too deep).
+        return failed(api_id_of(request), 400, "CLIENT_ERROR", "INVALID_JSON",
+                      "The body is not valid JSON.", "request")
     if status < 500:
-        return failed(api_id_of(request), 400 if status == 422 else status, "CLIENT_ERROR",
-                      "CLIENT_ERROR", str(exc.detail))
+        return failed(api_id_of(request), status, "CLIENT_ERROR", "CLIENT_ERROR",
+                      str(exc.detail))
     return failed(api_id_of(request), 500, "SERVER_ERROR", "INTERNAL_ERROR",
                   "Process failed, please try again later.")
 

@@ -6,19 +6,46 @@ must be finite. ASSESS telemetry events keep their other fields (they are teleme
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256,
-                                      pattern=r"^[^\x00-\x1f\x7f]+$")]
-Text = Annotated[str, StringConstraints(strict=True, max_length=4096)]
+                                      pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+# Free text: no NUL (PostgreSQL refuses it), bounded.
+Text = Annotated[str, StringConstraints(strict=True, max_length=4096, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024,
+                                        pattern=r"^[^\x00]+$")]
 MAX_ITEMS = 1000
-Count = Annotated[int, Field(strict=True, ge=0)]
+# Epoch milliseconds and counts: exact in JSON numbers and in a BIGINT.
+Count = Annotated[int, Field(strict=True, ge=0, le=2**53 - 1)]
+Score = Annotated[float, Field(strict=True, ge=0, le=1e9)]
 Flag = Annotated[bool, Field(strict=True)]
 Percent = Annotated[float, Field(strict=True, ge=0, le=100)]
 Seconds = Annotated[float, Field(strict=True, ge=0)]
-Details = Annotated[dict[str, Any], Field(max_length=256)]
+def _storable(value: Any) -> Any:
+    """Free-form JSON must be storable as JSON text (no huge integers, no deep nesting)."""
+    try:
+        orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError) as error:
+        raise ValueError("cannot be stored as JSON: numbers must fit 64 bits and "
+                         "nesting must stay under 255 levels") from error
+    return value
+
+
+Details = Annotated[dict[str, Any], Field(max_length=256), AfterValidator(_storable)]
+Free = Annotated[list[Any], AfterValidator(_storable)]
 
 
 class Strict(BaseModel):
@@ -58,21 +85,31 @@ class AssessItem(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     id: Id
-    maxscore: Annotated[float, Field(strict=True, ge=0)]
+    maxscore: Score
     type: Text | None = None
     title: Text | None = None
     desc: Text | None = None
-    params: list[Any] | None = None
+    params: Free | None = None
+
+    @model_validator(mode="after")
+    def _extras_storable(self) -> AssessItem:
+        _storable(self.model_extra)
+        return self
 
 
 class AssessData(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     item: AssessItem
-    score: Annotated[float, Field(strict=True, ge=0)]
+    score: Score
     # `pass` is a Python keyword; the field is kept through extra="allow".
-    resvalues: list[Any] | None = None
+    resvalues: Free | None = None
     duration: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _extras_storable(self) -> AssessData:
+        _storable(self.model_extra)
+        return self
 
 
 class AssessEvent(BaseModel):
@@ -135,19 +172,25 @@ class CertificateTemplate(Strict):
 
 
 class CollectionBody(Strict):
-    name: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024)]
+    name: Name
     description: Text | None = None
     logo: Annotated[str, StringConstraints(strict=True, max_length=2048)] | None = None
     certificates: Annotated[list[CertificateTemplate], Field(max_length=32)] | None = None
     children: Annotated[list[Node], Field(max_length=MAX_ITEMS)]
 
 
-Date = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{4}-\d{2}-\d{2}$")]
+def _real_date(value: str) -> str:
+    date.fromisoformat(value)  # 2023-02-29 and 2024-13-45 are refused
+    return value
+
+
+Date = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{4}-\d{2}-\d{2}$"),
+                 AfterValidator(_real_date)]
 
 
 class ContextBody(Strict):
     collectionId: Id
-    name: Text | None = None
+    name: Name | None = None
     startDate: Date | None = None
     endDate: Date | None = None
 

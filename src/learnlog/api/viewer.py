@@ -16,7 +16,7 @@ from ..bootstrap import Runtime
 from ..domain import assessment as rules
 from ..domain.certificates import parse_template
 from ..domain.collection import parse_nodes
-from ..domain.errors import InvalidInput, NotFound
+from ..domain.errors import InvalidInput, LearnlogError, NotFound
 from ..domain.keys import SummaryKey, enrolment_context, resolve_key
 from ..service import reads
 from ..service import viewer as svc
@@ -123,9 +123,8 @@ async def events(request: Request, body: m.EventsRequest) -> EnvelopeResponse:
     for i, event in enumerate(body.request.events):
         try:
             keys = _keys(principal, event)
-        except Exception as error:
-            if hasattr(error, "field"):
-                error.field = f"request.events[{i}].userId"
+        except LearnlogError as refused:
+            refused.field = f"request.events[{i}].userId"
             raise
         if isinstance(event, m.UpdateEvent):
             commands.append(_update(keys, event))
@@ -137,9 +136,12 @@ async def events(request: Request, body: m.EventsRequest) -> EnvelopeResponse:
             commands.append(svc.StartView(keys))
     try:
         result = await runtime(request).writer.submit(svc.Many(tuple(commands)))
-    except InvalidInput as error:
-        raise InvalidInput(f"An event could not be applied, nothing was: {error.message}",
-                           code=error.code, field=f"request.events.{error.field}") from error
+    except svc.EventFailed as failed:
+        cause = failed.error
+        inner = (cause.field or "request").removeprefix("request").lstrip(".")
+        field = f"request.events[{failed.index}]" + (f".{inner}" if inner else "")
+        raise type(cause)(f"Event {failed.index} could not be applied, so none was: "
+                          f"{cause.message}", code=cause.code, field=field) from cause
     return ok("api.events", result, _msgid(body))
 
 
@@ -214,8 +216,9 @@ async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope
 
 
 def _check_id(value: str, name: str) -> None:
-    if not 1 <= len(value) <= 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise InvalidInput(f"{name} must be 1 to 256 printable characters.", field=name)
+    if not 1 <= len(value) <= 256 or any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value):
+        raise InvalidInput(f"{name} must be 1 to 256 printable characters.",
+                           code="INVALID_PARAMETER_VALUE", field=name)
 
 
 @router.delete("/v1/summary/delete/{userId}", name="api.summary.delete", response_model=Envelope)
@@ -235,7 +238,8 @@ async def summary_delete(
     else:
         req = body.request
         if req.userId != userId:
-            raise InvalidInput("request.userId must match the path.", field="request.userId")
+            raise InvalidInput("request.userId must match the path.",
+                               code="INVALID_PARAMETER_VALUE", field="request.userId")
         command = svc.EraseSummaries(principal.dataset, userId, req.collectionId, req.contextId)
     await runtime(request).writer.submit(command)
     return ok("api.summary.delete", {})
@@ -329,7 +333,8 @@ async def context_put(request: Request, contextId: str,
     _check_id(contextId, "contextId")
     req = body.request
     if req.startDate and req.endDate and req.endDate < req.startDate:
-        raise InvalidInput("endDate is before startDate.", field="request.endDate")
+        raise InvalidInput("endDate is before startDate.", code="INVALID_PARAMETER_VALUE",
+                           field="request.endDate")
     record = ContextRecord(principal.dataset, contextId, req.collectionId, req.name,
                            req.startDate, req.endDate)
     return ok("api.context.put", await runtime(request).writer.submit(svc.PutContext(record)))

@@ -14,7 +14,7 @@ from ..domain import assessment as rules
 from ..domain.certificates import Template, earned
 from ..domain.collection import Node, Structure, enrolment_progress
 from ..domain.enrolment import CollectionRecord, Enrolment, IssuedCertificate, content_key, touches
-from ..domain.errors import InvalidInput, NotFound
+from ..domain.errors import InvalidInput, LearnlogError, NotFound
 from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_key
 from ..domain.progress import COMPLETED, from_percent, percent_from_details
 from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
@@ -371,6 +371,15 @@ class EraseSummaries:
         return {}
 
 
+class EventFailed(LearnlogError):
+    """One command of a `Many` failed; says which (the whole `Many` is rolled back)."""
+
+    def __init__(self, index: int, error: LearnlogError) -> None:
+        super().__init__(error.message, code=error.code, field=error.field)
+        self.index = index
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True)
 class Many:
     """Several commands applied in order, all or nothing (`POST /v1/events`)."""
@@ -378,8 +387,11 @@ class Many:
     commands: tuple[Command, ...]
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        for command in self.commands:
-            command.apply(uow, ctx)
+        for index, command in enumerate(self.commands):
+            try:
+                command.apply(uow, ctx)
+            except LearnlogError as error:
+                raise EventFailed(index, error) from error
         return {"applied": len(self.commands)}
 
 

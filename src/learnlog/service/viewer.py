@@ -192,15 +192,16 @@ def _after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
     # A first consumption moves enrolments from "not started" to "in progress".
     if not (newly_completed or scores_changed or before is None):
         return
-    for enrolment in _touched(uow, ctx, after.key, keys):
+    for enrolment in _touched(uow, ctx, after.key):
         _refresh(uow, ctx, enrolment)
 
 
-def _touched(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey,
-             keys: Keys) -> list[Enrolment]:
-    if keys.collection_id is not None and ctx.mode is ContextMode.STRICT:
-        found = uow.enrolment(key.dataset, key.user_id, keys.collection_id,
-                              enrolment_context(keys.collection_id, keys.context_id))
+def _touched(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey) -> list[Enrolment]:
+    """The enrolments whose figures a change of the summary under `key` can move."""
+    if ctx.mode is ContextMode.STRICT:
+        # In strict mode a key counts for exactly one enrolment: its own collection and
+        # context (organic consumption, keyed by the content, counts for none).
+        found = uow.enrolment(key.dataset, key.user_id, key.collection_key, key.context_key)
         candidates = [] if found is None else [found]
     else:
         candidates = uow.enrolments_of(key.dataset, key.user_id)

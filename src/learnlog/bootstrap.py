@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import jwt
-from sqlalchemy import Engine, select
+from anyio import CapacityLimiter
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -25,10 +27,12 @@ from .service.viewer import learners, prefetch
 from .settings import Settings
 from .store import migrate
 from .store.cache import StatusCache
-from .store.db import make_engine
+from .store.db import make_engine, read_with_retry
 from .store.schema import meta
 from .store.uow import COUNTER_KEY, BatchUnitOfWork
 from .store.writer import Writer
+
+T = TypeVar("T")
 
 
 def _meta_value(engine: Engine, key: str, default: str) -> str:
@@ -53,6 +57,22 @@ class Runtime:
     cache: StatusCache | None
     structures: Structures = field(default_factory=Structures)
     outbox_loop: OutboxLoop | None = None
+    read_limiter: CapacityLimiter | None = None
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run a read in a worker thread on a pooled read connection.
+
+        At most `db_pool_size` reads run at once: a request past that waits here, on the
+        event loop, instead of in a thread that would open and close an overflow
+        connection (on PostgreSQL a new backend process for every such read).
+        """
+        return await self.off_loop(read_with_retry, self.read_engine, fn)
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking read work (database or cache) in a thread, within the read limit."""
+        if self.read_limiter is None:
+            self.read_limiter = CapacityLimiter(self.settings.db_pool_size)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.read_limiter)
 
     def start(self) -> None:
         """Start the background parts: the writer thread and the in-process outbox loop."""

@@ -119,3 +119,42 @@ def test_a_frozen_redis_never_serves_a_stale_answer(
         os.kill(pid, signal.SIGCONT)
     assert api.one("u4", "c1", "k", "x")["progress"] == 90
     assert rt.cache is not None and rt.cache.errors > 0
+
+
+def _checkouts(rt: Runtime) -> list[int]:
+    """Counts read-pool checkouts and the most connections the read pool ever held."""
+    from sqlalchemy import event
+
+    seen = [0, 0]
+
+    @event.listens_for(rt.read_engine, "checkout")
+    def _checkout(*_: object) -> None:
+        seen[0] += 1
+        seen[1] = max(seen[1], rt.read_engine.pool.checkedout())
+
+    return seen
+
+
+def test_a_cached_read_takes_no_database_connection(
+        settings: Settings, redis_url: str, redis_prefix: str) -> None:
+    for api, rt in _api(settings.model_copy(update={"redis_url": redis_url,
+                                                    "redis_prefix": redis_prefix})):
+        api.start("u3", "c1", "k", "x")
+        api.update("u3", "c1", "k", "x", timespent=5, progress=40)
+        seen = _checkouts(rt)
+        for _ in range(3):
+            assert api.one("u3", "c1", "k", "x")["progress"] == 40
+        assert seen[0] == 0  # all three answered from Redis, the database untouched
+
+
+def test_concurrent_reads_never_open_more_connections_than_the_pool(settings: Settings) -> None:
+    import concurrent.futures
+
+    for api, rt in _api(settings.model_copy(update={"db_pool_size": 2})):
+        api.start("u4", "c1", "k", "x")
+        seen = _checkouts(rt)
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            rows = list(pool.map(lambda _: api.one("u4", "c1", "k", "x"), range(64)))
+        assert all(row["status"] == 1 for row in rows)
+        assert seen[0] >= 64
+        assert seen[1] <= 2  # reads waited for a pooled connection instead of overflowing

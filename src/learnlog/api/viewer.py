@@ -10,7 +10,6 @@ import jwt
 import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from ..bootstrap import Runtime
 from ..domain import assessment as rules
@@ -20,7 +19,6 @@ from ..domain.errors import InvalidInput, LearnlogError, NotFound
 from ..domain.keys import SummaryKey, enrolment_context, resolve_key
 from ..service import reads
 from ..service import viewer as svc
-from ..store.db import read_with_retry
 from ..store.uow import ContextRecord
 from . import models as m
 from .auth import Principal, may_act_for, require_admin
@@ -160,8 +158,7 @@ async def view_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
     req = body.request
     keys = _read_keys(rt, principal, req)
 
-    fields = await run_in_threadpool(
-        read_with_retry, rt.read_engine, lambda conn: reads.view_fields(conn, rt.cache, keys))
+    fields = await rt.off_loop(reads.cached_view_fields, rt.read_engine, rt.cache, keys)
     return ok("api.view.read", {
         "userId": req.userId, "collectionId": req.collectionId, "contextId": req.contextId,
         "contents": [reads.view_row(k.content_id, fields[k]) for k in keys]}, _msgid(body))
@@ -175,8 +172,7 @@ async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResp
     req = body.request
     keys = _read_keys(rt, principal, req)
 
-    contents = await run_in_threadpool(
-        read_with_retry, rt.read_engine, lambda conn: reads.assessment_rows(conn, keys))
+    contents = await rt.read(lambda conn: reads.assessment_rows(conn, keys))
     return ok("api.assessment.read", {"userId": req.userId, "collectionId": req.collectionId,
                                       "contextId": req.contextId, "contents": contents},
               _msgid(body))
@@ -185,8 +181,7 @@ async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResp
 async def _summaries(rt: Runtime, principal: Principal, user_id: str,
                      collection_id: str | None = None,
                      context_id: str | None = None) -> list[dict[str, Any]]:
-    return await run_in_threadpool(
-        read_with_retry, rt.read_engine, lambda conn: reads.enrolment_summaries(
+    return await rt.read(lambda conn: reads.enrolment_summaries(
             conn, rt.ctx.mode, rt.structures, principal.dataset, user_id, collection_id,
             context_id))
 
@@ -308,8 +303,7 @@ async def collection_get(request: Request, collectionId: str) -> EnvelopeRespons
     principal = caller(request, write=False)
     _check_id(collectionId, "collectionId")
 
-    found = await run_in_threadpool(
-        read_with_retry, rt.read_engine,
+    found = await rt.read(
         lambda conn: reads.collection_records(conn, principal.dataset, [collectionId]))
     record = found.get(collectionId)
     if record is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from ..domain.collection import unit_progress
 from ..domain.enrolment import CollectionRecord, Enrolment, content_key
@@ -18,6 +18,7 @@ from ..domain.progress import to_percent
 from ..domain.summary import Summary
 from ..store import rows
 from ..store.cache import StatusCache
+from ..store.db import read_with_retry
 from ..store.fastsql import SUMMARY_PK, FastSql
 from ..store.schema import attempts, collections, enrolments, summaries
 from ..store.uow import select_by_keys
@@ -61,17 +62,24 @@ def load_summaries(conn: Connection, keys: Sequence[SummaryKey]) -> dict[Summary
     return {s.key: s for s in map(rows.summary_from_row, _summary_rows(conn, keys))}
 
 
-def view_fields(conn: Connection, cache: StatusCache | None,
-                keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
-    """Read fields of these summaries: from the cache when it holds all, else the database.
-
-    The hot read: one indexed range query per scope on the driver connection, only the
-    columns view/read shows (see store/fastsql.py for why not Core here).
-    """
+def cached_view_fields(engine: Engine, cache: StatusCache | None,
+                       keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
+    """Read fields of these summaries: from the cache when it holds all (no database
+    connection is taken then), else from the database, back-filling the cache."""
     if cache is not None:
         hit = cache.get_many(keys)
         if hit is not None:
             return hit
+    return read_with_retry(engine, lambda conn: view_fields(conn, cache, keys))
+
+
+def view_fields(conn: Connection, cache: StatusCache | None,
+                keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
+    """Read fields of these summaries from the database (back-filling `cache` if given).
+
+    The hot read: one indexed range query per scope on the driver connection, only the
+    columns view/read shows (see store/fastsql.py for why not Core here).
+    """
     by_scope: dict[tuple[str, str, str, str], list[SummaryKey]] = {}
     for k in keys:
         by_scope.setdefault(k.scope, []).append(k)

@@ -63,7 +63,9 @@ def make_engine(url: str, *, pool_size: int = 8, writer: bool = True) -> Engine:
     # Pre-ping costs a round trip per checkout (4.5 ms of a 5 ms read in a profile): the
     # writer checks out once per batch and keeps it; readers retry once instead
     # (`read_with_retry`) when a connection turns out to be dead.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+    # Readers: the API never has more reads in flight than `pool_size` (Runtime.read), so
+    # overflow connections are rare; a few are allowed for the CLI and the outbox.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size if writer else 2,
                          pool_pre_ping=writer)
 
 

@@ -154,7 +154,7 @@ def test_concurrent_reads_never_open_more_connections_than_the_pool(settings: Se
         api.start("u4", "c1", "k", "x")
         seen = _checkouts(rt)
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            rows = list(pool.map(lambda _: api.one("u4", "c1", "k", "x"), range(64)))
+            rows = list(pool.map(lambda _, api=api: api.one("u4", "c1", "k", "x"), range(64)))
         assert all(row["status"] == 1 for row in rows)
         assert seen[0] >= 64
         assert seen[1] <= 2  # reads waited for a pooled connection instead of overflowing

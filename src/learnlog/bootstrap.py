@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .api.auth import Authenticator
+from .domain.keys import ContextMode
 from .jobs.outbox import OutboxLoop
 from .service.ports import ServiceContext
 from .service.reads import Structures, cached_fields
@@ -120,7 +121,7 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
     instance_id = settings.instance_id or _meta_value(engine, "instance_id", uuid.uuid4().hex)
     secret = settings.jwt_secret or _meta_value(engine, "jwt_secret", secrets.token_urlsafe(48))
     _meta_value(engine, COUNTER_KEY, "0")
-    ctx = ServiceContext(mode=settings.context_mode, instance_id=instance_id,
+    ctx = ServiceContext(mode=ContextMode(settings.context_mode), instance_id=instance_id,
                          implicit_enrolment=settings.implicit_enrolment,
                          max_time_spent_delta=settings.max_time_spent_delta,
                          sign=signer(secret))

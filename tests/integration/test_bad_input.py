@@ -950,3 +950,138 @@ def test_extreme_but_well_formed_values_are_never_a_5xx(
         answer = send(api.client, method, path, None if request_ is None else wrap(request_),
                       api.token)
         assert answer.status_code in (200, 404), (answer.status_code, answer.text[:500])
+
+
+# -- 4. the logger family (no wrapper: fields at the top, the whole body is "body") ---------
+
+def _plain(change: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    def mutate(body: dict[str, Any]) -> Any:
+        return change(copy.deepcopy(body))
+    return mutate
+
+
+def _set(name: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+    return _plain(lambda b: {**b, name: value})
+
+
+def _without(name: str) -> Callable[[dict[str, Any]], Any]:
+    return _plain(lambda b: {k: v for k, v in b.items() if k != name})
+
+
+PLAIN_BODY: list[Row] = [
+    ("body is empty", lambda b: b"", MISSING, "body"),
+    ("body is not JSON", lambda b: b'{"content_id": ', "INVALID_JSON", "body"),
+    ("body is not UTF-8", lambda b: b'{"content_id": "\xff\xfe"}', "INVALID_JSON", "body"),
+    ("body is a JSON array", lambda b: [b], TYPE, "body"),
+    ("body is JSON null", lambda b: b"null", TYPE, "body"),
+    ("body is a string", lambda b: "x", TYPE, "body"),
+    ("unknown field", _set("bogus", 1), UNKNOWN, "bogus"),
+    ("body is over 1 MiB", lambda b: encode({**b, "padding": "x" * MiB}), "REQUEST_TOO_LARGE",
+     "body"),
+    ("chunked body is over 1 MiB", lambda b: Chunked(encode({**b, "padding": "x" * MiB})),
+     "REQUEST_TOO_LARGE", "body"),
+]
+
+
+def _plain_id_rows(name: str, *, required: bool) -> list[Row]:
+    rows: list[Row] = [
+        (f"{name} is a number", _set(name, 42), TYPE, name),
+        (f"{name} is a list", _set(name, ["x"]), TYPE, name),
+        (f"{name} is empty", _set(name, ""), VALUE, name),
+        (f"{name} is 257 characters", _set(name, "i" * 257), VALUE, name),
+        (f"{name} has a NUL", _set(name, "a\x00b"), VALUE, name),
+        (f"{name} has a C1 control", _set(name, "a\x85b"), VALUE, name),
+    ]
+    if required:
+        rows.insert(0, (f"{name} is missing", _without(name), MISSING, name))
+    return rows
+
+
+def _fraction_rows(name: str) -> list[Row]:
+    return [
+        (f"{name} is a string", _set(name, "0.5"), TYPE, name),
+        (f"{name} is a bool", _set(name, True), TYPE, name),
+        (f"{name} is negative", _set(name, -0.1), VALUE, name),
+        (f"{name} is above 1", _set(name, 1.01), VALUE, name),
+        (f"{name} is 1e999", _set(name, Raw("1e999")), VALUE, name),
+        (f"{name} is NaN", _set(name, Raw("NaN")), ANY_VALUE_OR_JSON, ANY_NAME),
+    ]
+
+
+# NaN is not JSON: the parser may refuse the body (INVALID_JSON, "body") or the field.
+ANY_VALUE_OR_JSON = "ANY"
+ANY_NAME = "ANY"
+
+TRACK_START: list[Row] = PLAIN_BODY + _plain_id_rows("content_id", required=True) + [
+    *_plain_id_rows("channel_id", required=False),
+    *_plain_id_rows("collection_id", required=False),
+    *_plain_id_rows("context_id", required=False),
+    ("kind is missing", _without("kind"), MISSING, "kind"),
+    ("kind is a number", _set("kind", 3), VALUE, "kind"),
+    ("kind is unknown", _set("kind", "hologram"), VALUE, "kind"),
+    ("kind is exercise (mastery not accepted yet)", _set("kind", "exercise"), VALUE, "kind"),
+    ("repeat is a string", _set("repeat", "yes"), TYPE, "repeat"),
+    ("repeat is 1", _set("repeat", 1), TYPE, "repeat"),
+    ("mastery_model is not accepted yet", _set("mastery_model", {"type": "do_all"}), UNKNOWN,
+     "mastery_model"),
+]
+
+TRACK_UPDATE: list[Row] = [r for r in PLAIN_BODY if r[0] != "body is empty"] + [
+    *_fraction_rows("progress_delta"),
+    *_fraction_rows("progress"),
+    ("both progress fields", _plain(lambda b: {**b, "progress": 0.5}), "CONFLICTING_FIELDS",
+     "progress"),
+    ("time_spent_delta is negative", _set("time_spent_delta", -1), VALUE, "time_spent_delta"),
+    ("time_spent_delta is a string", _set("time_spent_delta", "5"), TYPE, "time_spent_delta"),
+    ("time_spent_delta is 1e999", _set("time_spent_delta", Raw("1e999")), VALUE,
+     "time_spent_delta"),
+    ("time_spent_delta above the maximum", _set("time_spent_delta", 10**7),
+     "TIMESPENT_TOO_LARGE", "time_spent_delta"),
+    ("extra_fields is a list", _set("extra_fields", [1]), TYPE, "extra_fields"),
+    ("extra_fields is a string", _set("extra_fields", "{}"), TYPE, "extra_fields"),
+    ("extra_fields has a 2**64 number", _set("extra_fields", {"n": 2**64}), VALUE,
+     "extra_fields"),
+]
+
+
+def _logger_table() -> Iterator[Any]:
+    valid_start = {"content_id": "c1", "kind": "video", "collection_id": "k", "context_id": "x",
+                   "channel_id": "ch", "repeat": False}
+    valid_update = {"progress_delta": 0.5, "time_spent_delta": 30,
+                    "extra_fields": {"contentState": {"page": 2}}}
+    for what, mutate, err, field in TRACK_START:
+        yield pytest.param("start", mutate(valid_start), err, field, id=f"trackprogress: {what}")
+    for what, mutate, err, field in TRACK_UPDATE:
+        yield pytest.param("update", mutate(valid_update), err, field,
+                           id=f"trackprogress/{{id}}: {what}")
+
+
+@pytest.mark.parametrize(("route", "body", "err", "field"), list(_logger_table()))
+def test_logger_bad_input_is_a_400_that_names_the_field(
+        shared: Shared, route: str, body: Any, err: str, field: str) -> None:
+    learner = f"logger-{next(_serial):04d}"
+    token = mint(shared.runtime.secret, learner, ["learner"])
+    started = shared.api.call("POST", "/api/logger/trackprogress/",
+                              {"content_id": "c0", "kind": "video"}, token=token)
+    path = "/api/logger/trackprogress/" + (
+        "" if route == "start" else f"{started['session_id']}/")
+    method = "POST" if route == "start" else "PUT"
+    response = send(shared.api.client, method, path, body, token)
+    if err == ANY_VALUE_OR_JSON:
+        rejected = response.json()
+        assert response.status_code == 400 and rejected["params"]["err"] in (
+            VALUE, "INVALID_JSON"), rejected
+    else:
+        assert_rejected(response, 400, "CLIENT_ERROR", err, field)
+    # Nothing was written: one summary (c0), untouched.
+    seen = shared.api.read(learner, ["c0", "c1"])
+    assert (seen["c0"]["progress"], seen["c0"]["timeSpent"], seen["c0"]["viewCount"]) == (0, 0, 1)
+    assert seen["c1"]["status"] == 0
+
+
+def test_logger_session_id_in_the_path_is_checked(shared: Shared) -> None:
+    token = mint(shared.runtime.secret, "logger-path", ["learner"])
+    for bad in ("s" * 257, "a%01b", "a%C2%85b"):
+        response = send(shared.api.client, "PUT", f"/api/logger/trackprogress/{bad}/",
+                        {"progress_delta": 0.1}, token)
+        assert_rejected(response, 400, "CLIENT_ERROR", VALUE, "session_id")

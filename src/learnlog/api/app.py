@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bootstrap import Runtime, bootstrap
 from ..domain.errors import LearnlogError
 from ..settings import Settings
-from . import envelope, ops, viewer
+from . import envelope, logger, ops, viewer
 
 _JSON = (b"content-type", b"application/json")
 
@@ -41,7 +41,7 @@ class Edge:
         headers = []
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
+                await self._refuse(send, envelope.body_field(scope["path"]))
                 return
             if name != b"content-type":
                 headers.append((name, value))
@@ -74,9 +74,9 @@ class Edge:
             self.metrics.requests.labels(route=name, status=str(status)).inc()
             self.metrics.latency.labels(route=name).observe(time.perf_counter() - start)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, field: str) -> None:
         body = envelope.failed("api.learnlog", 400, "CLIENT_ERROR", "REQUEST_TOO_LARGE",
-                               f"The body is larger than {self.limit} bytes.", "request")
+                               f"The body is larger than {self.limit} bytes.", field)
         await send({"type": "http.response.start", "status": 400,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body.body)).encode())]})
@@ -131,7 +131,8 @@ def _openapi_with_envelope_errors(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 if any(r.get("content", {}).get("application/json", {}).get("schema", {})
-                       .get("$ref", "").endswith("/Envelope") for r in responses.values()):
+                       .get("$ref", "").endswith(("/Envelope", "/TrackState", "/TrackResult"))
+                       for r in responses.values()):
                     for status, text in _ERRORS.items():
                         responses.setdefault(status, {
                             "description": text, "content": {"application/json": {
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_any)
     app.include_router(viewer.router)
+    app.include_router(logger.router)
     app.include_router(ops.router)
     app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics)
     return app

@@ -114,7 +114,13 @@ TAGS = {"view.start", "view.update", "view.end", "assessment.submit", "event", "
         "str", "float", "int", "bool", "list", "dict", "none", "function-after"}
 
 
-def field_path(loc: tuple[Any, ...]) -> str:
+def body_field(path: str) -> str:
+    """What a whole body is called in errors: `request` for the Sunbird family's wrapper,
+    `body` for the Kolibri family (`/api/…`), whose bodies have no wrapper."""
+    return "body" if path.startswith("/api/") else "request"
+
+
+def field_path(loc: tuple[Any, ...], root: str = "request") -> str:
     """('body', 'request', 'events', 3, 'view.update', 'timespent') → request.events[3].timespent"""
     path = ""
     for part in loc:
@@ -126,20 +132,24 @@ def field_path(loc: tuple[Any, ...]) -> str:
             continue
         else:
             path += ("." if path else "") + str(part)
-    return path or "request"
+    return path or root
 
 
 def validation_response(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"type": "value_error", "loc": ("body",), "msg": "invalid"}
-    field = field_path(tuple(first.get("loc", ())))
+    root = body_field(request.url.path)
+    field = field_path(tuple(first.get("loc", ())), root)
     kind = str(first.get("type", ""))
     api_id = api_id_of(request)
     if kind == "json_invalid":
         return failed(api_id, 400, "CLIENT_ERROR", "INVALID_JSON",
-                      "The body is not valid JSON.", "request")
+                      "The body is not valid JSON.", root)
     if kind == "missing":
-        if field == "request" and len(tuple(first.get("loc", ()))) <= 1:
+        if field == root and len(tuple(first.get("loc", ()))) <= 1:
+            if root == "body":
+                return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
+                              "A JSON object body is mandatory.", root)
             return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
                           "A JSON body {\"request\": {...}} is mandatory.", "request")
         # The Sunbird codes name a field wherever it sits (request.events[3].userId too).
@@ -182,11 +192,11 @@ def http_exception_response(request: Request, exc: StarletteHTTPException) -> JS
                       f"{request.method} is not allowed on {request.url.path}.")
     if status == 413:
         return failed(api_id_of(request), 400, "CLIENT_ERROR", "REQUEST_TOO_LARGE",
-                      str(exc.detail), "request")
+                      str(exc.detail), body_field(request.url.path))
     if status in (400, 422):
         # The framework's own body parse failures (not UTF-8, nested too deep).
         return failed(api_id_of(request), 400, "CLIENT_ERROR", "INVALID_JSON",
-                      "The body is not valid JSON.", "request")
+                      "The body is not valid JSON.", body_field(request.url.path))
     if status < 500:
         return failed(api_id_of(request), status, "CLIENT_ERROR", "CLIENT_ERROR",
                       str(exc.detail))

@@ -266,3 +266,44 @@ class DeleteScope(Strict):
 
 class DeleteRequest(Wrapper):
     request: DeleteScope
+
+
+# --- the logger family (SPEC §4.3): Kolibri's field names, no wrapper ----------------------
+
+Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
+# Kolibri's content kinds tracked as plain sessions. Exercises and quizzes (mastery and
+# attempts) are not accepted by this version of the route.
+TrackedKind = Literal["video", "audio", "document", "html5", "slideshow", "h5p", "zim",
+                      "bloompub", "topic"]
+
+
+class TrackStart(Strict):
+    """`POST /api/logger/trackprogress/`: start a session of the caller."""
+
+    content_id: Id
+    kind: TrackedKind
+    channel_id: Id | None = None
+    collection_id: Id | None = None
+    context_id: Id | None = None
+    repeat: Flag = False
+
+
+class TrackUpdate(Strict):
+    """`PUT /api/logger/trackprogress/{session_id}/`: every field optional."""
+
+    progress_delta: Fraction | None = None
+    progress: Fraction | None = None
+    time_spent_delta: Seconds = 0.0
+    extra_fields: Details | None = None
+
+
+class TrackState(BaseModel):
+    session_id: str
+    progress: float
+    time_spent: float
+    extra_fields: dict[str, Any]
+    complete: bool
+
+
+class TrackResult(BaseModel):
+    complete: bool

@@ -190,7 +190,7 @@ async def _summaries(rt: Runtime, principal: Principal, user_id: str,
 async def summary_list(request: Request, userId: str) -> EnvelopeResponse:
     """Every enrolment of a learner with its progress, statuses, scores, certificates."""
     principal = caller(request, write=False)
-    _check_id(userId, "userId")
+    check_id(userId, "userId")
     may_act_for(principal, userId, write=False)
     return ok("api.summary.list",
               {"summary": await _summaries(runtime(request), principal, userId)})
@@ -210,7 +210,7 @@ async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope
     return ok("api.summary.read", found[0], _msgid(body))
 
 
-def _check_id(value: str, name: str) -> None:
+def check_id(value: str, name: str) -> None:
     if not 1 <= len(value) <= 256 or any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value):
         raise InvalidInput(f"{name} must be 1 to 256 printable characters.",
                            code="INVALID_PARAMETER_VALUE", field=name)
@@ -223,7 +223,7 @@ async def summary_delete(
 ) -> EnvelopeResponse:
     """Erase a learner's records: all of them (?all=true) or one enrolment's."""
     principal = caller(request, write=True)
-    _check_id(userId, "userId")
+    check_id(userId, "userId")
     may_act_for(principal, userId, write=True)
     if all:
         command = svc.EraseSummaries(principal.dataset, userId, None, None)
@@ -246,7 +246,7 @@ async def summary_download(request: Request, userId: str,
                            format: str = Query("json", pattern="^(csv|json)$")) -> EnvelopeResponse:
     """Where to download a learner's summaries (served to the same caller only)."""
     principal = caller(request, write=False)
-    _check_id(userId, "userId")
+    check_id(userId, "userId")
     may_act_for(principal, userId, write=False)
     return ok("api.summary.download",
               {"url": f"/v1/summary/download/{userId}/{userId}_viewer_summary.{format}"})
@@ -257,7 +257,7 @@ async def summary_download(request: Request, userId: str,
 async def summary_file(request: Request, userId: str, filename: str) -> Response:
     """The download itself: JSON or CSV of every enrolment summary."""
     principal = caller(request, write=False)
-    _check_id(userId, "userId")
+    check_id(userId, "userId")
     may_act_for(principal, userId, write=False)
     stem = f"{userId}_viewer_summary."
     if not filename.startswith(stem) or filename[len(stem):] not in ("csv", "json"):
@@ -284,7 +284,7 @@ async def collection_put(request: Request, collectionId: str,
     """Create or replace a collection's structure as a new version."""
     principal = caller(request, write=True)
     require_admin(principal)
-    _check_id(collectionId, "collectionId")
+    check_id(collectionId, "collectionId")
     req = body.request
     nodes = parse_nodes([n.model_dump(exclude_none=True) for n in req.children])
     templates = tuple(parse_template(t.model_dump(), f"request.certificates[{i}]")
@@ -301,7 +301,7 @@ async def collection_get(request: Request, collectionId: str) -> EnvelopeRespons
 
     rt = runtime(request)
     principal = caller(request, write=False)
-    _check_id(collectionId, "collectionId")
+    check_id(collectionId, "collectionId")
 
     found = await rt.read(
         lambda conn: reads.collection_records(conn, principal.dataset, [collectionId]))
@@ -324,7 +324,7 @@ async def context_put(request: Request, contextId: str,
     """Create or replace a context (a batch, a program, a class) of a collection."""
     principal = caller(request, write=True)
     require_admin(principal)
-    _check_id(contextId, "contextId")
+    check_id(contextId, "contextId")
     req = body.request
     if req.startDate and req.endDate and req.endDate < req.startDate:
         raise InvalidInput("endDate is before startDate.", code="INVALID_PARAMETER_VALUE",

@@ -57,7 +57,7 @@ class StartView:
         after = apply_session(before or Summary(key), None, session)
         uow.put_session(session)
         uow.put_summary(after, open_session_id=session.session_id)
-        _after_change(uow, ctx, self.keys, before, after)
+        after_change(uow, ctx, self.keys, before, after)
         return {self.keys.content_id: "Progress started"}
 
 
@@ -78,6 +78,15 @@ def _own_open_session(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey
     return session, False
 
 
+def check_time_delta(ctx: ServiceContext, seconds: float, field: str) -> None:
+    """Time added by one update is bounded (a stuck client clock must not add a year)."""
+    if seconds > ctx.max_time_spent_delta:
+        name = field.rsplit(".", 1)[-1]
+        raise InvalidInput(
+            f"{name} is above the maximum of {ctx.max_time_spent_delta:g} s per update.",
+            code="TIMESPENT_TOO_LARGE", field=field)
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateView:
     keys: Keys
@@ -86,10 +95,7 @@ class UpdateView:
     progress_details: dict[str, Any] | None = None
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
-        if self.timespent > ctx.max_time_spent_delta:
-            raise InvalidInput(
-                f"timespent is above the maximum of {ctx.max_time_spent_delta:g} s per update.",
-                code="TIMESPENT_TOO_LARGE", field="request.timespent")
+        check_time_delta(ctx, self.timespent, "request.timespent")
         key = self.keys.resolve(ctx)
         before = _started(uow, key)
         session, is_new = _own_open_session(uow, ctx, key, before)
@@ -101,7 +107,7 @@ class UpdateView:
         after = apply_session(before, None if is_new else session, updated)
         uow.put_session(updated)
         uow.put_summary(after, open_session_id=updated.session_id)
-        _after_change(uow, ctx, self.keys, before, after)
+        after_change(uow, ctx, self.keys, before, after)
         return {self.keys.content_id: "SUCCESS"}
 
 
@@ -115,7 +121,7 @@ class EndView:
         if before.status == COMPLETED and uow.open_session(key) is None:
             return {self.keys.content_id: "Progress ended"}  # a retry: nothing to end
         _complete(uow, ctx, key, before)
-        _after_change(uow, ctx, self.keys, before, uow.summary(key))
+        after_change(uow, ctx, self.keys, before, uow.summary(key))
         return {self.keys.content_id: "Progress ended"}
 
 
@@ -172,13 +178,13 @@ class SubmitAssessment:
         uow.put_summary(replace(base, best_score=best.score, best_max_score=best.max_score,
                                 attempts_count=best.attempts_count))
         _complete(uow, ctx, key, uow.summary(key) or base)
-        _after_change(uow, ctx, self.keys, before, uow.summary(key), scores_changed=True)
+        after_change(uow, ctx, self.keys, before, uow.summary(key), scores_changed=True)
         return {self.keys.content_id: "SUCCESS"}
 
 
 # --- enrolments -------------------------------------------------------------------------
 
-def _after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
+def after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
                   before: Summary | None, after: Summary | None,
                   *, scores_changed: bool = False) -> None:
     """Keep enrolments right after a summary changed: implicit enrolment, completion."""

@@ -1008,6 +1008,8 @@ def _fraction_rows(name: str) -> list[Row]:
     ]
 
 
+INTERACTION = {"item": "q1", "correct": 1, "time_spent": 5, "answer": {"response": "4"}}
+
 # NaN is not JSON: the parser may refuse the body (INVALID_JSON, "body") or the field.
 ANY_VALUE_OR_JSON = "ANY"
 ANY_NAME = "ANY"
@@ -1019,11 +1021,37 @@ TRACK_START: list[Row] = PLAIN_BODY + _plain_id_rows("content_id", required=True
     ("kind is missing", _without("kind"), MISSING, "kind"),
     ("kind is a number", _set("kind", 3), VALUE, "kind"),
     ("kind is unknown", _set("kind", "hologram"), VALUE, "kind"),
-    ("kind is exercise (mastery not accepted yet)", _set("kind", "exercise"), VALUE, "kind"),
+    ("kind is quiz (not accepted yet)", _set("kind", "quiz"), VALUE, "kind"),
+    ("an exercise without mastery_model", _set("kind", "exercise"), MISSING, "mastery_model"),
+    ("an exercise whose mastery_model has no type",
+     _plain(lambda b: {**b, "kind": "exercise", "mastery_model": {"m": 1}}), MISSING,
+     "mastery_model.type"),
+    ("mastery_model type is skill_check",
+     _plain(lambda b: {**b, "kind": "exercise", "mastery_model": {"type": "skill_check"}}),
+     VALUE, "mastery_model.type"),
+    ("do_all without n",
+     _plain(lambda b: {**b, "kind": "exercise", "mastery_model": {"type": "do_all"}}),
+     MISSING, "mastery_model.n"),
+    ("m_of_n without m",
+     _plain(lambda b: {**b, "kind": "exercise", "mastery_model": {"type": "m_of_n", "n": 5}}),
+     MISSING, "mastery_model.m"),
+    ("m_of_n with m above n", _plain(lambda b: {
+        **b, "kind": "exercise", "mastery_model": {"type": "m_of_n", "m": 6, "n": 5}}),
+     MISSING, "mastery_model.m"),
+    ("mastery_model n is 0", _plain(lambda b: {
+        **b, "kind": "exercise", "mastery_model": {"type": "m_of_n", "m": 1, "n": 0}}),
+     VALUE, "mastery_model.n"),
+    ("mastery_model n is 1001", _plain(lambda b: {
+        **b, "kind": "exercise", "mastery_model": {"type": "do_all", "n": 1001}}),
+     VALUE, "mastery_model.n"),
+    ("mastery_model has an unknown field", _plain(lambda b: {
+        **b, "kind": "exercise", "mastery_model": {"type": "do_all", "n": 3, "x": 1}}),
+     UNKNOWN, "mastery_model.x"),
     ("repeat is a string", _set("repeat", "yes"), TYPE, "repeat"),
     ("repeat is 1", _set("repeat", 1), TYPE, "repeat"),
-    ("mastery_model is not accepted yet", _set("mastery_model", {"type": "do_all"}), UNKNOWN,
+    ("mastery_model on a video", _set("mastery_model", {"type": "do_all", "n": 3}), VALUE,
      "mastery_model"),
+    ("mastery_model is a string", _set("mastery_model", "do_all"), TYPE, "mastery_model"),
 ]
 
 TRACK_UPDATE: list[Row] = [r for r in PLAIN_BODY if r[0] != "body is empty"] + [
@@ -1041,6 +1069,32 @@ TRACK_UPDATE: list[Row] = [r for r in PLAIN_BODY if r[0] != "body is empty"] + [
     ("extra_fields is a string", _set("extra_fields", "{}"), TYPE, "extra_fields"),
     ("extra_fields has a 2**64 number", _set("extra_fields", {"n": 2**64}), VALUE,
      "extra_fields"),
+    ("interactions is an object", _set("interactions", {"item": "q1"}), TYPE, "interactions"),
+    ("interactions on a video session", _set("interactions", [INTERACTION]), VALUE,
+     "interactions"),
+    ("101 interactions", _set("interactions", [INTERACTION] * 101), VALUE, "interactions"),
+    *[(f"interaction without {name}", _set("interactions", [
+        {k: v for k, v in INTERACTION.items() if k != name}]), MISSING,
+       f"interactions[0].{name}") for name in ("item", "correct", "time_spent", "answer")],
+    ("interaction correct is 2", _set("interactions", [{**INTERACTION, "correct": 2}]), VALUE,
+     "interactions[0].correct"),
+    ("interaction correct is a string", _set("interactions", [{**INTERACTION, "correct": "1"}]),
+     TYPE, "interactions[0].correct"),
+    ("interaction time_spent is negative",
+     _set("interactions", [{**INTERACTION, "time_spent": -1}]), VALUE,
+     "interactions[0].time_spent"),
+    ("interaction time_spent is 1e300",
+     _set("interactions", [{**INTERACTION, "time_spent": 1e300}]), VALUE,
+     "interactions[0].time_spent"),
+    ("interaction item is 257 characters",
+     _set("interactions", [{**INTERACTION, "item": "q" * 257}]), VALUE,
+     "interactions[0].item"),
+    ("interaction id has a control char",
+     _set("interactions", [{**INTERACTION, "id": "a\x01"}]), VALUE, "interactions[0].id"),
+    ("interaction has an unknown field",
+     _set("interactions", [{**INTERACTION, "bogus": 1}]), UNKNOWN, "interactions[0].bogus"),
+    ("interaction hinted is a string",
+     _set("interactions", [{**INTERACTION, "hinted": "yes"}]), TYPE, "interactions[0].hinted"),
 ]
 
 

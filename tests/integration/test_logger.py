@@ -198,3 +198,273 @@ def test_viewer_and_logger_sessions_land_in_one_summary_under_content_mode(
     for collection in ("maths", "science", None):
         row = learner.one("carol", "c1", collection)
         assert (row["progress"], row["timeSpent"], row["viewCount"]) == (50, 15.0, 3)
+
+
+# -- exercises: tries, item attempts, mastery decided on the server ------------------------
+
+def answer(item: str, correct: float, *, time_spent: float = 5, **fields: Any
+           ) -> dict[str, Any]:
+    return {"item": item, "correct": correct, "time_spent": time_spent,
+            "answer": {"response": "x"}, **fields}
+
+
+def exercise(learner: Logger, model: dict[str, Any], content: str = "ex1",
+             **fields: Any) -> dict[str, Any]:
+    return learner.start(content, kind="exercise", mastery_model=model, **fields)
+
+
+M_OF_N = {"type": "m_of_n", "m": 3, "n": 5}
+
+
+def test_an_exercise_start_opens_a_try_with_its_criterion(alice: Logger) -> None:
+    started = exercise(alice, M_OF_N)
+    assert started["mastery_criterion"] == M_OF_N
+    assert (started["pastattempts"], started["totalattempts"], started["complete"]) == (
+        [], 0, False)
+
+
+def test_m_of_n_is_mastered_on_the_server(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    assert alice.put(sid, interactions=[answer("q1", 1)])["complete"] is False
+    assert alice.put(sid, interactions=[answer("q2", 0)])["complete"] is False
+    assert alice.state("ex1")["progress"] == 0.334  # 1 of the 3 needed, rounded up
+    alice.put(sid, interactions=[answer("q3", 1)])
+    done = alice.put(sid, interactions=[answer("q4", 1)])
+    assert done["complete"] is True
+    row = alice.api.one("alice", "ex1")
+    assert (row["status"], row["progress"]) == (2, 100)
+
+
+def test_in_a_row_needs_the_last_answers_correct(alice: Logger) -> None:
+    sid = exercise(alice, {"type": "num_correct_in_a_row_3"})["session_id"]
+    for item, correct in (("q1", 1), ("q2", 1), ("q3", 0), ("q4", 1), ("q5", 1)):
+        assert alice.put(sid, interactions=[answer(item, correct)])["complete"] is False
+    assert alice.put(sid, interactions=[answer("q6", 1)])["complete"] is True
+
+
+def test_client_progress_on_an_exercise_is_not_used(alice: Logger) -> None:
+    """Decision 0009: the criterion decides; a client's progress: 1 completes nothing."""
+    sid = exercise(alice, M_OF_N)["session_id"]
+    assert alice.put(sid, progress=1.0, interactions=[answer("q1", 1)])["complete"] is False
+    assert alice.state("ex1")["progress"] == 0.334  # the criterion's 1 of 3, not 1.0
+
+
+def test_first_try_correctness_sticks_unless_replace(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    wrong_then_right = alice.put(sid, interactions=[answer("q1", 0), answer("q1", 1)])
+    [attempt] = wrong_then_right["attempts"]
+    assert attempt["correct"] == 0
+    replaced = alice.put(sid, interactions=[answer("q1", 1, id=attempt["id"], replace=True)])
+    assert [a["correct"] for a in replaced["attempts"]] == [1]
+    kept = alice.put(sid, interactions=[answer("q1", 0, id=attempt["id"])])
+    assert [a["correct"] for a in kept["attempts"]] == [1]  # no replace: stays correct
+    assert exercise(alice, M_OF_N)["totalattempts"] == 1  # all on one attempt
+
+
+def test_hint_then_error_make_one_attempt_with_the_last_time(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    result = alice.put(sid, interactions=[
+        answer("q1", 0, time_spent=10, hinted=True),
+        {"item": "q1", "correct": 0, "time_spent": 20, "error": True}])
+    [attempt] = result["attempts"]
+    assert (attempt["hinted"], attempt["error"], attempt["time_spent"]) == (True, True, 20)
+
+
+def test_hinted_after_a_correct_answer_is_not_set(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    [first] = alice.put(sid, interactions=[answer("q1", 1)])["attempts"]
+    [after] = alice.put(sid, interactions=[answer("q1", 1, id=first["id"], hinted=True)])[
+        "attempts"]
+    assert after["hinted"] is False
+
+
+def test_replace_without_an_id_updates_the_items_attempt(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    alice.put(sid, interactions=[answer("q1", 0, replace=True)])
+    alice.put(sid, interactions=[answer("q1", 1, replace=True)])
+    resumed = exercise(alice, M_OF_N)
+    assert resumed["totalattempts"] == 1
+    assert resumed["pastattempts"][0]["correct"] == 1
+
+
+def test_an_unknown_attempt_id_is_a_400_that_changes_nothing(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    result = alice.put(sid, status=400, time_spent_delta=30,
+                       interactions=[answer("q0", 1), answer("q1", 1, id="nope")])
+    assert result["result"]["field"] == "interactions[1].id"
+    resumed = exercise(alice, M_OF_N)
+    assert (resumed["totalattempts"], resumed["time_spent"]) == (0, 0.0)
+
+
+def test_the_stored_criterion_wins_over_a_changed_model(alice: Logger) -> None:
+    exercise(alice, M_OF_N)
+    resumed = exercise(alice, {"type": "num_correct_in_a_row_2"})
+    assert resumed["mastery_criterion"] == M_OF_N
+
+
+def test_a_completed_try_is_continued_unless_repeat(alice: Logger) -> None:
+    model = {"type": "num_correct_in_a_row_2"}
+    sid = exercise(alice, model)["session_id"]
+    alice.put(sid, interactions=[answer("q1", 1)])
+    alice.put(sid, interactions=[answer("q2", 1)], time_spent_delta=12)
+    again = exercise(alice, model)
+    assert (again["complete"], again["totalattempts"], again["time_spent"]) == (True, 2, 12.0)
+    fresh = exercise(alice, M_OF_N, repeat=True)
+    assert (fresh["complete"], fresh["totalattempts"], fresh["time_spent"]) == (False, 0, 0.0)
+    assert fresh["mastery_criterion"] == M_OF_N  # a new try takes the model in force now
+    assert fresh["progress"] == 0.0  # the summary starts over with the repeat
+    assert exercise(alice, model)["totalattempts"] == 0  # the incomplete try is preferred
+
+
+@pytest.mark.parametrize(("model", "shown"), [
+    ({"type": "m_of_n", "m": 3, "n": 4}, 4),
+    ({"type": "num_correct_in_a_row_2"}, 2),
+    ({"type": "do_all", "n": 30}, 10),
+])
+def test_past_attempts_are_truncated_by_the_criterion(
+        alice: Logger, model: dict[str, Any], shown: int) -> None:
+    sid = exercise(alice, model)["session_id"]
+    alice.put(sid, interactions=[answer(f"q{i}", 0) for i in range(12)])
+    resumed = exercise(alice, model)
+    assert resumed["totalattempts"] == 12
+    assert [a["item"] for a in resumed["pastattempts"]] == [
+        f"q{i}" for i in range(11, 11 - shown, -1)]  # newest first
+
+
+def test_try_time_adds_the_session_deltas(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    alice.put(sid, time_spent_delta=30, interactions=[answer("q1", 1)])
+    alice.put(sid, time_spent_delta=40)
+    assert exercise(alice, M_OF_N)["time_spent"] == 70.0
+    assert alice.api.one("alice", "ex1")["timeSpent"] == 70.0
+
+
+def test_erasing_a_learner_erases_its_tries(api: Api, alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    alice.put(sid, interactions=[answer("q1", 1)])
+    api.call("DELETE", "/v1/summary/delete/alice?all=true")
+    alice.put(sid, status=404, interactions=[answer("q2", 1)])
+    assert exercise(alice, M_OF_N)["totalattempts"] == 0
+
+
+# -- listings ------------------------------------------------------------------------------
+
+LOGS = "/api/logger/"
+
+
+def listing(api: Api, kind: str, status: int = 200, **params: Any) -> dict[str, Any]:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return api.call("GET", f"{LOGS}{kind}/?{query}", status=status)
+
+
+def test_a_learner_lists_its_own_sessions_only(api: Api, alice: Logger) -> None:
+    bob = Logger(api, "bob")
+    alice.start("c1")
+    alice.start("c2")
+    bob.start("c1")
+    mine = listing(alice.api, "contentsessionlog")["results"]
+    assert sorted((r["user_id"], r["content_id"]) for r in mine) == [
+        ("alice", "c1"), ("alice", "c2")]
+    assert mine[0]["kind"] == "video" and mine[0]["start_timestamp"].endswith("Z")
+    refused = listing(alice.api, "contentsessionlog", status=403, user_id="bob")
+    assert refused["params"]["err"] == "FORBIDDEN"
+    everyone = listing(api, "contentsessionlog")["results"]
+    assert len(everyone) == 3
+    assert [r["user_id"] for r in listing(api, "contentsessionlog", user_id="bob")[
+        "results"]] == ["bob"]
+    assert {r["content_id"] for r in listing(api, "contentsessionlog", content_id="c1")[
+        "results"]} == {"c1"}
+
+
+def test_listings_never_cross_datasets(api: Api, alice: Logger) -> None:
+    alice.start("c1")
+    other_admin = mint(api.secret or "", "root-b", ["admin"], dataset="b")
+    for kind in ("contentsessionlog", "contentsummarylog", "masterylog", "attemptlog"):
+        assert api.call("GET", f"{LOGS}{kind}/", token=other_admin)["results"] == []
+    assert len(listing(api, "contentsummarylog")["results"]) == 1
+
+
+def test_pages_walk_every_row_once(api: Api, alice: Logger) -> None:
+    for content in ("c1", "c2", "c3", "c4", "c5"):
+        alice.start(content)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params: dict[str, Any] = {"limit": 2}
+        if cursor is not None:
+            params["cursor"] = cursor
+        answer = listing(api, "contentsessionlog", **params)
+        seen += [r["id"] for r in answer["results"]]
+        cursor = answer["next"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 and len(set(seen)) == 5
+    assert cursor is None
+
+
+def test_time_filters(api: Api, alice: Logger) -> None:
+    alice.start("c1")
+    assert listing(api, "contentsessionlog", start="2999-01-01")["results"] == []
+    assert listing(api, "contentsessionlog", end="2000-01-01T00:00:00Z")["results"] == []
+    assert len(listing(api, "contentsessionlog", start="2000-01-01",
+                       end="2999-01-01T00:00:00%2B02:00")["results"]) == 1
+
+
+def test_summaries_tries_and_attempts_are_listed(api: Api, alice: Logger) -> None:
+    sid = alice.start("c1")["session_id"]
+    alice.put(sid, progress_delta=0.5, time_spent_delta=30, extra_fields={"page": 3})
+    [summary] = listing(alice.api, "contentsummarylog")["results"]
+    assert (summary["progress"], summary["time_spent"], summary["extra_fields"],
+            summary["completion_timestamp"]) == (0.5, 30.0, {"page": 3}, None)
+    ex = exercise(alice, M_OF_N)["session_id"]
+    alice.put(ex, interactions=[answer("q1", 0, hinted=True), answer("q1", 1)])
+    [attempt_try] = listing(alice.api, "masterylog", content_id="ex1")["results"]
+    assert (attempt_try["mastery_level"], attempt_try["mastery_criterion"],
+            attempt_try["complete"]) == (1, M_OF_N, False)
+    [attempt] = listing(alice.api, "attemptlog")["results"]
+    assert (attempt["item"], attempt["correct"], attempt["hinted"], attempt["session_id"]) == (
+        "q1", 0, True, ex)
+    assert [h["type"] for h in attempt["interaction_history"]] == ["hint", "answer"]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"cursor": "not-a-cursor"}, "cursor"),
+    ({"cursor": "WzEsMiwzXQ"}, "cursor"),  # [1,2,3]: the wrong width for sessions
+    ({"cursor": "WzEsMl0"}, "cursor"),  # [1,2]: numbers where the key has strings
+    ({"cursor": "eyJhIjoxfQ"}, "cursor"),  # {"a":1}: not a list
+    ({"limit": 0}, "limit"),
+    ({"limit": 1001}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"start": "yesterday"}, "start"),
+    ({"end": "2024-13-01"}, "end"),
+    ({"user_id": "a%01b"}, "user_id"),
+    ({"content_id": "c" * 257}, "content_id"),
+])
+def test_bad_listing_parameters_are_a_400_naming_them(
+        api: Api, params: dict[str, Any], field: str) -> None:
+    answer = listing(api, "contentsessionlog", status=400, **params)
+    assert answer["result"]["field"] == field, answer
+
+
+def test_user_progress_counts_completed_contents_and_completed_tries(
+        api: Api, alice: Logger) -> None:
+    """Kolibri's scenario: 3 completed summaries + an exercise with 2 completed tries and
+    an incomplete one = 5; partial progress counts nothing."""
+    for content in ("v1", "v2", "v3"):
+        alice.put(alice.start(content)["session_id"], progress=1.0)
+    alice.put(alice.start("v4")["session_id"], progress=0.5)
+    model = {"type": "num_correct_in_a_row_2"}
+    for repeat in (False, True):
+        sid = exercise(alice, model, repeat=repeat)["session_id"]
+        alice.put(sid, interactions=[answer("q1", 1), answer("q2", 1)])
+    exercise(alice, model, repeat=True)  # a third try, not completed
+    assert alice.api.call("GET", "/api/logger/userprogress/alice/") == {
+        "id": "alice", "progress": 5}
+    assert api.call("GET", "/api/logger/userprogress/alice/")["progress"] == 5  # an admin
+    alice.api.call("GET", "/api/logger/userprogress/bob/", status=403)
+
+
+def test_an_exercise_with_only_an_incomplete_try_counts_nothing(alice: Logger) -> None:
+    sid = exercise(alice, M_OF_N)["session_id"]
+    alice.put(sid, interactions=[answer("q1", 1)])
+    assert alice.api.call("GET", "/api/logger/userprogress/alice/")["progress"] == 0

@@ -109,6 +109,8 @@ def _offline_docs(app: FastAPI) -> None:
     app.add_api_route("/redoc", redoc, include_in_schema=False)
 
 
+# Success bodies of the routes whose errors are the envelope (all but /health and friends).
+_DOCUMENTED = ("/Envelope", "/TrackState", "/TrackResult", "/LogPage", "/UserProgress")
 _ERRORS = {
     "400": "Bad input: `params.err` is a stable code, `result.field` names the field.",
     "401": "No token, or a token that does not verify or has expired.",
@@ -131,8 +133,7 @@ def _openapi_with_envelope_errors(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 if any(r.get("content", {}).get("application/json", {}).get("schema", {})
-                       .get("$ref", "").endswith(("/Envelope", "/TrackState", "/TrackResult"))
-                       for r in responses.values()):
+                       .get("$ref", "").endswith(_DOCUMENTED) for r in responses.values()):
                     for status, text in _ERRORS.items():
                         responses.setdefault(status, {
                             "description": text, "content": {"application/json": {

@@ -6,15 +6,18 @@ envelope as every learnlog route (a stable code and the field it concerns).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
+from ..domain import mastery
 from ..domain.errors import InvalidInput
 from ..service import logger as svc
+from ..service import logs
 from ..service.viewer import Keys
 from . import models as m
+from .auth import may_act_for
 from .viewer import caller, check_id, runtime
 
 router = APIRouter(prefix="/api/logger")
@@ -32,11 +35,23 @@ async def start_session(request: Request,
     """Start a session of the caller on a content (the summary is created when absent).
 
     `repeat: true` starts over: the summary's progress goes back to 0 (its time and first
-    completion are kept)."""
+    completion are kept). An exercise (`kind: exercise`) needs a `mastery_model`; its
+    session works on a try (the open one, or a new one after a completed try and
+    `repeat`), and the answer adds the try's criterion, past attempts and count."""
     principal = caller(request, write=True)
     keys = Keys(principal.dataset, principal.user_id, body.content_id, body.collection_id,
                 body.context_id)
-    result = await runtime(request).writer.submit(svc.StartTracking(keys, body.repeat))
+    criterion = None
+    if body.kind == "exercise":
+        if body.mastery_model is None:
+            raise InvalidInput("An exercise needs a mastery_model.",
+                               code="MANDATORY_PARAMETER_MISSING", field="mastery_model")
+        criterion = mastery.criterion_of(body.mastery_model.model_dump(exclude_none=True))
+    elif body.mastery_model is not None:
+        raise InvalidInput("Only exercises have a mastery_model.",
+                           code="INVALID_PARAMETER_VALUE", field="mastery_model")
+    result = await runtime(request).writer.submit(
+        svc.StartTracking(keys, body.repeat, body.kind, criterion))
     return _json(result)
 
 
@@ -45,13 +60,77 @@ async def start_session(request: Request,
 async def update_session(request: Request, session_id: str,
                          body: Annotated[m.TrackUpdate, Body()]) -> Response:
     """Add progress (`progress_delta`, or an absolute `progress` that never lowers it),
-    time (`time_spent_delta`) and `extra_fields` (replaced whole) to one of your sessions."""
+    time (`time_spent_delta`) and `extra_fields` (replaced whole) to one of your sessions.
+    An exercise session takes `interactions`; the server decides mastery and progress."""
     principal = caller(request, write=True)
     check_id(session_id, "session_id")
     if body.progress_delta is not None and body.progress is not None:
         raise InvalidInput("Send progress_delta or progress, not both.",
                            code="CONFLICTING_FIELDS", field="progress")
+    interactions = None if body.interactions is None else tuple(
+        _interaction(i, given) for i, given in enumerate(body.interactions))
     result = await runtime(request).writer.submit(svc.TrackProgress(
         principal.dataset, principal.user_id, session_id, body.progress_delta, body.progress,
-        body.time_spent_delta, body.extra_fields))
+        body.time_spent_delta, body.extra_fields, interactions))
     return _json(result)
+
+
+def _interaction(index: int, given: m.InteractionIn) -> mastery.Interaction:
+    if given.answer is None and not given.error:
+        raise InvalidInput("An interaction needs an answer unless it is an error.",
+                           code="MANDATORY_PARAMETER_MISSING",
+                           field=f"interactions[{index}].answer")
+    return mastery.Interaction(
+        item=given.item, correct=given.correct, time_spent=given.time_spent,
+        attempt_id=given.id, complete=given.complete, answer=given.answer,
+        simple_answer=given.simple_answer, error=given.error, hinted=given.hinted,
+        replace=given.replace)
+
+
+def _listing(kind: str) -> Any:
+    async def listing(
+        request: Request,
+        user_id: Annotated[str | None, Query(description="only this learner")] = None,
+        content_id: Annotated[str | None, Query(description="only this content")] = None,
+        start: Annotated[str | None, Query(
+            description="ISO 8601 date or date-time (UTC unless given): from this time on",
+            max_length=64)] = None,
+        end: Annotated[str | None, Query(
+            description="ISO 8601 date or date-time: before this time", max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(
+            description="`next` of the previous page", max_length=4096)] = None,
+    ) -> Response:
+        principal = caller(request, write=False)
+        for value, name in ((user_id, "user_id"), (content_id, "content_id")):
+            if value is not None:
+                check_id(value, name)
+        if user_id is not None:
+            may_act_for(principal, user_id, write=False)
+        elif not principal.is_admin:
+            user_id = principal.user_id  # a learner lists its own records
+        query = logs.LogQuery(
+            principal.dataset, user_id, content_id,
+            None if start is None else logs.parse_time(start, "start"),
+            None if end is None else logs.parse_time(end, "end"), limit, cursor)
+        return _json(await runtime(request).read(lambda conn: logs.page(conn, kind, query)))
+    listing.__doc__ = (f"List {kind} rows you may read (your own; an admin's whole dataset), "
+                       "oldest key first, a page at a time: pass `next` as `cursor`.")
+    return listing
+
+
+for _kind in logs.LISTINGS:
+    router.add_api_route(f"/{_kind}/", _listing(_kind), methods=["GET"],
+                         name=f"api.logger.{_kind}", response_model=m.LogPage)
+
+
+@router.get("/userprogress/{user_id}/", name="api.logger.userprogress",
+            response_model=m.UserProgress)
+async def user_progress(request: Request, user_id: str) -> Response:
+    """The learner's total progress: completed contents, and an exercise's completed tries."""
+    principal = caller(request, write=False)
+    check_id(user_id, "user_id")
+    may_act_for(principal, user_id, write=False)
+    total = await runtime(request).read(
+        lambda conn: logs.user_progress(conn, principal.dataset, user_id))
+    return _json({"id": user_id, "progress": total})

@@ -271,10 +271,22 @@ class DeleteRequest(Wrapper):
 # --- the logger family (SPEC §4.3): Kolibri's field names, no wrapper ----------------------
 
 Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
-# Kolibri's content kinds tracked as plain sessions. Exercises and quizzes (mastery and
-# attempts) are not accepted by this version of the route.
+# Kolibri's content kinds. Quizzes (ExamLog) are not accepted by this version of the route.
 TrackedKind = Literal["video", "audio", "document", "html5", "slideshow", "h5p", "zim",
-                      "bloompub", "topic"]
+                      "bloompub", "topic", "exercise"]
+ItemCount = Annotated[int, Field(strict=True, ge=1, le=1000)]
+# Seconds on one question: bounded so that start = now - time never leaves the epoch.
+ItemSeconds = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
+
+
+class MasteryModel(Strict):
+    """When an exercise is mastered: m_of_n (m, n), do_all (n = the number of items),
+    num_correct_in_a_row_2/3/5/10."""
+
+    type: Literal["m_of_n", "do_all", "num_correct_in_a_row_2", "num_correct_in_a_row_3",
+                  "num_correct_in_a_row_5", "num_correct_in_a_row_10"]
+    m: ItemCount | None = None
+    n: ItemCount | None = None
 
 
 class TrackStart(Strict):
@@ -285,7 +297,24 @@ class TrackStart(Strict):
     channel_id: Id | None = None
     collection_id: Id | None = None
     context_id: Id | None = None
+    mastery_model: MasteryModel | None = None
     repeat: Flag = False
+
+
+class InteractionIn(Strict):
+    """One interaction with a question (Kolibri's interaction fields)."""
+
+    id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64,
+                                         pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")] | None = None
+    item: Id
+    correct: Fraction
+    time_spent: ItemSeconds
+    complete: Flag = False
+    answer: Details | None = None
+    simple_answer: Text | None = None
+    error: Flag = False
+    hinted: Flag = False
+    replace: Flag = False
 
 
 class TrackUpdate(Strict):
@@ -295,6 +324,7 @@ class TrackUpdate(Strict):
     progress: Fraction | None = None
     time_spent_delta: Seconds = 0.0
     extra_fields: Details | None = None
+    interactions: Annotated[list[InteractionIn], Field(max_length=100)] | None = None
 
 
 class TrackState(BaseModel):
@@ -303,7 +333,23 @@ class TrackState(BaseModel):
     time_spent: float
     extra_fields: dict[str, Any]
     complete: bool
+    mastery_criterion: dict[str, Any] | None = None
+    pastattempts: list[dict[str, Any]] | None = None
+    totalattempts: int | None = None
 
 
 class TrackResult(BaseModel):
     complete: bool
+    attempts: list[dict[str, Any]] | None = None
+
+
+class LogPage(BaseModel):
+    """A page of a logger listing; `next` is the cursor of the following page, or null."""
+
+    results: list[dict[str, Any]]
+    next: str | None
+
+
+class UserProgress(BaseModel):
+    id: str
+    progress: int

@@ -33,6 +33,8 @@ class Session:
     closed: bool = False
     progress_details: JSONMap | None = None
     extra_fields: JSONMap | None = None
+    kind: str | None = None  # the content kind a logger-family client named
+    level: int | None = None  # the exercise try (mastery level) the session works on
 
     @property
     def order(self) -> tuple[int, str]:

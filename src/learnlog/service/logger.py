@@ -7,11 +7,13 @@ session recorded here land in one summary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..domain.errors import NotFound
-from ..domain.summary import Summary, apply_session, new_session, record_progress
+from ..domain import mastery
+from ..domain.errors import InvalidInput, NotFound
+from ..domain.keys import SummaryKey
+from ..domain.summary import Session, Summary, apply_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
 from .viewer import Keys, after_change, check_time_delta
@@ -24,29 +26,62 @@ def tracking_state(summary: Summary, session_id: str) -> dict[str, Any]:
             "complete": summary.progress >= 1.0}
 
 
+def _assessment_state(uow: BatchUnitOfWork, t: mastery.Try) -> dict[str, Any]:
+    """What an exercise session's answers add: the try's criterion, time and attempts."""
+    attempts = uow.item_attempts_of(t.key, t.level)
+    return {"complete": t.complete, "time_spent": t.time_spent,
+            "mastery_criterion": t.criterion.as_json(),
+            "pastattempts": mastery.past_attempts(t, attempts),
+            "totalattempts": len(attempts)}
+
+
+def _exercise_try(uow: BatchUnitOfWork, key: SummaryKey, criterion: mastery.Criterion,
+                  repeat: bool) -> mastery.Try:
+    """The try a new exercise session works on: the one to continue, or a new one that
+    keeps the criterion in force now (a later change of the model does not touch it)."""
+    tries = uow.tries_of(key)
+    picked = mastery.pick_try(tries, repeat=repeat)
+    if picked is not None:
+        return picked
+    fresh = mastery.Try(key, mastery.next_level(tries), criterion, uow.now, uow.now)
+    uow.put_try(fresh)
+    return fresh
+
+
 @dataclass(frozen=True, slots=True)
 class StartTracking:
-    """Open a session for the caller; the summary is created when absent."""
+    """Open a session for the caller; the summary is created when absent. With a
+    criterion (an exercise) the session works on a try: the open one, or a new one."""
 
     keys: Keys
     repeat: bool = False
+    kind: str | None = None
+    criterion: mastery.Criterion | None = None
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         key = self.keys.resolve(ctx)
         before = uow.summary(key)
-        session = new_session(uow.new_id(), key, ctx.instance_id, uow.now, before,
-                              repeat=self.repeat)
+        exercise = (None if self.criterion is None
+                    else _exercise_try(uow, key, self.criterion, self.repeat))
+        session = replace(
+            new_session(uow.new_id(), key, ctx.instance_id, uow.now, before,
+                        repeat=self.repeat),
+            kind=self.kind, level=None if exercise is None else exercise.level)
         after = apply_session(before or Summary(key), None, session)
         uow.put_session(session)
         uow.put_summary(after, open_session_id=session.session_id)
         after_change(uow, ctx, self.keys, before, after)
-        return tracking_state(after, session.session_id)
+        state = tracking_state(after, session.session_id)
+        if exercise is not None:
+            state.update(_assessment_state(uow, exercise))
+        return state
 
 
 @dataclass(frozen=True, slots=True)
 class TrackProgress:
     """Add to a session the caller owns: a progress delta or an absolute progress (never
-    lowered), time, extra fields (replacing the previous ones)."""
+    lowered), time, extra fields (replacing the previous ones), and for an exercise
+    session item interactions, from which the server decides mastery and progress."""
 
     dataset: str
     user_id: str
@@ -55,6 +90,7 @@ class TrackProgress:
     progress: float | None = None
     time_spent_delta: float = 0.0
     extra_fields: dict[str, Any] | None = None
+    interactions: tuple[mastery.Interaction, ...] | None = None
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         check_time_delta(ctx, self.time_spent_delta, "time_spent_delta")
@@ -65,8 +101,16 @@ class TrackProgress:
                            code="SESSION_NOT_FOUND", field="session_id")
         key = session.key
         before = uow.summary(key) or Summary(key)
-        if self.progress_delta is not None:
-            target: float | None = session.progress + self.progress_delta
+        answer: dict[str, Any] = {}
+        target: float | None
+        if session.level is not None:
+            target, answer = self._exercise(uow, session)
+        elif self.interactions:
+            raise InvalidInput("Interactions need an exercise session: start it with a "
+                               "mastery_model.", code="INVALID_PARAMETER_VALUE",
+                               field="interactions")
+        elif self.progress_delta is not None:
+            target = session.progress + self.progress_delta
         else:
             target = self.progress
         updated = record_progress(session, uow.now, progress=target,
@@ -77,4 +121,24 @@ class TrackProgress:
         uow.put_summary(after)
         keys = Keys(key.dataset, key.user_id, key.content_id)
         after_change(uow, ctx, keys, before, after)
-        return {"complete": after.progress >= 1.0}
+        return {"complete": after.progress >= 1.0, **answer}
+
+    def _exercise(self, uow: BatchUnitOfWork, session: Session
+                  ) -> tuple[float, dict[str, Any]]:
+        """Apply the interactions to the session's try; its progress is the criterion's
+        (progress the client sends for an exercise is not used: decision 0009)."""
+        assert session.level is not None
+        t = uow.try_at(session.key, session.level)
+        if t is None:  # the try was erased with the learner's records
+            raise NotFound(f"Session {self.session_id} is not one of yours.",
+                           code="SESSION_NOT_FOUND", field="session_id")
+        existing = uow.item_attempts_of(t.key, t.level)
+        changed = mastery.apply_interactions(t, existing, session.session_id,
+                                             self.interactions or (), uow.now, uow.new_id)
+        for attempt in changed:
+            uow.put_item_attempt(attempt)
+        evaluated, progress = mastery.evaluate(t, uow.item_attempts_of(t.key, t.level),
+                                               uow.now, self.time_spent_delta)
+        uow.put_try(evaluated)
+        return progress, {"complete": evaluated.complete,
+                          "attempts": [a.shown() for a in changed]}

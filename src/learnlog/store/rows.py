@@ -11,6 +11,7 @@ from ..domain.certificates import Template
 from ..domain.collection import EnrolmentProgress, Node, Structure
 from ..domain.enrolment import CollectionRecord, Enrolment, IssuedCertificate
 from ..domain.keys import SummaryKey
+from ..domain.mastery import Criterion, ItemAttempt, Try
 from ..domain.summary import Session, Summary
 
 
@@ -78,6 +79,7 @@ def session_from_row(row: Any) -> Session:
         time_spent=row["time_spent"], completed_at=row["completed_at"],
         repeat=bool(row["repeat"]), closed=bool(row["closed"]),
         progress_details=loads(row["progress_details"]), extra_fields=loads(row["extra_fields"]),
+        kind=row["kind"], level=row["mastery_level"],
     )
 
 
@@ -88,7 +90,7 @@ def session_to_row(s: Session, partition: str, counter: int, now: int) -> dict[s
         "completed_at": s.completed_at, "repeat": s.repeat, "closed": s.closed,
         "progress_details": dumps(s.progress_details), "extra_fields": dumps(s.extra_fields),
         "partition": partition, "instance_id": s.instance_id, "counter": counter,
-        "updated_at": now,
+        "updated_at": now, "kind": s.kind, "mastery_level": s.level,
     }
 
 
@@ -195,3 +197,44 @@ def collection_to_row(c: CollectionRecord, partition: str, instance_id: str, cou
         "partition": partition, "instance_id": instance_id, "counter": counter,
         "updated_at": now,
     }
+
+
+def try_from_row(row: Any) -> Try:
+    c = orjson.loads(row["criterion"])
+    return Try(key=key_of(row), level=row["mastery_level"],
+               criterion=Criterion(c["type"], c["m"], c["n"]), started_at=row["started_at"],
+               ended_at=row["ended_at"], time_spent=row["time_spent"],
+               complete=bool(row["complete"]), completed_at=row["completed_at"])
+
+
+def try_to_row(t: Try, partition: str, instance_id: str, counter: int, now: int
+               ) -> dict[str, Any]:
+    return {**key_columns(t.key), "mastery_level": t.level,
+            "criterion": dumps(t.criterion.as_json()), "started_at": t.started_at,
+            "ended_at": t.ended_at, "time_spent": t.time_spent, "complete": t.complete,
+            "completed_at": t.completed_at, "partition": partition, "instance_id": instance_id,
+            "counter": counter, "updated_at": now}
+
+
+def item_attempt_from_row(row: Any) -> ItemAttempt:
+    return ItemAttempt(
+        attempt_id=row["attempt_id"], key=key_of(row), level=row["mastery_level"],
+        session_id=row["session_id"], item=row["item"], correct=row["correct"],
+        started_at=row["started_at"], ended_at=row["ended_at"], time_spent=row["time_spent"],
+        answer=orjson.loads(row["answer"]), simple_answer=row["simple_answer"],
+        complete=bool(row["complete"]), completed_at=row["completed_at"],
+        hinted=bool(row["hinted"]), error=bool(row["error"]),
+        history=tuple(orjson.loads(row["history"])), ordinal=row["ordinal"])
+
+
+def item_attempt_to_row(a: ItemAttempt, partition: str, instance_id: str, counter: int,
+                        now: int) -> dict[str, Any]:
+    return {**key_columns(a.key), "attempt_id": a.attempt_id, "mastery_level": a.level,
+            "session_id": a.session_id, "item": a.item, "correct": a.correct,
+            "started_at": a.started_at, "ended_at": a.ended_at, "time_spent": a.time_spent,
+            "answer": dumps(dict(a.answer)), "simple_answer": a.simple_answer,
+            "complete": a.complete, "completed_at": a.completed_at, "hinted": a.hinted,
+            "error": a.error, "history": dumps([dict(h) for h in a.history]),
+            "ordinal": a.ordinal,
+            "partition": partition, "instance_id": instance_id, "counter": counter,
+            "updated_at": now}

@@ -72,6 +72,9 @@ sessions = Table(
     Column("progress_details", Text),
     Column("extra_fields", Text),
     *_sync_columns(),
+    # Logger family (migration 0003): the content kind, and the exercise try it works on.
+    Column("kind", String(32)),
+    Column("mastery_level", Integer),
     Index("ix_sessions_key", "dataset", "user_id", "collection_key", "context_key", "content_id"),
     Index("ix_sessions_version", "instance_id", "counter"),
 )
@@ -118,6 +121,52 @@ attempts = Table(
     Column("responses", Text, nullable=False),
     *_sync_columns(),
     Index("ix_attempts_version", "instance_id", "counter"),
+)
+
+# Exercise tries (Kolibri's MasteryLog) and the item attempts within them (AttemptLog).
+tries = Table(
+    "tries",
+    metadata,
+    *_summary_key(),
+    Column("mastery_level", Integer, primary_key=True),
+    Column("criterion", Text, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=False),
+    Column("time_spent", Float, nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("completed_at", BigInteger),
+    *_sync_columns(),
+    Index("ix_tries_version", "instance_id", "counter"),
+)
+
+item_attempts = Table(
+    "item_attempts",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("attempt_id", String(64), primary_key=True),
+    _id("collection_key"),
+    _id("context_key"),
+    _id("content_id"),
+    Column("mastery_level", Integer, nullable=False),
+    Column("session_id", String(64), nullable=False),
+    _id("item"),
+    Column("correct", Float, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=False),
+    Column("time_spent", Float, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("simple_answer", Text),
+    Column("complete", Boolean, nullable=False),
+    Column("completed_at", BigInteger),
+    Column("hinted", Boolean, nullable=False),
+    Column("error", Boolean, nullable=False),
+    Column("history", Text, nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    *_sync_columns(),
+    Index("ix_item_attempts_try", "dataset", "user_id", "collection_key", "context_key",
+          "content_id", "mastery_level"),
+    Index("ix_item_attempts_version", "instance_id", "counter"),
 )
 
 enrolments = Table(

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..domain.assessment import Attempt
 from ..domain.enrolment import CollectionRecord, Enrolment
 from ..domain.keys import SummaryKey, partition_of, shared_partition
+from ..domain.mastery import ItemAttempt, Try
 from ..domain.summary import Session, Summary
 from . import rows
 from .fastsql import SESSION_PK, SUMMARY_PK, FastSql
@@ -44,11 +45,13 @@ from .schema import (
     collections,
     contexts,
     enrolments,
+    item_attempts,
     meta,
     outbox,
     sessions,
     summaries,
     tombstones,
+    tries,
 )
 
 _ABSENT = object()
@@ -102,6 +105,8 @@ class _Staged:
     enrolments: dict[tuple[str, str, str, str], Enrolment] = field(default_factory=dict)
     collections: dict[tuple[str, str], CollectionRecord] = field(default_factory=dict)
     contexts: dict[tuple[str, str], ContextRecord] = field(default_factory=dict)
+    tries: dict[tuple[SummaryKey, int], Try] = field(default_factory=dict)
+    item_attempts: dict[tuple[str, str, str], ItemAttempt] = field(default_factory=dict)
     outbox: list[tuple[str, str, Any]] = field(default_factory=list)
     erasures: list[tuple[str, str, tuple[str, str] | None, tuple[str, str] | None]] = field(
         default_factory=list)
@@ -114,6 +119,8 @@ class _Staged:
         self.enrolments.update(other.enrolments)
         self.collections.update(other.collections)
         self.contexts.update(other.contexts)
+        self.tries.update(other.tries)
+        self.item_attempts.update(other.item_attempts)
         self.outbox.extend(other.outbox)
         self.erasures.extend(other.erasures)
         self.after_commit.extend(other.after_commit)
@@ -135,6 +142,8 @@ class BatchUnitOfWork:
         self._user_enrolments: set[tuple[str, str]] = set()
         self._collections: dict[tuple[str, str], CollectionRecord | None] = {}
         self._contexts: dict[tuple[str, str], ContextRecord | None] = {}
+        self._tries: dict[SummaryKey, list[Try]] = {}
+        self._item_attempts: dict[tuple[SummaryKey, int], list[ItemAttempt]] = {}
         self._done = _Staged()
         self._cmd = _Staged()
         self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
@@ -258,6 +267,47 @@ class BatchUnitOfWork:
     def put_attempt(self, attempt: Attempt) -> None:
         self._cmd.attempts[(attempt.key, attempt.attempt_id)] = attempt
 
+    # -- exercise tries and their item attempts (the logger family) ---------------------
+    def _where_key(self, table: Table, key: SummaryKey) -> list[Any]:
+        return [table.c[k] == v for k, v in rows.key_columns(key).items()]
+
+    def tries_of(self, key: SummaryKey) -> list[Try]:
+        """Every try at an exercise under a key (stored and staged)."""
+        if key not in self._tries:
+            self._tries[key] = [rows.try_from_row(r) for r in self.conn.execute(
+                select(tries).where(*self._where_key(tries, key))).mappings()]
+        found = {t.level: t for t in self._tries[key]}
+        for staged in (self._done, self._cmd):
+            for (k, level), t in staged.tries.items():
+                if k == key:
+                    found[level] = t
+        return list(found.values())
+
+    def try_at(self, key: SummaryKey, level: int) -> Try | None:
+        return next((t for t in self.tries_of(key) if t.level == level), None)
+
+    def put_try(self, t: Try) -> None:
+        self._cmd.tries[(t.key, t.level)] = t
+
+    def item_attempts_of(self, key: SummaryKey, level: int) -> list[ItemAttempt]:
+        """The item attempts of one try (stored and staged)."""
+        if (key, level) not in self._item_attempts:
+            self._item_attempts[(key, level)] = [
+                rows.item_attempt_from_row(r) for r in self.conn.execute(
+                    select(item_attempts).where(*self._where_key(item_attempts, key),
+                                                item_attempts.c.mastery_level == level)
+                ).mappings()]
+        found = {a.attempt_id: a for a in self._item_attempts[(key, level)]}
+        for staged in (self._done, self._cmd):
+            for a in staged.item_attempts.values():
+                if a.key == key and a.level == level:
+                    found[a.attempt_id] = a
+        return list(found.values())
+
+    def put_item_attempt(self, attempt: ItemAttempt) -> None:
+        self._cmd.item_attempts[
+            (attempt.key.dataset, attempt.key.user_id, attempt.attempt_id)] = attempt
+
     # -- enrolments ---------------------------------------------------------------------
     def enrolment(self, dataset: str, user_id: str, collection_id: str, context_id: str
                   ) -> Enrolment | None:
@@ -375,7 +425,8 @@ class BatchUnitOfWork:
         for erasure in done.erasures:
             self._apply_erasure(*erasure)
         facts = (len(done.sessions) + len(done.attempts) + len(done.enrolments)
-                 + len(done.collections) + len(done.contexts) + (1 if done.summaries else 0))
+                 + len(done.collections) + len(done.contexts) + len(done.tries)
+                 + len(done.item_attempts) + (1 if done.summaries else 0))
         counters = self._allocate(facts)
         now = self.now
         session_rows = [
@@ -395,6 +446,13 @@ class BatchUnitOfWork:
             "name": x.name, "start_date": x.start_date, "end_date": x.end_date,
             "partition": shared_partition(x.dataset), "instance_id": self.instance_id,
             "counter": next(counters), "updated_at": now} for x in done.contexts.values()]
+        try_rows = [
+            rows.try_to_row(t, partition_of(t.key.dataset, t.key.user_id), self.instance_id,
+                            next(counters), now) for t in done.tries.values()]
+        item_attempt_rows = [
+            rows.item_attempt_to_row(a, partition_of(a.key.dataset, a.key.user_id),
+                                     self.instance_id, next(counters), now)
+            for a in done.item_attempts.values()]
         # One revision for every summary this batch writes (the cache keeps the newest).
         rev = next(counters, 0)
         summary_rows = [rows.summary_to_row(s, sid, rev, now)
@@ -405,6 +463,8 @@ class BatchUnitOfWork:
         upsert(self.conn, enrolments, enrolment_rows)
         upsert(self.conn, collections, collection_rows)
         upsert(self.conn, contexts, context_rows)
+        upsert(self.conn, tries, try_rows)
+        upsert(self.conn, item_attempts, item_attempt_rows)
         self.queued_work = bool(done.outbox)
         if done.outbox:
             self.conn.execute(outbox.insert(), [
@@ -417,7 +477,7 @@ class BatchUnitOfWork:
                        enrolment: tuple[str, str] | None) -> None:
         everything = scope is None and enrolment is None
         if everything or scope is not None:
-            for table in (sessions, summaries, attempts):
+            for table in (sessions, summaries, attempts, tries, item_attempts):
                 cond = [table.c.dataset == dataset, table.c.user_id == user_id]
                 if scope is not None:
                     cond += [table.c.collection_key == scope[0], table.c.context_key == scope[1]]

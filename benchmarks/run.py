@@ -636,9 +636,50 @@ def start_keys(client: httpx.Client, keys: list[dict[str, str]]) -> None:
                              f"expected applied={len(chunk)}")
 
 
+TRACK_LEARNERS = 2000  # learners with an exercise session each, for PUT trackprogress
+
+
+def instance_secret(url: str) -> str:
+    """The token secret the instance generated and stored (tokens of many learners are
+    minted here rather than by one `learnlog token` process each)."""
+    from sqlalchemy import create_engine, text
+
+    from learnlog.store.db import normalise_url
+
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT value FROM meta WHERE key = 'jwt_secret'"))
+                       .scalar_one())
+    finally:
+        engine.dispose()
+
+
+def start_exercises(base: str, secret: str, path: Path) -> None:
+    """One exercise session per learner; writes the PUT lines for trackprogress.lua."""
+    from learnlog.api.auth import mint
+
+    lines = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for n in range(TRACK_LEARNERS):
+            token = mint(secret, f"tracker-{n:05d}", ["learner"])
+            started = client.post("/api/logger/trackprogress/", json={
+                "content_id": f"ex{n % 20}", "kind": "exercise",
+                "mastery_model": {"type": "do_all", "n": 1000}},
+                headers={"Authorization": f"Bearer {token}"})
+            if started.status_code != 200:
+                raise BenchError(f"POST trackprogress: {started.status_code} {started.text}")
+            body = dumps({"time_spent_delta": 5, "interactions": [{
+                "item": f"q{n % 50}", "correct": 1, "time_spent": 5,
+                "answer": {"response": "42"}}]})
+            lines.append(f"{token}\t/api/logger/trackprogress/{started.json()['session_id']}/"
+                         f"\t{body}\n")
+    path.write_text("".join(lines))
+
+
 def write_phase(engine: str, dbs: Databases, workdir: Path, cfg: Settings,
                 results: dict[str, Any]) -> None:
-    err.rule(f"{engine}: writes (update, validate, events) and verify")
+    err.rule(f"{engine}: writes (update, validate, events, trackprogress) and verify")
     url, drop = dbs.fresh(engine, f"{engine}-write")
     pg_url = url if engine == "postgresql" else None
     env = app_env(url, workdir)
@@ -691,6 +732,13 @@ def write_phase(engine: str, dbs: Databases, workdir: Path, cfg: Settings,
             f"{engine}/events", "events.lua", server.base, token, events_file, cfg,
             connections=cfg.events_connections, server=server, timeout=60, pg_url=pg_url)
         results[f"{engine}/events"]["events_per_request"] = EVENT_BATCH
+        track_file = files / "trackprogress.tsv"
+        start_exercises(server.base, instance_secret(url), track_file)
+        run_wrk("warmup", "trackprogress.lua", server.base, token, track_file, cfg,
+                duration=cfg.warmup, measure=False, server=server)
+        results[f"{engine}/trackprogress"] = run_wrk(
+            f"{engine}/trackprogress", "trackprogress.lua", server.base, token, track_file,
+            cfg, server=server, pg_url=pg_url)
     t0 = time.perf_counter()
     done = cli(["verify"], app_env(url, workdir), workdir, timeout=3600, check=False)
     last = [line for line in done.stderr.splitlines() if line.strip()]
@@ -880,6 +928,12 @@ def evaluate(results: dict[str, Any], engines: list[str], large_label: str,
                             "≥ 40 % of `view/update/validate`", up,
                             f"{share:.0%} of {ceiling['rps']:,.0f} req/s", ok,
                             f"{engine}/update"))
+        track = results.get(f"{engine}/trackprogress")
+        if track:
+            ok = clean(track) and track["latency_ms"]["p99"] <= 50
+            rows.append(Row("`PUT /api/logger/trackprogress/{id}/` with an interaction, 64 "
+                            "concurrent clients", engine, "p99 ≤ 50 ms (the viewer routes' "
+                            "budget)", track, "", ok, f"{engine}/trackprogress"))
         ev = results.get(f"{engine}/events")
         if ev:
             per_s = ev["rps"] * ev.get("events_per_request", EVENT_BATCH)

@@ -8,7 +8,8 @@
 --   BENCH_NAME    name echoed in the JSON summary (defaults to the script's name)
 --   BENCH_THREADS the -t given to wrk, to spread the threads' starting offsets (default 2)
 --
--- The script that loads this file sets METHOD and PATH (PATH = nil: the line is the path).
+-- The script that loads this file sets METHOD and PATH (PATH = nil: the line is the path;
+-- PER_LINE = true: each line is token<TAB>path<TAB>body, BENCH_TOKEN is still required).
 -- At the end one JSON line is printed (prefixed by nothing, starting with {"bench":):
 -- requests, duration, req/s, latency percentiles in ms, and every kind of error,
 -- including responses outside 2xx counted in response() (wrk itself counts only >= 400).
@@ -51,7 +52,14 @@ function init(args)
   local headers = { ["Authorization"] = "Bearer " .. token }
   if METHOD ~= "GET" then headers["Content-Type"] = "application/json" end
   for i, line in ipairs(lines) do
-    if PATH then
+    if PER_LINE then
+      -- "<token>\t<path>\t<body>": each request acts as its own caller
+      local tok, path, body = string.match(line, "^([^\t]+)\t([^\t]+)\t(.*)$")
+      if not tok then fail("BENCH_FILE line " .. i .. " is not token<TAB>path<TAB>body") end
+      local own = { ["Authorization"] = "Bearer " .. tok,
+                    ["Content-Type"] = "application/json" }
+      requests_[i] = wrk.format(METHOD, path, own, body)
+    elseif PATH then
       requests_[i] = wrk.format(METHOD, PATH, headers, line)
     else
       requests_[i] = wrk.format(METHOD, line, headers, nil)

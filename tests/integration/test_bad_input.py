@@ -504,6 +504,33 @@ ROUTES = [
           lambda u, c: {"collectionId": "maths", "name": "Batch 1", "startDate": "2024-01-01",
                         "endDate": "2024-06-30"},
           lambda u, c: Probe("context", (c,)), ENVELOPE + CONTEXT),
+    Route("PUT user", "PUT", lambda u, c: f"/v1/users/{u}",
+          lambda u, c: {"username": u, "fullName": "A Learner", "kind": "learner"},
+          lambda u, c: None, [*ENVELOPE,
+              ("kind is teacher", at(("kind",), "teacher"), VALUE, "request.kind"),
+              ("kind is a number", at(("kind",), 1), VALUE, "request.kind"),
+              ("username is empty", at(("username",), ""), VALUE, "request.username"),
+              ("username has a newline", at(("username",), "a\nb"), VALUE,
+               "request.username"),
+              ("fullName is a list", at(("fullName",), ["A"]), TYPE, "request.fullName"),
+              ("fullName is empty", at(("fullName",), ""), VALUE, "request.fullName")]),
+    Route("PUT group", "PUT", lambda u, c: f"/v1/groups/{c}",
+          lambda u, c: {"kind": "classroom", "name": "Class 1"},
+          lambda u, c: None, [*ENVELOPE,
+              ("kind is missing", drop(("kind",)), MISSING, "request.kind"),
+              ("kind is school", at(("kind",), "school"), VALUE, "request.kind"),
+              ("name is missing", drop(("name",)), MISSING, "request.name"),
+              ("name is empty", at(("name",), ""), VALUE, "request.name"),
+              ("name is a number", at(("name",), 5), TYPE, "request.name"),
+              ("parentId on a classroom", at(("parentId",), "x"), VALUE, "request.parentId"),
+              ("parentId is 257 characters", at(("parentId",), "p" * 257), VALUE,
+               "request.parentId"),
+              ("a learnergroup without parentId", at(("kind",), "learnergroup"), VALUE,
+               "request.parentId")]),
+    Route("PUT member", "PUT", lambda u, c: f"/v1/groups/{c}/members/{u}",
+          lambda u, c: {"role": "coach"}, lambda u, c: None, [*ENVELOPE,
+              ("role is teacher", at(("role",), "teacher"), VALUE, "request.role"),
+              ("role is a list", at(("role",), ["coach"]), VALUE, "request.role")]),
     Route("DELETE summary", "DELETE", lambda u, c: f"/v1/summary/delete/{u}",
           lambda u, c: {"userId": u, "collectionId": c}, lambda u, c: Probe("erasure", (u, c)),
           # the body is optional here: an empty body or null is no body (then ?all=true is)
@@ -553,6 +580,16 @@ def _table() -> Iterator[Any]:
          f"/v1/summary/delete/{long_user}?all=true", None, "userId"),
         ("DELETE summary: all is maybe", "DELETE", "/v1/summary/delete/u1?all=maybe", None,
          "all"),
+        ("PUT user: userId is 257 characters", "PUT", f"/v1/users/{'u' * 257}",
+         wrap({}), "userId"),
+        ("PUT group: groupId has a control char", "PUT", "/v1/groups/g%01",
+         wrap({"kind": "group", "name": "n"}), "groupId"),
+        ("GET group: groupId is 257 characters", "GET", f"/v1/groups/{'g' * 257}", None,
+         "groupId"),
+        ("PUT member: userId has DEL", "PUT", "/v1/groups/g/members/a%7Fb", wrap({}),
+         "userId"),
+        ("DELETE member: groupId is 257 characters", "DELETE",
+         f"/v1/groups/{'g' * 257}/members/u", None, "groupId"),
     ]:
         yield pytest.param(Bad(method, path, body, VALUE, field, None), id=what)
 
@@ -642,7 +679,7 @@ def test_the_table_covers_every_route() -> None:
     assert {r.name for r in ROUTES} >= {
         "view/start", "view/update", "view/end", "assessment/submit", "view/read",
         "assessment/read", "summary/read", "enrol", "unenrol", "events", "PUT collection",
-        "PUT context", "DELETE summary"}
+        "PUT context", "DELETE summary", "PUT user", "PUT group", "PUT member"}
     assert len(TABLE) > 300
 
 

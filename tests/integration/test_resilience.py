@@ -32,3 +32,21 @@ def test_reads_and_writes_survive_killed_connections(api: Api, runtime: Runtime)
     assert api.summaries("u1")[0]["status"] == 1
     row = api.one("u1", "c1", "k", "x")
     assert (row["progress"], row["timeSpent"]) == (60, 20.0)
+
+
+class _Buggy:
+    """A command with a bug that raises StopIteration (a `next()` past the end)."""
+
+    def apply(self, uow: object, ctx: object) -> None:
+        next(iter(()))
+
+
+def test_a_command_raising_stopiteration_fails_its_request_instead_of_hanging(
+        runtime: Runtime) -> None:
+    import asyncio
+
+    async def submit() -> None:
+        await asyncio.wait_for(runtime.writer.submit(_Buggy()), timeout=10)
+
+    with pytest.raises(RuntimeError, match="internal error"):
+        asyncio.run(submit())

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bootstrap import Runtime, bootstrap
 from ..domain.errors import LearnlogError
 from ..settings import Settings
-from . import envelope, logger, ops, viewer
+from . import envelope, identity, logger, ops, viewer
 
 _JSON = (b"content-type", b"application/json")
 
@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_exception_handler(Exception, on_any)
     app.include_router(viewer.router)
     app.include_router(logger.router)
+    app.include_router(identity.router)
     app.include_router(ops.router)
     app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics)
     return app

@@ -1,4 +1,4 @@
-"""JWT bearer authentication and the one permission policy of the viewer family (SPEC §3).
+"""JWT bearer authentication (SPEC §3); who may do what is `access.py`.
 
 Verified tokens are cached (bounded) by their exact text, so the hot path verifies a
 learner's token once, not on every request; expiry is still checked on every use.
@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from ..domain.errors import Forbidden, Unauthorized
+from ..domain.errors import Unauthorized
 
 ROLES = ("admin", "coach", "learner", "device", "service")
 _CACHE_SIZE = 65536
@@ -121,22 +121,3 @@ class Authenticator:
                 raise Unauthorized("You are not authorized: the token has expired.",
                                    code="UNAUTHORIZED_USER")
         return principal
-
-
-def may_act_for(principal: Principal, user_id: str, *, write: bool) -> None:
-    """The viewer family's rule: learners act for themselves, admins for their dataset.
-
-    Coaches read members of their groups (groups arrive with the group API); until a
-    coach is a group's coach, it reads only itself.
-    """
-    if principal.user_id == user_id or principal.is_admin:
-        return
-    verb = "write" if write else "read"
-    raise Forbidden(f"You may not {verb} records of another user.", code="FORBIDDEN",
-                    field="request.userId")
-
-
-def require_admin(principal: Principal) -> None:
-    """Admin routes: admins (and services) of the dataset only."""
-    if not principal.is_admin:
-        raise Forbidden("This route is for admins of the dataset.", code="FORBIDDEN")

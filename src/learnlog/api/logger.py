@@ -17,7 +17,7 @@ from ..service import logger as svc
 from ..service import logs
 from ..service.viewer import Keys
 from . import models as m
-from .auth import may_act_for
+from .access import may_read
 from .viewer import caller, check_id, runtime
 
 router = APIRouter(prefix="/api/logger")
@@ -106,7 +106,7 @@ def _listing(kind: str) -> Any:
             if value is not None:
                 check_id(value, name)
         if user_id is not None:
-            may_act_for(principal, user_id, write=False)
+            await may_read(runtime(request), principal, user_id, "user_id")
         elif not principal.is_admin:
             user_id = principal.user_id  # a learner lists its own records
         query = logs.LogQuery(
@@ -130,7 +130,7 @@ async def user_progress(request: Request, user_id: str) -> Response:
     """The learner's total progress: completed contents, and an exercise's completed tries."""
     principal = caller(request, write=False)
     check_id(user_id, "user_id")
-    may_act_for(principal, user_id, write=False)
+    await may_read(runtime(request), principal, user_id, "user_id")
     total = await runtime(request).read(
         lambda conn: logs.user_progress(conn, principal.dataset, user_id))
     return _json({"id": user_id, "progress": total})

@@ -353,3 +353,33 @@ class LogPage(BaseModel):
 class UserProgress(BaseModel):
     id: str
     progress: int
+
+
+# --- identity (SPEC §3): users, groups, memberships -----------------------------------------
+
+class UserBody(Strict):
+    username: Id | None = None
+    fullName: Name | None = None
+    kind: Literal["learner", "coach", "admin"] = "learner"
+
+
+class UserRequest(Wrapper):
+    request: UserBody
+
+
+class GroupBody(Strict):
+    kind: Literal["classroom", "learnergroup", "group"]
+    name: Name
+    parentId: Id | None = None
+
+
+class GroupRequest(Wrapper):
+    request: GroupBody
+
+
+class MemberBody(Strict):
+    role: Literal["admin", "coach", "learner"] = "learner"
+
+
+class MemberRequest(Wrapper):
+    request: MemberBody

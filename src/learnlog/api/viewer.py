@@ -21,7 +21,8 @@ from ..service import reads
 from ..service import viewer as svc
 from ..store.uow import ContextRecord
 from . import models as m
-from .auth import Principal, may_act_for, require_admin
+from .access import may_read, may_write, require_admin
+from .auth import Principal
 from .envelope import Envelope, EnvelopeResponse, ok
 
 router = APIRouter()
@@ -40,8 +41,8 @@ def _msgid(body: m.Wrapper) -> str | None:
     return None if body.params is None else body.params.msgid
 
 
-def _keys(principal: Principal, req: m.ViewKeys, *, write: bool = True) -> svc.Keys:
-    may_act_for(principal, req.userId, write=write)
+def _keys(principal: Principal, req: m.ViewKeys) -> svc.Keys:
+    may_write(principal, req.userId)
     return svc.Keys(principal.dataset, req.userId, req.contentId, req.collectionId, req.contextId)
 
 
@@ -143,8 +144,9 @@ async def events(request: Request, body: m.EventsRequest) -> EnvelopeResponse:
     return ok("api.events", result, _msgid(body))
 
 
-def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead) -> list[SummaryKey]:
-    may_act_for(principal, req.userId, write=False)
+async def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead
+                     ) -> list[SummaryKey]:
+    await may_read(rt, principal, req.userId)
     return [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
                         content_id=c, collection_id=req.collectionId, context_id=req.contextId)
             for c in dict.fromkeys(req.contentId)]
@@ -156,7 +158,7 @@ async def view_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
     rt = runtime(request)
     principal = caller(request, write=False)
     req = body.request
-    keys = _read_keys(rt, principal, req)
+    keys = await _read_keys(rt, principal, req)
 
     fields = await rt.off_loop(reads.cached_view_fields, rt.read_engine, rt.cache, keys)
     return ok("api.view.read", {
@@ -170,7 +172,7 @@ async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResp
     rt = runtime(request)
     principal = caller(request, write=False)
     req = body.request
-    keys = _read_keys(rt, principal, req)
+    keys = await _read_keys(rt, principal, req)
 
     contents = await rt.read(lambda conn: reads.assessment_rows(conn, keys))
     return ok("api.assessment.read", {"userId": req.userId, "collectionId": req.collectionId,
@@ -191,7 +193,7 @@ async def summary_list(request: Request, userId: str) -> EnvelopeResponse:
     """Every enrolment of a learner with its progress, statuses, scores, certificates."""
     principal = caller(request, write=False)
     check_id(userId, "userId")
-    may_act_for(principal, userId, write=False)
+    await may_read(runtime(request), principal, userId, "userId")
     return ok("api.summary.list",
               {"summary": await _summaries(runtime(request), principal, userId)})
 
@@ -201,7 +203,7 @@ async def summary_read(request: Request, body: m.SummaryReadRequest) -> Envelope
     """One enrolment's summary."""
     principal = caller(request, write=False)
     req = body.request
-    may_act_for(principal, req.userId, write=False)
+    await may_read(runtime(request), principal, req.userId)
     found = await _summaries(runtime(request), principal, req.userId, req.collectionId,
                              enrolment_context(req.collectionId, req.contextId))
     if not found:
@@ -224,7 +226,7 @@ async def summary_delete(
     """Erase a learner's records: all of them (?all=true) or one enrolment's."""
     principal = caller(request, write=True)
     check_id(userId, "userId")
-    may_act_for(principal, userId, write=True)
+    may_write(principal, userId, "userId")
     if all:
         command = svc.EraseSummaries(principal.dataset, userId, None, None)
     elif body is None:
@@ -247,7 +249,7 @@ async def summary_download(request: Request, userId: str,
     """Where to download a learner's summaries (served to the same caller only)."""
     principal = caller(request, write=False)
     check_id(userId, "userId")
-    may_act_for(principal, userId, write=False)
+    await may_read(runtime(request), principal, userId, "userId")
     return ok("api.summary.download",
               {"url": f"/v1/summary/download/{userId}/{userId}_viewer_summary.{format}"})
 
@@ -258,7 +260,7 @@ async def summary_file(request: Request, userId: str, filename: str) -> Response
     """The download itself: JSON or CSV of every enrolment summary."""
     principal = caller(request, write=False)
     check_id(userId, "userId")
-    may_act_for(principal, userId, write=False)
+    await may_read(runtime(request), principal, userId, "userId")
     stem = f"{userId}_viewer_summary."
     if not filename.startswith(stem) or filename[len(stem):] not in ("csv", "json"):
         raise NotFound("No such download.", code="NOT_FOUND", field="filename")
@@ -339,7 +341,7 @@ async def enrol(request: Request, body: m.EnrolRequest) -> EnvelopeResponse:
     """Enrol a learner (a learner may enrol itself)."""
     principal = caller(request, write=True)
     req = body.request
-    may_act_for(principal, req.userId, write=True)
+    may_write(principal, req.userId)
     result = await runtime(request).writer.submit(
         svc.Enrol(principal.dataset, req.userId, req.collectionId, req.contextId))
     return ok("api.enrol", result, _msgid(body))
@@ -350,7 +352,7 @@ async def unenrol(request: Request, body: m.EnrolRequest) -> EnvelopeResponse:
     """Mark an enrolment inactive; its progress is kept."""
     principal = caller(request, write=True)
     req = body.request
-    may_act_for(principal, req.userId, write=True)
+    may_write(principal, req.userId)
     result = await runtime(request).writer.submit(
         svc.Unenrol(principal.dataset, req.userId, req.collectionId, req.contextId))
     return ok("api.unenrol", result, _msgid(body))

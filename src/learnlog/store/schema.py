@@ -169,6 +169,40 @@ item_attempts = Table(
     Index("ix_item_attempts_version", "instance_id", "counter"),
 )
 
+# Identity (migration 0004): the users registry, groups and memberships with roles.
+users = Table(
+    "users",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("username", String(ID)),
+    Column("full_name", String(1024)),
+    Column("kind", String(32), nullable=False),
+    *_sync_columns(),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("group_id", primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(1024), nullable=False),
+    _id("parent_id", nullable=True),
+    *_sync_columns(),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("group_id", primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("role", String(32), nullable=False),
+    *_sync_columns(),
+    Index("ix_memberships_user", "dataset", "user_id"),
+)
+
 enrolments = Table(
     "enrolments",
     metadata,

@@ -45,16 +45,21 @@ from .schema import (
     collections,
     contexts,
     enrolments,
+    groups,
     item_attempts,
+    memberships,
     meta,
     outbox,
     sessions,
     summaries,
     tombstones,
     tries,
+    users,
 )
 
 _ABSENT = object()
+SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
+RECORD_TABLES = (users, groups, memberships)
 COUNTER_KEY = "counter"
 
 
@@ -107,6 +112,10 @@ class _Staged:
     contexts: dict[tuple[str, str], ContextRecord] = field(default_factory=dict)
     tries: dict[tuple[SummaryKey, int], Try] = field(default_factory=dict)
     item_attempts: dict[tuple[str, str, str], ItemAttempt] = field(default_factory=dict)
+    # Small records written whole (users, groups, memberships): (table, primary key) →
+    # (partition, row without sync columns), or None for a deletion.
+    records: dict[tuple[str, tuple[Any, ...]], tuple[str, dict[str, Any] | None]] = field(
+        default_factory=dict)
     outbox: list[tuple[str, str, Any]] = field(default_factory=list)
     erasures: list[tuple[str, str, tuple[str, str] | None, tuple[str, str] | None]] = field(
         default_factory=list)
@@ -121,6 +130,7 @@ class _Staged:
         self.contexts.update(other.contexts)
         self.tries.update(other.tries)
         self.item_attempts.update(other.item_attempts)
+        self.records.update(other.records)
         self.outbox.extend(other.outbox)
         self.erasures.extend(other.erasures)
         self.after_commit.extend(other.after_commit)
@@ -308,6 +318,25 @@ class BatchUnitOfWork:
         self._cmd.item_attempts[
             (attempt.key.dataset, attempt.key.user_id, attempt.attempt_id)] = attempt
 
+    # -- small whole records: users, groups, memberships ----------------------------------
+    def record(self, table: Table, pk: tuple[Any, ...]) -> dict[str, Any] | None:
+        """A record by primary key, as stored plus staged (None when absent or deleted)."""
+        ident = (table.name, pk)
+        for staged in (self._cmd, self._done):
+            if ident in staged.records:
+                return staged.records[ident][1]
+        names = [c.name for c in table.primary_key.columns]
+        row = self._one(table, dict(zip(names, pk, strict=True)))
+        return None if row is None else {k: v for k, v in row.items()
+                                         if k not in SYNC_COLUMNS}
+
+    def put_record(self, table: Table, partition: str, row: dict[str, Any]) -> None:
+        pk = tuple(row[c.name] for c in table.primary_key.columns)
+        self._cmd.records[(table.name, pk)] = (partition, row)
+
+    def delete_record(self, table: Table, partition: str, pk: tuple[Any, ...]) -> None:
+        self._cmd.records[(table.name, pk)] = (partition, None)
+
     # -- enrolments ---------------------------------------------------------------------
     def enrolment(self, dataset: str, user_id: str, collection_id: str, context_id: str
                   ) -> Enrolment | None:
@@ -426,7 +455,8 @@ class BatchUnitOfWork:
             self._apply_erasure(*erasure)
         facts = (len(done.sessions) + len(done.attempts) + len(done.enrolments)
                  + len(done.collections) + len(done.contexts) + len(done.tries)
-                 + len(done.item_attempts) + (1 if done.summaries else 0))
+                 + len(done.item_attempts) + len(done.records)
+                 + (1 if done.summaries else 0))
         counters = self._allocate(facts)
         now = self.now
         session_rows = [
@@ -454,7 +484,7 @@ class BatchUnitOfWork:
                                      self.instance_id, next(counters), now)
             for a in done.item_attempts.values()]
         # One revision for every summary this batch writes (the cache keeps the newest).
-        rev = next(counters, 0)
+        rev = next(counters) if done.summaries else 0
         summary_rows = [rows.summary_to_row(s, sid, rev, now)
                         for s, sid in done.summaries.values()]
         self.fast.upsert(sessions, session_rows)
@@ -464,6 +494,7 @@ class BatchUnitOfWork:
         upsert(self.conn, collections, collection_rows)
         upsert(self.conn, contexts, context_rows)
         upsert(self.conn, tries, try_rows)
+        self._flush_records(done.records, counters)
         upsert(self.conn, item_attempts, item_attempt_rows)
         self.queued_work = bool(done.outbox)
         if done.outbox:
@@ -472,6 +503,25 @@ class BatchUnitOfWork:
                  "available_at": now, "attempts": 0} for d, t, p in done.outbox])
         for summary, _ in done.summaries.values():
             self.changed_summaries[summary.key] = (summary, rev)
+
+    def _flush_records(self, staged: dict[tuple[str, tuple[Any, ...]],
+                                          tuple[str, dict[str, Any] | None]],
+                       counters: Iterator[int]) -> None:
+        """Write staged records; a deletion removes the row and leaves a tombstone."""
+        by_table = {t.name: t for t in RECORD_TABLES}
+        for (name, pk), (partition, row) in staged.items():
+            table = by_table[name]
+            version = {"partition": partition, "instance_id": self.instance_id,
+                       "counter": next(counters), "updated_at": self.now}
+            if row is not None:
+                upsert(self.conn, table, [{**row, **version}])
+                continue
+            names = [c.name for c in table.primary_key.columns]
+            self.conn.execute(delete(table).where(
+                *(table.c[n] == v for n, v in zip(names, pk, strict=True))))
+            upsert(self.conn, tombstones, [{
+                "dataset": pk[0], "kind": name, "record_id": "\x1f".join(map(str, pk[1:])),
+                **version}])
 
     def _apply_erasure(self, dataset: str, user_id: str, scope: tuple[str, str] | None,
                        enrolment: tuple[str, str] | None) -> None:

@@ -284,6 +284,10 @@ def _settle(future: Future[Any] | asyncio.Future[Any], ok: bool, value: Any) -> 
         return
     if ok:
         future.set_result(value)
+    elif isinstance(value, StopIteration):
+        # asyncio futures refuse StopIteration (the request would wait forever): a bug
+        # that raised it must still fail its request.
+        future.set_exception(RuntimeError(f"internal error: {value!r}"))
     else:
         future.set_exception(value)
 

@@ -1,0 +1,127 @@
+"""Identity (SPEC §3): the users registry, groups and memberships with roles.
+
+Group kinds: `classroom`, `learnergroup` (inside a classroom: `parent_id`) and `group`
+(the group API's). Roles on a group: `admin`, `coach`, `learner`. Who may read whose
+records is decided from these rows in one place, `api/access.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, select
+
+from ..domain.errors import InvalidInput, NotFound
+from ..domain.keys import partition_of, shared_partition
+from ..store.schema import groups, memberships, users
+from ..store.uow import BatchUnitOfWork
+from .ports import ServiceContext
+
+GROUP_KINDS = ("classroom", "learnergroup", "group")
+ROLES = ("admin", "coach", "learner")
+READER_ROLES = ("admin", "coach")
+
+
+@dataclass(frozen=True, slots=True)
+class PutUser:
+    dataset: str
+    user_id: str
+    username: str | None
+    full_name: str | None
+    kind: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        row = {"dataset": self.dataset, "user_id": self.user_id, "username": self.username,
+               "full_name": self.full_name, "kind": self.kind}
+        uow.put_record(users, partition_of(self.dataset, self.user_id), row)
+        return {"userId": self.user_id}
+
+
+@dataclass(frozen=True, slots=True)
+class PutGroup:
+    dataset: str
+    group_id: str
+    kind: str
+    name: str
+    parent_id: str | None = None
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        if self.kind == "learnergroup":
+            parent = (None if self.parent_id is None
+                      else uow.record(groups, (self.dataset, self.parent_id)))
+            if parent is None or parent["kind"] != "classroom":
+                raise InvalidInput("A learnergroup needs parentId: a registered classroom.",
+                                   code="INVALID_PARAMETER_VALUE", field="request.parentId")
+        elif self.parent_id is not None:
+            raise InvalidInput("Only a learnergroup has a parentId.",
+                               code="INVALID_PARAMETER_VALUE", field="request.parentId")
+        uow.put_record(groups, shared_partition(self.dataset), {
+            "dataset": self.dataset, "group_id": self.group_id, "kind": self.kind,
+            "name": self.name, "parent_id": self.parent_id})
+        return {"groupId": self.group_id}
+
+
+def _group(uow: BatchUnitOfWork, dataset: str, group_id: str) -> dict[str, Any]:
+    found = uow.record(groups, (dataset, group_id))
+    if found is None:
+        raise NotFound(f"Group {group_id} is not registered.", code="GROUP_NOT_FOUND",
+                       field="groupId")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PutMember:
+    dataset: str
+    group_id: str
+    user_id: str
+    role: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        _group(uow, self.dataset, self.group_id)
+        uow.put_record(memberships, partition_of(self.dataset, self.user_id), {
+            "dataset": self.dataset, "group_id": self.group_id, "user_id": self.user_id,
+            "role": self.role})
+        return {"groupId": self.group_id, "userId": self.user_id, "role": self.role}
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMember:
+    dataset: str
+    group_id: str
+    user_id: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        _group(uow, self.dataset, self.group_id)
+        pk = (self.dataset, self.group_id, self.user_id)
+        if uow.record(memberships, pk) is None:
+            raise NotFound(f"{self.user_id} is not a member of {self.group_id}.",
+                           code="MEMBER_NOT_FOUND", field="userId")
+        uow.delete_record(memberships, partition_of(self.dataset, self.user_id), pk)
+        return {"groupId": self.group_id, "userId": self.user_id, "removed": True}
+
+
+def coaches(conn: Connection, dataset: str, reader: str, learner: str) -> bool:
+    """Whether `reader` is coach or admin of a group `learner` belongs to (one indexed
+    lookup per side: memberships lead with (dataset, user))."""
+    theirs = memberships.alias("theirs")
+    ours = memberships.alias("ours")
+    found = conn.execute(select(ours.c.group_id).select_from(ours.join(theirs, and_(
+        theirs.c.dataset == ours.c.dataset, theirs.c.group_id == ours.c.group_id))).where(
+        ours.c.dataset == dataset, ours.c.user_id == reader,
+        ours.c.role.in_(READER_ROLES), theirs.c.user_id == learner).limit(1)).first()
+    return found is not None
+
+
+def group_view(conn: Connection, dataset: str, group_id: str) -> dict[str, Any] | None:
+    """A group with its members and their roles."""
+    found = conn.execute(select(groups).where(
+        groups.c.dataset == dataset, groups.c.group_id == group_id)).mappings().first()
+    if found is None:
+        return None
+    members = conn.execute(select(memberships.c.user_id, memberships.c.role).where(
+        memberships.c.dataset == dataset, memberships.c.group_id == group_id
+    ).order_by(memberships.c.user_id)).all()
+    return {"groupId": found["group_id"], "kind": found["kind"], "name": found["name"],
+            "parentId": found["parent_id"],
+            "members": [{"userId": u, "role": r} for u, r in members]}

@@ -163,8 +163,11 @@ def envelope(ctx: Any, response: Any, case: Case) -> None:
     assert isinstance(body, dict), body
     if status == 200 and " /api/logger/" in label:
         # The Kolibri family answers plain JSON on success (errors are the envelope).
-        assert isinstance(body.get("complete"), bool) or isinstance(body.get("progress"), int) or (
-            isinstance(body.get("results"), list) and "next" in body), body
+        shapes = (isinstance(body.get("complete"), bool),  # trackprogress
+                  isinstance(body.get("progress"), int),  # userprogress
+                  isinstance(body.get("started"), bool),  # heartbeat
+                  isinstance(body.get("results"), list) and "next" in body)  # listings
+        assert any(shapes), body
         return
     assert set(body) == {"id", "ver", "ts", "params", "responseCode", "result"}, body
     params = body["params"]

@@ -468,3 +468,70 @@ def test_an_exercise_with_only_an_incomplete_try_counts_nothing(alice: Logger) -
     sid = exercise(alice, M_OF_N)["session_id"]
     alice.put(sid, interactions=[answer("q1", 1)])
     assert alice.api.call("GET", "/api/logger/userprogress/alice/")["progress"] == 0
+
+
+# -- user sessions (heartbeat) --------------------------------------------------------------
+
+CHROME_LINUX = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/120.0.0.0 Safari/537.36")
+HEARTBEAT = "/api/logger/usersessionlog/heartbeat/"
+
+
+def beat(api: Api, token: str, **body: Any) -> dict[str, Any]:
+    response = api.client.put(HEARTBEAT, json=body, headers={
+        "Authorization": f"Bearer {token}", "User-Agent": CHROME_LINUX})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_heartbeats_extend_a_user_session_for_five_minutes(
+        api: Api, runtime: Any) -> None:
+    token = mint(api.secret or "", "dana", ["learner"])
+    clock = [1_800_000_000_000]
+    runtime.writer.clock = lambda: clock[0]
+    first = beat(api, token, page="/learn", channel_id="ch1")
+    assert first["started"] is True and first["device_info"] == "Linux,/Chrome,120"
+    clock[0] += 5 * 60 * 1000  # exactly 5 minutes later: the same session
+    again = beat(api, token, page="/learn/topic", channel_id="ch1")
+    assert (again["session_id"], again["started"]) == (first["session_id"], False)
+    clock[0] += 5 * 60 * 1000 + 1  # idle for longer: a new one
+    later = beat(api, token)
+    assert later["started"] is True and later["session_id"] != first["session_id"]
+    assert beat(api, token, active=False) == {"session_id": None, "started": False,
+                                              "device_info": None}
+    sessions = {r["id"]: r for r in api.call(
+        "GET", "/api/logger/usersessionlog/?user_id=dana")["results"]}
+    assert len(sessions) == 2
+    kept = sessions[first["session_id"]]
+    assert (kept["pages"], kept["channels"]) == (["/learn", "/learn/topic"], ["ch1"])
+    assert kept["start_timestamp"] == "2027-01-15T08:00:00.000Z"
+    assert kept["last_interaction_timestamp"] == "2027-01-15T08:05:00.000Z"
+
+
+def test_a_heartbeat_without_a_user_agent_records_no_device(api: Api) -> None:
+    token = mint(api.secret or "", "eve", ["learner"])
+    answer = api.call("PUT", HEARTBEAT, {}, token=token)
+    assert answer["started"] is True  # the test client sends its own User-Agent
+    response = api.client.put(HEARTBEAT, json={}, headers={
+        "Authorization": f"Bearer {token}", "User-Agent": ""})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"active": "yes"}, "active"),
+    ({"page": ""}, "page"),
+    ({"page": "a\nb"}, "page"),
+    ({"page": "p" * 2049}, "page"),
+    ({"channel_id": 5}, "channel_id"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_bad_heartbeats_are_a_400_naming_the_field(
+        api: Api, body: dict[str, Any], field: str) -> None:
+    answer = api.call("PUT", HEARTBEAT, body, status=400)
+    assert answer["result"]["field"] == field
+
+
+def test_user_sessions_cannot_be_filtered_by_content(api: Api) -> None:
+    answer = listing(api, "usersessionlog", status=400, content_id="c1")
+    assert answer["result"]["field"] == "content_id"

@@ -66,6 +66,8 @@ FAMILIES: dict[str, tuple[Request, dict[str, int]]] = {
     "summary list": (lambda w: ("GET", "/v1/summary/list/la", None), READ),
     "logger listing": (lambda w: ("GET", "/api/logger/contentsessionlog/?user_id=la", None),
                        READ),
+    "user sessions": (lambda w: ("GET", "/api/logger/usersessionlog/?user_id=la", None),
+                      READ),
     "logger totals": (lambda w: ("GET", "/api/logger/userprogress/la/", None), READ),
     "viewer write": (lambda w: ("POST", "/v1/view/update", {"request": {
         **keys("la", "c1"), "timespent": 1}}), {**WRITE, "other_dataset": 400}),

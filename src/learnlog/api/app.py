@@ -110,7 +110,8 @@ def _offline_docs(app: FastAPI) -> None:
 
 
 # Success bodies of the routes whose errors are the envelope (all but /health and friends).
-_DOCUMENTED = ("/Envelope", "/TrackState", "/TrackResult", "/LogPage", "/UserProgress")
+_DOCUMENTED = ("/Envelope", "/TrackState", "/TrackResult", "/LogPage", "/UserProgress",
+               "/HeartbeatOut")
 _ERRORS = {
     "400": "Bad input: `params.err` is a stable code, `result.field` names the field.",
     "401": "No token, or a token that does not verify or has expired.",

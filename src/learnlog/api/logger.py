@@ -15,6 +15,7 @@ from ..domain import mastery
 from ..domain.errors import InvalidInput
 from ..service import logger as svc
 from ..service import logs
+from ..service import usersessions as user_svc
 from ..service.viewer import Keys
 from . import models as m
 from .access import may_read
@@ -134,3 +135,17 @@ async def user_progress(request: Request, user_id: str) -> Response:
     total = await runtime(request).read(
         lambda conn: logs.user_progress(conn, principal.dataset, user_id))
     return _json({"id": user_id, "progress": total})
+
+
+@router.put("/usersessionlog/heartbeat/", name="api.logger.heartbeat",
+            response_model=m.HeartbeatOut)
+async def heartbeat(request: Request, body: Annotated[m.HeartbeatIn, Body()]) -> Response:
+    """The caller's app is open: extend its user session (last interaction at most 5
+    minutes ago) or start one, recording the device from the User-Agent, the page and the
+    channel. An inactive heartbeat records nothing."""
+    principal = caller(request, write=True)
+    if not body.active:
+        return _json({"session_id": None, "started": False, "device_info": None})
+    device = user_svc.device_info(request.headers.get("user-agent"))
+    return _json(await runtime(request).writer.submit(user_svc.Heartbeat(
+        principal.dataset, principal.user_id, device, body.page, body.channel_id)))

@@ -383,3 +383,18 @@ class MemberBody(Strict):
 
 class MemberRequest(Wrapper):
     request: MemberBody
+
+
+class HeartbeatIn(Strict):
+    """`PUT /api/logger/usersessionlog/heartbeat/`: the app is open (and active)."""
+
+    active: Flag = True
+    page: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048,
+                                           pattern=r"^[^\x00-\x1f\x7f]+$")] | None = None
+    channel_id: Id | None = None
+
+
+class HeartbeatOut(BaseModel):
+    session_id: str | None
+    started: bool
+    device_info: str | None

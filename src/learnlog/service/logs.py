@@ -19,7 +19,7 @@ from sqlalchemy import Column, Connection, Integer, Table, func, select, tuple_
 
 from ..domain.errors import InvalidInput
 from ..store import rows
-from ..store.schema import item_attempts, sessions, summaries, tries
+from ..store.schema import item_attempts, sessions, summaries, tries, user_sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,14 @@ def _attempt(row: Mapping[str, Any]) -> dict[str, Any]:
             "interaction_history": rows.loads(row["history"])}
 
 
+def _user_session(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["session_id"], "user_id": row["user_id"],
+            "start_timestamp": iso(row["started_at"]),
+            "last_interaction_timestamp": iso(row["last_interaction_at"]),
+            "device_info": row["device_info"], "pages": rows.loads(row["pages"]),
+            "channels": rows.loads(row["channels"])}
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """One log type: its table, page order (after dataset), time column and row shape."""
@@ -117,6 +125,8 @@ LISTINGS = {
         tries, ("user_id", "collection_key", "context_key", "content_id", "mastery_level"),
         "started_at", _try),
     "attemptlog": Listing(item_attempts, ("user_id", "attempt_id"), "started_at", _attempt),
+    "usersessionlog": Listing(user_sessions, ("user_id", "session_id"), "started_at",
+                              _user_session),
 }
 
 
@@ -145,6 +155,9 @@ def page(conn: Connection, kind: str, query: LogQuery) -> dict[str, Any]:
     if query.user_id is not None:
         where.append(table.c.user_id == query.user_id)
     if query.content_id is not None:
+        if "content_id" not in table.c:
+            raise InvalidInput(f"{kind} has no content_id to filter on.",
+                               code="INVALID_PARAMETER_VALUE", field="content_id")
         where.append(table.c.content_id == query.content_id)
     if query.since is not None:
         where.append(table.c[listing.time] >= query.since)

@@ -203,6 +203,22 @@ memberships = Table(
     Index("ix_memberships_user", "dataset", "user_id"),
 )
 
+# Logged-in visits to the app (Kolibri's UserSessionLog, migration 0005).
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("session_id", String(64), primary_key=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("last_interaction_at", BigInteger, nullable=False),
+    Column("device_info", String(256)),
+    Column("pages", Text, nullable=False),
+    Column("channels", Text, nullable=False),
+    *_sync_columns(),
+    Index("ix_user_sessions_latest", "dataset", "user_id", "last_interaction_at"),
+)
+
 enrolments = Table(
     "enrolments",
     metadata,

@@ -54,12 +54,13 @@ from .schema import (
     summaries,
     tombstones,
     tries,
+    user_sessions,
     users,
 )
 
 _ABSENT = object()
 SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
-RECORD_TABLES = (users, groups, memberships)
+RECORD_TABLES = (users, groups, memberships, user_sessions)
 COUNTER_KEY = "counter"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..domain.errors import Forbidden, NotFound
+from ..domain.groups import READER_ROLES
 from ..service import identity as svc
 from . import models as m
 from .access import require_admin
@@ -48,7 +49,7 @@ async def group_get(request: Request, groupId: str) -> EnvelopeResponse:
     if found is None:
         raise NotFound(f"Group {groupId} is not registered.", code="GROUP_NOT_FOUND",
                        field="groupId")
-    readers = {x["userId"] for x in found["members"] if x["role"] in svc.READER_ROLES}
+    readers = {x["userId"] for x in found["members"] if x["role"] in READER_ROLES}
     if not principal.is_admin and principal.user_id not in readers:
         raise Forbidden("Only the group's coaches and admins may read it.", code="FORBIDDEN")
     return ok("api.group.get", found)

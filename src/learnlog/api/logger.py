@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
@@ -25,8 +26,6 @@ router = APIRouter(prefix="/api/logger")
 
 
 def _json(data: object) -> Response:
-    import orjson
-
     return Response(orjson.dumps(data), media_type="application/json")
 
 
@@ -42,15 +41,9 @@ async def start_session(request: Request,
     principal = caller(request, write=True)
     keys = Keys(principal.dataset, principal.user_id, body.content_id, body.collection_id,
                 body.context_id)
-    criterion = None
-    if body.kind == "exercise":
-        if body.mastery_model is None:
-            raise InvalidInput("An exercise needs a mastery_model.",
-                               code="MANDATORY_PARAMETER_MISSING", field="mastery_model")
-        criterion = mastery.criterion_of(body.mastery_model.model_dump(exclude_none=True))
-    elif body.mastery_model is not None:
-        raise InvalidInput("Only exercises have a mastery_model.",
-                           code="INVALID_PARAMETER_VALUE", field="mastery_model")
+    model = None if body.mastery_model is None else body.mastery_model.model_dump(
+        exclude_none=True)
+    criterion = mastery.criterion_for(body.kind, model)
     result = await runtime(request).writer.submit(
         svc.StartTracking(keys, body.repeat, body.kind, criterion))
     return _json(result)

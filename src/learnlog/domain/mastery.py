@@ -72,6 +72,19 @@ def criterion_of(model: Mapping[str, Any], field: str = "mastery_model") -> Crit
                        code="INVALID_PARAMETER_VALUE", field=f"{field}.type")
 
 
+def criterion_for(kind: str, model: Mapping[str, Any] | None) -> Criterion | None:
+    """The criterion of a content: exercises must name one, other kinds must not."""
+    if kind == "exercise":
+        if model is None:
+            raise InvalidInput("An exercise needs a mastery_model.",
+                               code="MANDATORY_PARAMETER_MISSING", field="mastery_model")
+        return criterion_of(model)
+    if model is not None:
+        raise InvalidInput("Only exercises have a mastery_model.",
+                           code="INVALID_PARAMETER_VALUE", field="mastery_model")
+    return None
+
+
 def _count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
 
@@ -254,3 +267,16 @@ def past_attempts(t: Try, attempts: Iterable[ItemAttempt]) -> list[dict[str, Any
     ordered = sorted((a for a in attempts if a.level == t.level), key=lambda a: a.order,
                      reverse=True)
     return [a.shown() for a in ordered[:t.criterion.shown_attempts]]
+
+
+def total_progress(contents: Iterable[tuple[float, int | None]]) -> int:
+    """Kolibri's total of a learner's progress over (summary progress, completed tries or
+    None when the content has no tries): a completed content counts 1, an exercise its
+    completed tries (0 while it has only incomplete ones), partial progress nothing."""
+    total = 0.0
+    for progress, completed_tries in contents:
+        if completed_tries is not None:
+            total += completed_tries
+        elif progress >= 1.0:
+            total += progress
+    return int(total)

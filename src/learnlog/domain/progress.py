@@ -24,6 +24,11 @@ def normalize(progress: float) -> float:
     return math.ceil(progress * 1000 - _EPS) / 1000
 
 
+def is_complete(progress: float) -> bool:
+    """Kolibri's completion rule: progress has reached 1."""
+    return progress >= 1.0
+
+
 def to_percent(progress: float) -> int:
     """Progress as the integer percent the Sunbird-family routes speak: floor(100·p)."""
     return math.floor(progress * 100 + _EPS)

@@ -12,15 +12,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select
 
-from ..domain.errors import InvalidInput, NotFound
+from ..domain.errors import NotFound
+from ..domain.groups import READER_ROLES, check_parent
 from ..domain.keys import partition_of, shared_partition
 from ..store.schema import groups, memberships, users
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
-
-GROUP_KINDS = ("classroom", "learnergroup", "group")
-ROLES = ("admin", "coach", "learner")
-READER_ROLES = ("admin", "coach")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +44,9 @@ class PutGroup:
     parent_id: str | None = None
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        if self.kind == "learnergroup":
-            parent = (None if self.parent_id is None
-                      else uow.record(groups, (self.dataset, self.parent_id)))
-            if parent is None or parent["kind"] != "classroom":
-                raise InvalidInput("A learnergroup needs parentId: a registered classroom.",
-                                   code="INVALID_PARAMETER_VALUE", field="request.parentId")
-        elif self.parent_id is not None:
-            raise InvalidInput("Only a learnergroup has a parentId.",
-                               code="INVALID_PARAMETER_VALUE", field="request.parentId")
+        parent = (None if self.parent_id is None
+                  else uow.record(groups, (self.dataset, self.parent_id)))
+        check_parent(self.kind, self.parent_id, None if parent is None else parent["kind"])
         uow.put_record(groups, shared_partition(self.dataset), {
             "dataset": self.dataset, "group_id": self.group_id, "kind": self.kind,
             "name": self.name, "parent_id": self.parent_id})

@@ -13,6 +13,7 @@ from typing import Any
 from ..domain import mastery
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.keys import SummaryKey
+from ..domain.progress import is_complete
 from ..domain.summary import Session, Summary, apply_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
@@ -23,7 +24,7 @@ def tracking_state(summary: Summary, session_id: str) -> dict[str, Any]:
     """What a trackprogress answer shows: the summary's figures (Kolibri's rule)."""
     return {"session_id": session_id, "progress": summary.progress,
             "time_spent": summary.time_spent, "extra_fields": dict(summary.extra_fields or {}),
-            "complete": summary.progress >= 1.0}
+            "complete": is_complete(summary.progress)}
 
 
 def _assessment_state(uow: BatchUnitOfWork, t: mastery.Try) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class TrackProgress:
         uow.put_summary(after)
         keys = Keys(key.dataset, key.user_id, key.content_id)
         after_change(uow, ctx, keys, before, after)
-        return {"complete": after.progress >= 1.0, **answer}
+        return {"complete": is_complete(after.progress), **answer}
 
     def _exercise(self, uow: BatchUnitOfWork, session: Session
                   ) -> tuple[float, dict[str, Any]]:

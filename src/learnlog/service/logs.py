@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Column, Connection, Integer, Table, func, select, tuple_
 
+from ..domain import mastery
 from ..domain.errors import InvalidInput
 from ..store import rows
 from ..store.schema import item_attempts, sessions, summaries, tries, user_sessions
@@ -175,8 +176,8 @@ def page(conn: Connection, kind: str, query: LogQuery) -> dict[str, Any]:
 
 
 def user_progress(conn: Connection, dataset: str, user_id: str) -> int:
-    """Kolibri's total of a learner's progress: each completed content counts 1, except
-    an exercise, which counts its completed tries (0 while it has only incomplete ones)."""
+    """Kolibri's total of a learner's progress (`mastery.total_progress`), from one query
+    over the learner's summaries and one over its tries."""
     key = (summaries.c.collection_key, summaries.c.context_key, summaries.c.content_id)
     completed_tries = {
         (r[0], r[1], r[2]): int(r[3]) for r in conn.execute(
@@ -184,12 +185,8 @@ def user_progress(conn: Connection, dataset: str, user_id: str) -> int:
                    func.sum(func.cast(tries.c.complete, Integer)))
             .where(tries.c.dataset == dataset, tries.c.user_id == user_id)
             .group_by(tries.c.collection_key, tries.c.context_key, tries.c.content_id))}
-    total = 0.0
-    for *k, progress in conn.execute(select(*key, summaries.c.progress).where(
-            summaries.c.dataset == dataset, summaries.c.user_id == user_id)):
-        tried = completed_tries.get(tuple(k))
-        if tried is not None:
-            total += tried
-        elif progress >= 1.0:
-            total += progress
-    return int(total)
+    return mastery.total_progress(
+        (progress, completed_tries.get((collection_key, context_key, content_id)))
+        for collection_key, context_key, content_id, progress in conn.execute(
+            select(*key, summaries.c.progress).where(
+                summaries.c.dataset == dataset, summaries.c.user_id == user_id)))

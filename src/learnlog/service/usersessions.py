@@ -15,12 +15,10 @@ import orjson
 from sqlalchemy import select
 
 from ..domain.keys import partition_of
+from ..domain.visits import add_recent, continues
 from ..store.schema import user_sessions
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
-
-IDLE_MS = 5 * 60 * 1000
-MAX_LISTED = 100  # pages and channels kept per session (the most recent)
 
 
 @lru_cache(maxsize=1024)
@@ -36,12 +34,6 @@ def device_info(user_agent: str | None) -> str | None:
             f"{agent.family if agent else ''},{(agent.major or '') if agent else ''}")[:256]
 
 
-def _add(listed: list[str], value: str | None) -> list[str]:
-    if value is None or value in listed:
-        return listed
-    return [*listed, value][-MAX_LISTED:]
-
-
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     dataset: str
@@ -54,20 +46,22 @@ class Heartbeat:
         latest = uow.conn.execute(select(user_sessions).where(
             user_sessions.c.dataset == self.dataset, user_sessions.c.user_id == self.user_id
         ).order_by(user_sessions.c.last_interaction_at.desc()).limit(1)).mappings().first()
-        if latest is not None and uow.now - latest["last_interaction_at"] <= IDLE_MS:
-            row = {k: latest[k] for k in ("dataset", "user_id", "session_id", "started_at",
-                                           "device_info")}
-            pages, channels = orjson.loads(latest["pages"]), orjson.loads(latest["channels"])
-            started = False
+        started = not continues(None if latest is None else latest["last_interaction_at"],
+                                uow.now)
+        if started:
+            row: dict[str, Any] = {
+                "dataset": self.dataset, "user_id": self.user_id, "session_id": uow.new_id(),
+                "started_at": uow.now, "device_info": self.device}
+            pages: list[str] = []
+            channels: list[str] = []
         else:
-            row = {"dataset": self.dataset, "user_id": self.user_id,
-                   "session_id": uow.new_id(), "started_at": uow.now,
-                   "device_info": self.device}
-            pages, channels, started = [], [], True
-        row.update(last_interaction_at=max(uow.now, latest["last_interaction_at"])
-                   if latest is not None and not started else uow.now,
-                   pages=orjson.dumps(_add(pages, self.page)).decode(),
-                   channels=orjson.dumps(_add(channels, self.channel_id)).decode())
+            assert latest is not None
+            row = {k: latest[k] for k in ("dataset", "user_id", "session_id", "started_at",
+                                          "device_info", "last_interaction_at")}
+            pages, channels = orjson.loads(latest["pages"]), orjson.loads(latest["channels"])
+        row.update(last_interaction_at=max(uow.now, row.get("last_interaction_at", uow.now)),
+                   pages=orjson.dumps(add_recent(pages, self.page)).decode(),
+                   channels=orjson.dumps(add_recent(channels, self.channel_id)).decode())
         uow.put_record(user_sessions, partition_of(self.dataset, self.user_id), row)
         return {"session_id": row["session_id"], "started": started,
                 "device_info": row["device_info"]}

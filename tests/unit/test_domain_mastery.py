@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from learnlog.domain.errors import InvalidInput
 from learnlog.domain.keys import SummaryKey
 from learnlog.domain.mastery import (
+    COACH_QUIZ,
+    PRACTICE_QUIZ,
     Criterion,
     Interaction,
     ItemAttempt,
@@ -25,6 +27,7 @@ from learnlog.domain.mastery import (
     next_level,
     past_attempts,
     pick_try,
+    quiz_level,
     try_progress,
 )
 
@@ -112,7 +115,7 @@ def test_m_of_n_needs_m_from_1_to_n(m: Any) -> None:
     assert err.value.field == "mastery_model.m"
 
 
-@pytest.mark.parametrize("model", [{}, {"type": None}, {"type": "quiz"},
+@pytest.mark.parametrize("model", [{}, {"type": None}, {"type": "pre_post_test"},
                                    {"type": "skill_check"}, {"type": "m_of_n_x"}])
 def test_unknown_type(model: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput) as err:
@@ -348,3 +351,41 @@ def test_past_attempts_shows_the_attempt() -> None:
     assert past_attempts(a_try(2), [one, att("e0")]) == [
         {"id": "e1", "item": "q1", "correct": 1.0, "complete": False, "hinted": True,
          "error": False, "answer": {"r": 1}, "time_spent": 3.0}]
+
+
+# -- quizzes: random negative levels, no rule, submitted with progress 1 --------------------
+
+def test_a_quiz_criterion_round_trips_and_shows_every_attempt() -> None:
+    assert criterion_of({"type": "quiz"}) == PRACTICE_QUIZ
+    for criterion in (PRACTICE_QUIZ, COACH_QUIZ, M3_OF_5):
+        assert Criterion.from_json(criterion.as_json()) == criterion
+    assert COACH_QUIZ.as_json() == {"type": "quiz", "coach_assigned": True}
+    assert COACH_QUIZ.shown_attempts is None
+    t = a_try(-5, COACH_QUIZ)
+    attempts = [att(f"a{n}", f"q{n}", started_at=n, level=-5) for n in range(15)]
+    assert len(past_attempts(t, attempts)) == 15
+
+
+def test_quiz_and_exercise_tries_are_never_confused() -> None:
+    exercise, quiz = a_try(1, ended_at=5), a_try(-7, COACH_QUIZ, ended_at=9)
+    assert pick_try([exercise, quiz], repeat=False) == exercise
+    assert pick_try([exercise, quiz], repeat=False, quiz=True) == quiz
+    assert pick_try([exercise], repeat=False, quiz=True) is None
+    assert next_level([exercise, quiz]) == 2
+
+
+def test_quiz_levels_are_negative_and_unused() -> None:
+    draws = iter([-3, -3, -1, -9])
+    level = quiz_level([a_try(-3, COACH_QUIZ)], lambda low, high: next(draws))
+    assert level == -1
+    assert quiz_level([], lambda low, high: low) == -(2**31)
+    assert quiz_level([], lambda low, high: high) == -1
+
+
+def test_a_quiz_completes_when_submitted_not_by_its_answers() -> None:
+    t = a_try(-2, COACH_QUIZ)
+    answers = [att("a1", level=-2)]
+    still, progress = evaluate(t, answers, NOW, 10.0, reported=0.5)
+    assert (still.complete, progress, still.time_spent) == (False, 0.5, 10.0)
+    done, progress = evaluate(still, answers, NOW + 1, reported=1.0)
+    assert (done.complete, done.completed_at, progress) == (True, NOW + 1, 1.0)

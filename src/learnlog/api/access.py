@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..bootstrap import Runtime
 from ..domain.errors import Forbidden
-from ..service.identity import coaches
+from ..service.identity import coaches, leads
 from .auth import Principal
 
 
@@ -35,6 +35,18 @@ async def may_read(rt: Runtime, principal: Principal, user_id: str,
     if not await rt.read(lambda conn: coaches(conn, principal.dataset, principal.user_id,
                                               user_id)):
         raise _refuse("read", field)
+
+
+async def may_read_group(rt: Runtime, principal: Principal, group_id: str,
+                         field: str = "group_id") -> None:
+    """Reading a group's records: an admin of the dataset, or a coach or group admin of
+    the group (or of its classroom)."""
+    if principal.is_admin:
+        return
+    if not await rt.read(lambda conn: leads(conn, principal.dataset, principal.user_id,
+                                            group_id)):
+        raise Forbidden("Only the group's coaches and admins may read its records.",
+                        code="FORBIDDEN", field=field)
 
 
 def require_admin(principal: Principal) -> None:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bootstrap import Runtime, bootstrap
 from ..domain.errors import LearnlogError
 from ..settings import Settings
-from . import envelope, identity, logger, ops, viewer
+from . import envelope, exports, identity, logger, ops, viewer
 
 _JSON = (b"content-type", b"application/json")
 
@@ -111,7 +111,7 @@ def _offline_docs(app: FastAPI) -> None:
 
 # Success bodies of the routes whose errors are the envelope (all but /health and friends).
 _DOCUMENTED = ("/Envelope", "/TrackState", "/TrackResult", "/LogPage", "/UserProgress",
-               "/HeartbeatOut")
+               "/HeartbeatOut", "/ExportOut")
 _ERRORS = {
     "400": "Bad input: `params.err` is a stable code, `result.field` names the field.",
     "401": "No token, or a token that does not verify or has expired.",
@@ -191,6 +191,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_exception_handler(Exception, on_any)
     app.include_router(viewer.router)
     app.include_router(logger.router)
+    app.include_router(exports.router)
     app.include_router(identity.router)
     app.include_router(ops.router)
     app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics)

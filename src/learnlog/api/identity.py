@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..domain.errors import Forbidden, NotFound
-from ..domain.groups import READER_ROLES
+from ..domain.errors import NotFound
 from ..service import identity as svc
+from ..service import quizzes
 from . import models as m
-from .access import require_admin
+from .access import may_read_group, require_admin
 from .envelope import Envelope, EnvelopeResponse, ok
 from .viewer import caller, check_id, runtime
 
@@ -49,9 +49,7 @@ async def group_get(request: Request, groupId: str) -> EnvelopeResponse:
     if found is None:
         raise NotFound(f"Group {groupId} is not registered.", code="GROUP_NOT_FOUND",
                        field="groupId")
-    readers = {x["userId"] for x in found["members"] if x["role"] in READER_ROLES}
-    if not principal.is_admin and principal.user_id not in readers:
-        raise Forbidden("Only the group's coaches and admins may read it.", code="FORBIDDEN")
+    await may_read_group(runtime(request), principal, groupId, "groupId")
     return ok("api.group.get", found)
 
 
@@ -78,3 +76,30 @@ async def member_delete(request: Request, groupId: str, userId: str) -> Envelope
     check_id(userId, "userId")
     return ok("api.group.member.delete", await runtime(request).writer.submit(
         svc.RemoveMember(principal.dataset, groupId, userId)))
+
+
+@router.put("/v1/quizzes/{quizId}", name="api.quiz.put", response_model=Envelope)
+async def quiz_put(request: Request, quizId: str, body: m.QuizRequest) -> EnvelopeResponse:
+    """Create or replace a coach quiz: its title, whether it is open (`active`) and the
+    groups it is assigned to (admins only). Learners of those groups take it through
+    `POST /api/logger/trackprogress/` with `quiz_id`."""
+    principal = caller(request, write=True)
+    require_admin(principal)
+    check_id(quizId, "quizId")
+    req = body.request
+    return ok("api.quiz.put", await runtime(request).writer.submit(quizzes.PutQuiz(
+        principal.dataset, quizId, req.title, req.active, tuple(dict.fromkeys(req.groupIds)))))
+
+
+@router.get("/v1/quizzes/{quizId}", name="api.quiz.get", response_model=Envelope)
+async def quiz_get(request: Request, quizId: str) -> EnvelopeResponse:
+    """A quiz: title, state and groups (admins only)."""
+    principal = caller(request, write=False)
+    require_admin(principal)
+    check_id(quizId, "quizId")
+    found = await runtime(request).read(
+        lambda conn: quizzes.quiz_view(conn, principal.dataset, quizId))
+    if found is None:
+        raise NotFound(f"Quiz {quizId} is not registered.", code="QUIZ_NOT_FOUND",
+                       field="quizId")
+    return ok("api.quiz.get", found)

@@ -6,6 +6,8 @@ envelope as every learnlog route (a stable code and the field it concerns).
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Annotated, Any
 
 import orjson
@@ -13,16 +15,20 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
 from ..domain import mastery
-from ..domain.errors import InvalidInput
+from ..domain.errors import Forbidden, InvalidInput
 from ..service import logger as svc
-from ..service import logs
+from ..service import logs, visitors
 from ..service import usersessions as user_svc
 from ..service.viewer import Keys
 from . import models as m
-from .access import may_read
+from .access import may_read, may_read_group
 from .viewer import caller, check_id, runtime
 
 router = APIRouter(prefix="/api/logger")
+DEFAULT_DATASET = "default"  # anonymous visitors write into the default dataset
+VISITOR_COOKIE = "visitor_id"
+VISITOR_COOKIE_AGE = 365 * 24 * 3600
+VISITOR_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _json(data: object) -> Response:
@@ -38,15 +44,61 @@ async def start_session(request: Request,
     completion are kept). An exercise (`kind: exercise`) needs a `mastery_model`; its
     session works on a try (the open one, or a new one after a completed try and
     `repeat`), and the answer adds the try's criterion, past attempts and count."""
+    content_id, kind, criterion = _what(body)
+    if _visitor(request):
+        return await _start_visit(request, content_id, kind, criterion)
     principal = caller(request, write=True)
-    keys = Keys(principal.dataset, principal.user_id, body.content_id, body.collection_id,
+    keys = Keys(principal.dataset, principal.user_id, content_id, body.collection_id,
                 body.context_id)
+    result = await runtime(request).writer.submit(
+        svc.StartTracking(keys, body.repeat, kind, criterion))
+    return _json(result)
+
+
+def _visitor(request: Request) -> bool:
+    """A caller without a token is an anonymous visitor when the instance allows it."""
+    return ("authorization" not in request.headers
+            and runtime(request).settings.allow_anonymous_logs)
+
+
+async def _start_visit(request: Request, content_id: str, kind: str,
+                       criterion: mastery.Criterion | None) -> Response:
+    """A visitor's session, under the visitor id of its cookie (set when absent)."""
+    visitor_id = request.cookies.get(VISITOR_COOKIE, "")
+    if not VISITOR_ID.fullmatch(visitor_id):
+        visitor_id = uuid.uuid4().hex
+    response = _json(await runtime(request).writer.submit(visitors.StartVisit(
+        DEFAULT_DATASET, visitor_id, content_id, kind, criterion)))
+    response.set_cookie(VISITOR_COOKIE, visitor_id, max_age=VISITOR_COOKIE_AGE,
+                        httponly=True, samesite="lax")
+    return response
+
+
+def _what(body: m.TrackStart) -> tuple[str, str, mastery.Criterion | None]:
+    """The content, kind and criterion a start names: a coach quiz by `quiz_id` alone
+    (its content id is the quiz id), else `content_id` and `kind` (and an exercise's
+    `mastery_model`)."""
+    if body.quiz_id is not None:
+        for value, name in ((body.content_id, "content_id"),
+                            (body.mastery_model, "mastery_model")):
+            if value is not None:
+                raise InvalidInput(f"A quiz is started by quiz_id alone: drop {name}.",
+                                   code="CONFLICTING_FIELDS", field=name)
+        if body.kind not in (None, "quiz"):
+            raise InvalidInput("A quiz session has kind quiz.",
+                               code="CONFLICTING_FIELDS", field="kind")
+        return body.quiz_id, "quiz", mastery.COACH_QUIZ
+    if body.kind == "quiz":
+        raise InvalidInput("A coach quiz is started with quiz_id.",
+                           code="MANDATORY_PARAMETER_MISSING", field="quiz_id")
+    for value, name in ((body.content_id, "content_id"), (body.kind, "kind")):
+        if value is None:
+            raise InvalidInput(f"{name} is mandatory (or quiz_id for a quiz).",
+                               code="MANDATORY_PARAMETER_MISSING", field=name)
+    assert body.content_id is not None and body.kind is not None
     model = None if body.mastery_model is None else body.mastery_model.model_dump(
         exclude_none=True)
-    criterion = mastery.criterion_for(body.kind, model)
-    result = await runtime(request).writer.submit(
-        svc.StartTracking(keys, body.repeat, body.kind, criterion))
-    return _json(result)
+    return body.content_id, body.kind, mastery.criterion_for(body.kind, model)
 
 
 @router.put("/trackprogress/{session_id}/", name="api.logger.trackprogress.update",
@@ -56,11 +108,15 @@ async def update_session(request: Request, session_id: str,
     """Add progress (`progress_delta`, or an absolute `progress` that never lowers it),
     time (`time_spent_delta`) and `extra_fields` (replaced whole) to one of your sessions.
     An exercise session takes `interactions`; the server decides mastery and progress."""
-    principal = caller(request, write=True)
     check_id(session_id, "session_id")
     if body.progress_delta is not None and body.progress is not None:
         raise InvalidInput("Send progress_delta or progress, not both.",
                            code="CONFLICTING_FIELDS", field="progress")
+    if _visitor(request):
+        return _json(await runtime(request).writer.submit(visitors.TrackVisit(
+            DEFAULT_DATASET, session_id, body.progress_delta, body.progress,
+            body.time_spent_delta, body.extra_fields, bool(body.interactions))))
+    principal = caller(request, write=True)
     interactions = None if body.interactions is None else tuple(
         _interaction(i, given) for i, given in enumerate(body.interactions))
     result = await runtime(request).writer.submit(svc.TrackProgress(
@@ -86,6 +142,10 @@ def _listing(kind: str) -> Any:
         request: Request,
         user_id: Annotated[str | None, Query(description="only this learner")] = None,
         content_id: Annotated[str | None, Query(description="only this content")] = None,
+        group_id: Annotated[str | None, Query(
+            description="only members of this group (and of its learner groups)")] = None,
+        dataset: Annotated[str | None, Query(
+            description="the caller's dataset (another one is refused)")] = None,
         start: Annotated[str | None, Query(
             description="ISO 8601 date or date-time (UTC unless given): from this time on",
             max_length=64)] = None,
@@ -96,20 +156,27 @@ def _listing(kind: str) -> Any:
             description="`next` of the previous page", max_length=4096)] = None,
     ) -> Response:
         principal = caller(request, write=False)
-        for value, name in ((user_id, "user_id"), (content_id, "content_id")):
+        for value, name in ((user_id, "user_id"), (content_id, "content_id"),
+                            (group_id, "group_id"), (dataset, "dataset")):
             if value is not None:
                 check_id(value, name)
+        if dataset is not None and dataset != principal.dataset:
+            raise Forbidden("Your token is for another dataset.", code="FORBIDDEN",
+                            field="dataset")
+        if group_id is not None:
+            await may_read_group(runtime(request), principal, group_id)
         if user_id is not None:
             await may_read(runtime(request), principal, user_id, "user_id")
-        elif not principal.is_admin:
+        elif not principal.is_admin and group_id is None:
             user_id = principal.user_id  # a learner lists its own records
         query = logs.LogQuery(
-            principal.dataset, user_id, content_id,
+            principal.dataset, user_id, content_id, group_id,
             None if start is None else logs.parse_time(start, "start"),
             None if end is None else logs.parse_time(end, "end"), limit, cursor)
         return _json(await runtime(request).read(lambda conn: logs.page(conn, kind, query)))
-    listing.__doc__ = (f"List {kind} rows you may read (your own; an admin's whole dataset), "
-                       "oldest key first, a page at a time: pass `next` as `cursor`.")
+    listing.__doc__ = (f"List {kind} rows you may read (your own; a group's members' with "
+                       "`group_id` if you coach it; an admin's whole dataset), oldest key "
+                       "first, a page at a time: pass `next` as `cursor`.")
     return listing
 
 

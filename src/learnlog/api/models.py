@@ -273,7 +273,7 @@ class DeleteRequest(Wrapper):
 Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
 # Kolibri's content kinds. Quizzes (ExamLog) are not accepted by this version of the route.
 TrackedKind = Literal["video", "audio", "document", "html5", "slideshow", "h5p", "zim",
-                      "bloompub", "topic", "exercise"]
+                      "bloompub", "topic", "exercise", "quiz"]
 ItemCount = Annotated[int, Field(strict=True, ge=1, le=1000)]
 # Seconds on one question: bounded so that start = now - time never leaves the epoch.
 ItemSeconds = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
@@ -281,19 +281,21 @@ ItemSeconds = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
 
 class MasteryModel(Strict):
     """When an exercise is mastered: m_of_n (m, n), do_all (n = the number of items),
-    num_correct_in_a_row_2/3/5/10."""
+    num_correct_in_a_row_2/3/5/10; `quiz` makes it a practice quiz (submitted, no rule)."""
 
     type: Literal["m_of_n", "do_all", "num_correct_in_a_row_2", "num_correct_in_a_row_3",
-                  "num_correct_in_a_row_5", "num_correct_in_a_row_10"]
+                  "num_correct_in_a_row_5", "num_correct_in_a_row_10", "quiz"]
     m: ItemCount | None = None
     n: ItemCount | None = None
 
 
 class TrackStart(Strict):
-    """`POST /api/logger/trackprogress/`: start a session of the caller."""
+    """`POST /api/logger/trackprogress/`: start a session of the caller on a content
+    (`content_id` and `kind`) or on a coach quiz (`quiz_id` alone)."""
 
-    content_id: Id
-    kind: TrackedKind
+    content_id: Id | None = None
+    kind: TrackedKind | None = None
+    quiz_id: Id | None = None
     channel_id: Id | None = None
     collection_id: Id | None = None
     context_id: Id | None = None
@@ -377,6 +379,16 @@ class GroupRequest(Wrapper):
     request: GroupBody
 
 
+class QuizBody(Strict):
+    title: Name
+    active: Flag = True
+    groupIds: Annotated[list[Id], Field(max_length=1000)] = []
+
+
+class QuizRequest(Wrapper):
+    request: QuizBody
+
+
 class MemberBody(Strict):
     role: Literal["admin", "coach", "learner"] = "learner"
 
@@ -398,3 +410,33 @@ class HeartbeatOut(BaseModel):
     session_id: str | None
     started: bool
     device_info: str | None
+
+
+# --- CSV exports of the logger family (Kolibri's GenerateCSVLogRequest) ---------------------
+
+Moment = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+
+
+class ExportRequest(Strict):
+    """`POST /api/logger/exports/`: which logs, and optionally the window of their start
+    times (ISO 8601 dates or date-times, UTC unless they say; an `end` date includes its
+    whole day)."""
+
+    log_type: Literal["session", "summary"]
+    start: Moment | None = None
+    end: Moment | None = None
+
+
+class ExportOut(BaseModel):
+    """An export's state; `download` is set once it is done. `end` is exclusive."""
+
+    id: str
+    log_type: str
+    state: Literal["queued", "running", "done", "failed"]
+    start: str | None
+    end: str | None
+    rows: int | None
+    error: str | None
+    requested_at: str
+    finished_at: str | None
+    download: str | None

@@ -61,6 +61,14 @@ def partition_of(dataset: str, user_id: str) -> str:
     return f"{dataset}:user:{user_id}"
 
 
+ANONYMOUS = "anonymous"
+
+
+def anonymous_partition(dataset: str) -> str:
+    """The sync partition of a dataset's anonymous visitors' sessions (SPEC §5)."""
+    return f"{dataset}:{ANONYMOUS}"
+
+
 SHARED = "shared"
 
 

@@ -1,12 +1,16 @@
 """Exercise mastery, decided on the server (SPEC §2.4, Kolibri's MasteryLog and AttemptLog).
 
 A *try* is one go at an exercise (Kolibri's MasteryLog, keyed by summary key and
-`mastery_level` 1, 2, 3…); it carries the criterion in force when it started. An *item
+`mastery_level` 1, 2, 3…) or at a quiz (a random negative level, so that two devices
+starting a quiz offline do not collide); it carries the criterion in force when it started. An *item
 attempt* is the learner's work on one question within a try (Kolibri's AttemptLog). The
 try's progress is computed from its item attempts by its criterion:
 
     progress = min(Σ correct of the latest n item attempts / m, 1), at least 0.001 once
     any attempt exists; the try completes when progress reaches 1 (sticky).
+
+A quiz try has no mastery rule: it completes when it is submitted (progress 1), and a
+submitted coach-assigned quiz takes no more work.
 
 Item rules: an item's first correctness sticks unless the interaction says `replace`;
 `hinted` is not set once the item is correct; `error` and `complete` are sticky; the
@@ -15,7 +19,7 @@ attempt's time is the latest interaction's (absolute, not added).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any, TypeGuard
@@ -25,9 +29,11 @@ from .keys import SummaryKey
 
 IN_A_ROW = {"num_correct_in_a_row_2": 2, "num_correct_in_a_row_3": 3,
             "num_correct_in_a_row_5": 5, "num_correct_in_a_row_10": 10}
-CRITERIA = ("m_of_n", "do_all", *IN_A_ROW)
+QUIZ = "quiz"
+CRITERIA = ("m_of_n", "do_all", *IN_A_ROW, QUIZ)
 DEFAULT_PAST_ATTEMPTS = 10
 FLOOR = 0.001
+LOWEST_QUIZ_LEVEL = -(2**31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +43,43 @@ class Criterion:
     type: str
     m: int
     n: int
+    coach_assigned: bool = False
 
     def as_json(self) -> dict[str, Any]:
+        if self.is_quiz:
+            return {"type": QUIZ, "coach_assigned": self.coach_assigned}
         return {"type": self.type, "m": self.m, "n": self.n}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Criterion:
+        """A criterion as `as_json` stored it."""
+        if data["type"] == QUIZ:
+            return cls(QUIZ, 0, 0, bool(data.get("coach_assigned")))
+        return cls(data["type"], data["m"], data["n"])
+
     @property
-    def shown_attempts(self) -> int:
-        """How many past attempts a resumed try shows: n for m_of_n and in-a-row, else 10."""
+    def is_quiz(self) -> bool:
+        return self.type == QUIZ
+
+    @property
+    def shown_attempts(self) -> int | None:
+        """How many past attempts a resumed try shows: n for m_of_n and in-a-row, all for
+        a quiz, else 10."""
+        if self.is_quiz:
+            return None
         return DEFAULT_PAST_ATTEMPTS if self.type == "do_all" else self.n
+
+
+PRACTICE_QUIZ = Criterion(QUIZ, 0, 0)
+COACH_QUIZ = Criterion(QUIZ, 0, 0, coach_assigned=True)
 
 
 def criterion_of(model: Mapping[str, Any], field: str = "mastery_model") -> Criterion:
     """The criterion a mastery model names. `do_all` needs `n`, the number of items (the
     server does not hold the exercise's items); `m_of_n` needs 1 <= m <= n."""
     kind = model.get("type")
+    if kind == QUIZ:  # a practice quiz: its tries take negative levels, it has no rule
+        return PRACTICE_QUIZ
     if kind in IN_A_ROW:
         count = IN_A_ROW[kind]
         return Criterion(kind, count, count)
@@ -103,13 +132,15 @@ class Try:
     completed_at: int | None = None
 
 
-def pick_try(tries: Iterable[Try], *, repeat: bool) -> Try | None:
+def pick_try(tries: Iterable[Try], *, repeat: bool, quiz: bool = False) -> Try | None:
     """The try a new session continues, or None when a new one must start.
 
-    An incomplete try is preferred, then the newest; a completed one is continued unless
-    the learner asked to `repeat`.
+    Quiz tries (negative levels) and exercise tries (positive) of the same content are
+    never confused. An incomplete try is preferred, then the newest; a completed one is
+    continued unless the learner asked to `repeat`.
     """
-    ordered = sorted(tries, key=lambda t: (t.complete, -t.ended_at, -t.level))
+    ordered = sorted((t for t in tries if (t.level < 0) == quiz),
+                     key=lambda t: (t.complete, -t.ended_at, -t.level))
     if not ordered or (ordered[0].complete and repeat):
         return None
     return ordered[0]
@@ -117,7 +148,17 @@ def pick_try(tries: Iterable[Try], *, repeat: bool) -> Try | None:
 
 def next_level(tries: Iterable[Try]) -> int:
     """Exercise levels count up from 1."""
-    return max((t.level for t in tries), default=0) + 1
+    return max((t.level for t in tries if t.level > 0), default=0) + 1
+
+
+def quiz_level(tries: Iterable[Try], draw: Callable[[int, int], int]) -> int:
+    """A quiz try's level: a random negative integer not used yet (`draw(a, b)` picks one
+    from a to b, like `random.randint`)."""
+    used = {t.level for t in tries}
+    while True:
+        level = draw(LOWEST_QUIZ_LEVEL, -1)
+        if level not in used:
+            return level
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,10 +291,13 @@ def try_progress(t: Try, attempts: Iterable[ItemAttempt]) -> float:
     return max(FLOOR, min(correct / t.criterion.m, 1.0))
 
 
-def evaluate(t: Try, attempts: Iterable[ItemAttempt], now: int, time_delta: float = 0.0
-             ) -> tuple[Try, float]:
-    """The try after new work (time added, completion when mastered) and its progress."""
-    progress = try_progress(t, attempts)
+def evaluate(t: Try, attempts: Iterable[ItemAttempt], now: int, time_delta: float = 0.0,
+             reported: float = 0.0) -> tuple[Try, float]:
+    """The try after new work (time added, completion when mastered) and its progress.
+
+    An exercise's progress comes from its attempts by its criterion; a quiz's is the one
+    the client `reported` (normalized): it completes when submitted with progress 1."""
+    progress = reported if t.criterion.is_quiz else try_progress(t, attempts)
     complete = t.complete or progress >= 1.0
     return replace(
         t, ended_at=max(t.ended_at, now), time_spent=t.time_spent + time_delta,

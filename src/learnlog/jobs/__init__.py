@@ -1,1 +1,1 @@
-"""Background work: the outbox processor (structure changes today; groups and exports next)."""
+"""Background work: the outbox processor (structure changes, CSV exports; groups next)."""

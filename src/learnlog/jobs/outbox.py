@@ -10,30 +10,46 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
+from ..service.exports import TOPIC as EXPORT_REQUESTED
 from ..service.viewer import RefreshCollection
 from ..store import rows
 from ..store.schema import outbox
 from ..store.writer import Writer, now_ms
+from .exports import export_requested
 
 log = logging.getLogger(__name__)
 LEASE_MS = 60_000
 BATCH = 100
 
-Handler = Callable[[Writer, str, Any], None]
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """What handlers work with: the writer, an engine for long reads (it never takes the
+    write lock), and where export files go."""
+
+    writer: Writer
+    read_engine: Engine
+    exports_dir: Path
 
 
-def _structure_changed(writer: Writer, dataset: str, payload: Any) -> None:
-    writer.run_sync(RefreshCollection(dataset, payload["collectionId"]))
+Handler = Callable[[Jobs, str, Any], None]
 
 
-HANDLERS: dict[str, Handler] = {"structure.changed": _structure_changed}
+def _structure_changed(jobs: Jobs, dataset: str, payload: Any) -> None:
+    jobs.writer.run_sync(RefreshCollection(dataset, payload["collectionId"]))
 
 
-def process_once(engine: Engine, writer: Writer) -> int:
+HANDLERS: dict[str, Handler] = {"structure.changed": _structure_changed,
+                                EXPORT_REQUESTED: export_requested}
+
+
+def process_once(engine: Engine, jobs: Jobs) -> int:
     """Claim and handle what is due; returns how many rows were handled."""
     now = now_ms()
     with engine.connect() as conn:
@@ -51,7 +67,7 @@ def process_once(engine: Engine, writer: Writer) -> int:
         handler = HANDLERS.get(row["topic"])
         try:
             if handler is not None:
-                handler(writer, row["dataset"], rows.loads(row["payload"]))
+                handler(jobs, row["dataset"], rows.loads(row["payload"]))
         except Exception:
             log.exception("outbox %s (%s) failed; it will be retried", row_id, row["topic"])
             continue
@@ -72,8 +88,8 @@ def pending(engine: Engine) -> int:
 class OutboxLoop:
     """Runs `process_once` every `interval` seconds in a thread until stopped."""
 
-    def __init__(self, engine: Engine, writer: Writer, interval: float) -> None:
-        self._engine, self._writer, self._interval = engine, writer, interval
+    def __init__(self, engine: Engine, jobs: Jobs, interval: float) -> None:
+        self._engine, self._jobs, self._interval = engine, jobs, interval
         self._stop = threading.Event()
         self._due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="learnlog-outbox", daemon=True)
@@ -97,7 +113,7 @@ class OutboxLoop:
             if self._stop.is_set():
                 return
             try:
-                while process_once(self._engine, self._writer) and not self._stop.is_set():
+                while process_once(self._engine, self._jobs) and not self._stop.is_set():
                     pass
             except Exception:
                 log.exception("outbox loop error")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, or_, select
 
 from ..domain.errors import NotFound
 from ..domain.groups import READER_ROLES, check_parent
@@ -93,14 +93,29 @@ class RemoveMember:
 
 
 def coaches(conn: Connection, dataset: str, reader: str, learner: str) -> bool:
-    """Whether `reader` is coach or admin of a group `learner` belongs to (one indexed
-    lookup per side: memberships lead with (dataset, user))."""
-    theirs = memberships.alias("theirs")
+    """Whether `reader` is coach or admin of a group `learner` belongs to, or of the
+    classroom of a learner group it belongs to (indexed lookups from both users)."""
     ours = memberships.alias("ours")
-    found = conn.execute(select(ours.c.group_id).select_from(ours.join(theirs, and_(
-        theirs.c.dataset == ours.c.dataset, theirs.c.group_id == ours.c.group_id))).where(
-        ours.c.dataset == dataset, ours.c.user_id == reader,
-        ours.c.role.in_(READER_ROLES), theirs.c.user_id == learner).limit(1)).first()
+    theirs = memberships.alias("theirs")
+    led = select(ours.c.group_id).where(
+        ours.c.dataset == dataset, ours.c.user_id == reader, ours.c.role.in_(READER_ROLES))
+    inside = select(groups.c.group_id).where(groups.c.dataset == dataset,
+                                             groups.c.parent_id.in_(led))
+    found = conn.execute(select(theirs.c.group_id).where(
+        theirs.c.dataset == dataset, theirs.c.user_id == learner,
+        or_(theirs.c.group_id.in_(led), theirs.c.group_id.in_(inside))).limit(1)).first()
+    return found is not None
+
+
+def leads(conn: Connection, dataset: str, reader: str, group_id: str) -> bool:
+    """Whether `reader` is coach or admin of the group, or of its classroom."""
+    parent = select(groups.c.parent_id).where(groups.c.dataset == dataset,
+                                              groups.c.group_id == group_id)
+    found = conn.execute(select(memberships.c.group_id).where(
+        memberships.c.dataset == dataset, memberships.c.user_id == reader,
+        memberships.c.role.in_(READER_ROLES),
+        or_(memberships.c.group_id == group_id,
+            memberships.c.group_id.in_(parent.scalar_subquery()))).limit(1)).first()
     return found is not None
 
 

@@ -7,16 +7,19 @@ session recorded here land in one summary.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..domain import mastery
-from ..domain.errors import InvalidInput, NotFound
+from ..domain.errors import Forbidden, InvalidInput, NotFound
 from ..domain.keys import SummaryKey
-from ..domain.progress import is_complete
+from ..domain.progress import is_complete, normalize
 from ..domain.summary import Session, Summary, apply_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
+from .quizzes import check_open
 from .viewer import Keys, after_change, check_time_delta
 
 
@@ -36,15 +39,25 @@ def _assessment_state(uow: BatchUnitOfWork, t: mastery.Try) -> dict[str, Any]:
             "totalattempts": len(attempts)}
 
 
+def _submitted(quiz_id: str) -> Forbidden:
+    return Forbidden(f"Quiz {quiz_id} was submitted: it takes no more answers.",
+                     code="QUIZ_SUBMITTED", field="session_id")
+
+
 def _exercise_try(uow: BatchUnitOfWork, key: SummaryKey, criterion: mastery.Criterion,
                   repeat: bool) -> mastery.Try:
-    """The try a new exercise session works on: the one to continue, or a new one that
-    keeps the criterion in force now (a later change of the model does not touch it)."""
+    """The try a new exercise or quiz session works on: the one to continue, or a new one
+    that keeps the criterion in force now (a later change of the model does not touch
+    it). A submitted coach quiz is not continued: only `repeat` starts it again."""
     tries = uow.tries_of(key)
-    picked = mastery.pick_try(tries, repeat=repeat)
+    picked = mastery.pick_try(tries, repeat=repeat, quiz=criterion.is_quiz)
     if picked is not None:
+        if picked.complete and picked.criterion.coach_assigned:
+            raise _submitted(key.content_id)
         return picked
-    fresh = mastery.Try(key, mastery.next_level(tries), criterion, uow.now, uow.now)
+    level = (mastery.quiz_level(tries, random.randint) if criterion.is_quiz
+             else mastery.next_level(tries))
+    fresh = mastery.Try(key, level, criterion, uow.now, uow.now)
     uow.put_try(fresh)
     return fresh
 
@@ -61,6 +74,8 @@ class StartTracking:
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         key = self.keys.resolve(ctx)
+        if self.criterion is not None and self.criterion.coach_assigned:
+            check_open(uow, key.dataset, key.user_id, key.content_id)
         before = uow.summary(key)
         exercise = (None if self.criterion is None
                     else _exercise_try(uow, key, self.criterion, self.repeat))
@@ -103,17 +118,14 @@ class TrackProgress:
         key = session.key
         before = uow.summary(key) or Summary(key)
         answer: dict[str, Any] = {}
-        target: float | None
+        target = (session.progress + self.progress_delta if self.progress_delta is not None
+                  else self.progress)
         if session.level is not None:
-            target, answer = self._exercise(uow, session)
+            target, answer = self._exercise(uow, session, target)
         elif self.interactions:
             raise InvalidInput("Interactions need an exercise session: start it with a "
                                "mastery_model.", code="INVALID_PARAMETER_VALUE",
                                field="interactions")
-        elif self.progress_delta is not None:
-            target = session.progress + self.progress_delta
-        else:
-            target = self.progress
         updated = record_progress(session, uow.now, progress=target,
                                   time_delta=self.time_spent_delta,
                                   extra_fields=self.extra_fields)
@@ -124,22 +136,44 @@ class TrackProgress:
         after_change(uow, ctx, keys, before, after)
         return {"complete": is_complete(after.progress), **answer}
 
-    def _exercise(self, uow: BatchUnitOfWork, session: Session
+    def _exercise(self, uow: BatchUnitOfWork, session: Session, reported: float | None
                   ) -> tuple[float, dict[str, Any]]:
         """Apply the interactions to the session's try; its progress is the criterion's
-        (progress the client sends for an exercise is not used: decision 0009)."""
+        (progress the client sends for an exercise is not used: decision 0009), a quiz's
+        the one `reported` (a quiz is submitted with progress 1)."""
         assert session.level is not None
         t = uow.try_at(session.key, session.level)
         if t is None:  # the try was erased with the learner's records
             raise NotFound(f"Session {self.session_id} is not one of yours.",
                            code="SESSION_NOT_FOUND", field="session_id")
+        if t.criterion.coach_assigned:
+            if t.complete:
+                raise _submitted(t.key.content_id)
+            check_open(uow, t.key.dataset, t.key.user_id, t.key.content_id)
         existing = uow.item_attempts_of(t.key, t.level)
         changed = mastery.apply_interactions(t, existing, session.session_id,
                                              self.interactions or (), uow.now, uow.new_id)
         for attempt in changed:
             uow.put_item_attempt(attempt)
-        evaluated, progress = mastery.evaluate(t, uow.item_attempts_of(t.key, t.level),
-                                               uow.now, self.time_spent_delta)
+        evaluated, progress = mastery.evaluate(
+            t, uow.item_attempts_of(t.key, t.level), uow.now, self.time_spent_delta,
+            0.0 if reported is None else normalize(reported))
         uow.put_try(evaluated)
         return progress, {"complete": evaluated.complete,
                           "attempts": [a.shown() for a in changed]}
+
+
+def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any]) -> None:
+    """Load what a batch of logger commands reads with a few queries for the whole batch:
+    the updated sessions, their summaries, and the tries and item attempts of exercise
+    and quiz sessions (per command, they would be four queries each)."""
+    updates = [c for c in commands if isinstance(c, TrackProgress)]
+    uow.load_sessions([(c.dataset, c.user_id, c.session_id) for c in updates])
+    found = [s for s in (uow.session(c.dataset, c.user_id, c.session_id) for c in updates)
+             if s is not None]
+    uow.load_summaries([s.key for s in found])
+    tried = [(s.key, s.level) for s in found if s.level is not None]
+    starts = [c.keys.resolve(ctx) for c in commands
+              if isinstance(c, StartTracking) and c.criterion is not None]
+    uow.load_tries([key for key, _ in tried] + starts)
+    uow.load_item_attempts(tried)

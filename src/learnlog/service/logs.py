@@ -1,5 +1,6 @@
 """The logger family's listings (SPEC §4.3): content sessions, content summaries, tries
-(Kolibri's masterylog) and item attempts (attemptlog), filtered and paginated.
+(Kolibri's masterylog) and item attempts (attemptlog), quiz tries (examlog) and their
+item attempts (examattemptlog), user sessions; filtered and paginated.
 
 Pages follow each table's key order (learner first), so a page is one index range scan
 that resumes where the previous page stopped (keyset pagination, an opaque cursor), at the
@@ -15,12 +16,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Integer, Table, func, select, tuple_
+from sqlalchemy import Column, Connection, Integer, Table, func, or_, select, tuple_
 
 from ..domain import mastery
 from ..domain.errors import InvalidInput
 from ..store import rows
-from ..store.schema import item_attempts, sessions, summaries, tries, user_sessions
+from ..store.schema import (
+    groups,
+    item_attempts,
+    memberships,
+    sessions,
+    summaries,
+    tries,
+    user_sessions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,7 @@ class LogQuery:
     dataset: str
     user_id: str | None = None
     content_id: str | None = None
+    group_id: str | None = None
     since: int | None = None
     until: int | None = None
     limit: int = 100
@@ -96,6 +106,20 @@ def _attempt(row: Mapping[str, Any]) -> dict[str, Any]:
             "interaction_history": rows.loads(row["history"])}
 
 
+def _exam(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A quiz try as Kolibri's ExamLog showed it: `closed` once submitted."""
+    criterion = rows.loads(row["criterion"])
+    return {"quiz_id": row["content_id"], "user_id": row["user_id"],
+            "mastery_level": row["mastery_level"],
+            "coach_assigned": bool(criterion.get("coach_assigned")),
+            "closed": bool(row["complete"]), "start_timestamp": iso(row["started_at"]),
+            "completion_timestamp": iso(row["completed_at"]), "time_spent": row["time_spent"]}
+
+
+def _exam_attempt(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {**_attempt(row), "quiz_id": row["content_id"]}
+
+
 def _user_session(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": row["session_id"], "user_id": row["user_id"],
             "start_timestamp": iso(row["started_at"]),
@@ -112,6 +136,7 @@ class Listing:
     order: tuple[str, ...]
     time: str
     shape: Callable[[Any], dict[str, Any]]
+    quizzes_only: bool = False  # rows of quiz tries (negative levels) only
 
     def columns(self) -> list[Column[Any]]:
         return [self.table.c[name] for name in self.order]
@@ -126,6 +151,11 @@ LISTINGS = {
         tries, ("user_id", "collection_key", "context_key", "content_id", "mastery_level"),
         "started_at", _try),
     "attemptlog": Listing(item_attempts, ("user_id", "attempt_id"), "started_at", _attempt),
+    "examlog": Listing(
+        tries, ("user_id", "collection_key", "context_key", "content_id", "mastery_level"),
+        "started_at", _exam, quizzes_only=True),
+    "examattemptlog": Listing(item_attempts, ("user_id", "attempt_id"), "started_at",
+                              _exam_attempt, quizzes_only=True),
     "usersessionlog": Listing(user_sessions, ("user_id", "session_id"), "started_at",
                               _user_session),
 }
@@ -155,6 +185,10 @@ def page(conn: Connection, kind: str, query: LogQuery) -> dict[str, Any]:
     where = [table.c.dataset == query.dataset]
     if query.user_id is not None:
         where.append(table.c.user_id == query.user_id)
+    if query.group_id is not None:
+        where.append(table.c.user_id.in_(members(query.dataset, query.group_id)))
+    if listing.quizzes_only:
+        where.append(table.c.mastery_level < 0)
     if query.content_id is not None:
         if "content_id" not in table.c:
             raise InvalidInput(f"{kind} has no content_id to filter on.",
@@ -173,6 +207,15 @@ def page(conn: Connection, kind: str, query: LogQuery) -> dict[str, Any]:
     more = len(found) > query.limit
     return {"results": [listing.shape(r) for r in shown],
             "next": _encode([shown[-1][n] for n in listing.order]) if more else None}
+
+
+def members(dataset: str, group_id: str) -> Any:
+    """The users of a group and of its learner groups (a subquery)."""
+    children = select(groups.c.group_id).where(groups.c.dataset == dataset,
+                                               groups.c.parent_id == group_id)
+    return select(memberships.c.user_id).where(
+        memberships.c.dataset == dataset,
+        or_(memberships.c.group_id == group_id, memberships.c.group_id.in_(children)))
 
 
 def user_progress(conn: Connection, dataset: str, user_id: str) -> int:

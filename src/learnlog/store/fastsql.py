@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Connection, Integer, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -82,7 +82,9 @@ def where_sql(dialect_name: str, table: Table, names: tuple[str, ...]) -> str:
 def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
     """PostgreSQL: rows whose key is in parallel arrays (one statement, index nested loop)."""
     cols = ", ".join(names)
-    arrays = ", ".join(f"%({n})s::text[]" for n in names)
+    arrays = ", ".join(
+        f"%({n})s::{'bigint' if isinstance(table.c[n].type, Integer) else 'text'}[]"
+        for n in names)
     return f"SELECT t.* FROM {table.name} t JOIN unnest({arrays}) AS w({cols}) USING ({cols})"
 
 

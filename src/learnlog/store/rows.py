@@ -200,10 +200,9 @@ def collection_to_row(c: CollectionRecord, partition: str, instance_id: str, cou
 
 
 def try_from_row(row: Any) -> Try:
-    c = orjson.loads(row["criterion"])
     return Try(key=key_of(row), level=row["mastery_level"],
-               criterion=Criterion(c["type"], c["m"], c["n"]), started_at=row["started_at"],
-               ended_at=row["ended_at"], time_spent=row["time_spent"],
+               criterion=Criterion.from_json(orjson.loads(row["criterion"])),
+               started_at=row["started_at"], ended_at=row["ended_at"], time_spent=row["time_spent"],
                complete=bool(row["complete"]), completed_at=row["completed_at"])
 
 

@@ -190,6 +190,7 @@ groups = Table(
     Column("name", String(1024), nullable=False),
     _id("parent_id", nullable=True),
     *_sync_columns(),
+    Index("ix_groups_parent", "dataset", "parent_id"),  # migration 0007
 )
 
 memberships = Table(
@@ -201,6 +202,38 @@ memberships = Table(
     Column("role", String(32), nullable=False),
     *_sync_columns(),
     Index("ix_memberships_user", "dataset", "user_id"),
+)
+
+# Coach quizzes (Kolibri's Exam, migration 0007): assigned to groups, open while active.
+# A learner's work on a quiz is a try (negative level) with item attempts, as for exercises.
+quizzes = Table(
+    "quizzes",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("quiz_id", primary_key=True),
+    Column("title", String(1024), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("group_ids", Text, nullable=False),  # JSON list of the groups it is assigned to
+    *_sync_columns(),
+)
+
+# Anonymous visitors' content sessions (migration 0007): no learner, no summary; the
+# visitor id comes from a cookie. Nobody reads them through the API.
+visitor_sessions = Table(
+    "visitor_sessions",
+    metadata,
+    _id("dataset", primary_key=True),
+    Column("session_id", String(64), primary_key=True),
+    Column("visitor_id", String(64), nullable=False),
+    _id("content_id"),
+    Column("kind", String(32), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("time_spent", Float, nullable=False),
+    Column("completed_at", BigInteger),
+    Column("extra_fields", Text),
+    *_sync_columns(),
 )
 
 # Logged-in visits to the app (Kolibri's UserSessionLog, migration 0005).
@@ -290,4 +323,23 @@ outbox = Table(
     Column("available_at", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_outbox_available", "available_at"),
+)
+
+# CSV exports of the logger family (Kolibri's GenerateCSVLogRequest, migration 0006). Local
+# to this instance (never synced): the file they name lives on this machine.
+exports = Table(
+    "exports",
+    metadata,
+    _id("dataset", primary_key=True),
+    Column("export_id", String(64), primary_key=True),
+    Column("log_type", String(16), nullable=False),  # session | summary
+    Column("since", BigInteger),  # inclusive, on the start time
+    Column("until", BigInteger),  # exclusive
+    Column("state", String(16), nullable=False),  # queued | running | done | failed
+    Column("rows", BigInteger),
+    Column("path", Text),
+    Column("error", Text),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger),
+    _id("requested_by"),
 )

@@ -50,17 +50,19 @@ from .schema import (
     memberships,
     meta,
     outbox,
+    quizzes,
     sessions,
     summaries,
     tombstones,
     tries,
     user_sessions,
     users,
+    visitor_sessions,
 )
 
 _ABSENT = object()
 SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
-RECORD_TABLES = (users, groups, memberships, user_sessions)
+RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_sessions)
 COUNTER_KEY = "counter"
 
 
@@ -117,6 +119,9 @@ class _Staged:
     # (partition, row without sync columns), or None for a deletion.
     records: dict[tuple[str, tuple[Any, ...]], tuple[str, dict[str, Any] | None]] = field(
         default_factory=dict)
+    # Rows local to this instance (never synced, no sync columns): (table, key) → row.
+    local: dict[tuple[str, tuple[Any, ...]], tuple[Table, dict[str, Any]]] = field(
+        default_factory=dict)
     outbox: list[tuple[str, str, Any]] = field(default_factory=list)
     erasures: list[tuple[str, str, tuple[str, str] | None, tuple[str, str] | None]] = field(
         default_factory=list)
@@ -132,6 +137,7 @@ class _Staged:
         self.tries.update(other.tries)
         self.item_attempts.update(other.item_attempts)
         self.records.update(other.records)
+        self.local.update(other.local)
         self.outbox.extend(other.outbox)
         self.erasures.extend(other.erasures)
         self.after_commit.extend(other.after_commit)
@@ -294,6 +300,30 @@ class BatchUnitOfWork:
                     found[level] = t
         return list(found.values())
 
+    def load_tries(self, keys: Iterable[SummaryKey]) -> None:
+        """Load the tries of many keys with one query per 400 keys (batch prefetch)."""
+        wanted = [k for k in set(keys) if k not in self._tries]
+        for chunk in _chunks(wanted, 400):
+            for k in chunk:
+                self._tries[k] = []
+            for row in self.fast.rows_by_keys(tries, SUMMARY_PK, [
+                    (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id)
+                    for k in chunk]):
+                t = rows.try_from_row(row)
+                self._tries[t.key].append(t)
+
+    def load_item_attempts(self, pairs: Iterable[tuple[SummaryKey, int]]) -> None:
+        """Load the item attempts of many tries, (key, level), with one query per 400."""
+        wanted = [p for p in set(pairs) if p not in self._item_attempts]
+        for chunk in _chunks(wanted, 400):
+            for pair in chunk:
+                self._item_attempts[pair] = []
+            for row in self.fast.rows_by_keys(item_attempts, (*SUMMARY_PK, "mastery_level"), [
+                    (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id, level)
+                    for k, level in chunk]):
+                a = rows.item_attempt_from_row(row)
+                self._item_attempts[(a.key, a.level)].append(a)
+
     def try_at(self, key: SummaryKey, level: int) -> Try | None:
         return next((t for t in self.tries_of(key) if t.level == level), None)
 
@@ -326,6 +356,8 @@ class BatchUnitOfWork:
         for staged in (self._cmd, self._done):
             if ident in staged.records:
                 return staged.records[ident][1]
+            if ident in staged.local:
+                return staged.local[ident][1]
         names = [c.name for c in table.primary_key.columns]
         row = self._one(table, dict(zip(names, pk, strict=True)))
         return None if row is None else {k: v for k, v in row.items()
@@ -334,6 +366,11 @@ class BatchUnitOfWork:
     def put_record(self, table: Table, partition: str, row: dict[str, Any]) -> None:
         pk = tuple(row[c.name] for c in table.primary_key.columns)
         self._cmd.records[(table.name, pk)] = (partition, row)
+
+    def put_row(self, table: Table, row: dict[str, Any]) -> None:
+        """Stage a whole row of a local table (never synced: no version, no tombstone)."""
+        pk = tuple(row[c.name] for c in table.primary_key.columns)
+        self._cmd.local[(table.name, pk)] = (table, row)
 
     def delete_record(self, table: Table, partition: str, pk: tuple[Any, ...]) -> None:
         self._cmd.records[(table.name, pk)] = (partition, None)
@@ -496,6 +533,8 @@ class BatchUnitOfWork:
         upsert(self.conn, contexts, context_rows)
         upsert(self.conn, tries, try_rows)
         self._flush_records(done.records, counters)
+        for table, row in done.local.values():
+            upsert(self.conn, table, [row])
         upsert(self.conn, item_attempts, item_attempt_rows)
         self.queued_work = bool(done.outbox)
         if done.outbox:

@@ -668,12 +668,14 @@ def start_exercises(base: str, secret: str, path: Path) -> None:
             token = mint(secret, f"tracker-{n:05d}", ["learner"])
             started = client.post("/api/logger/trackprogress/", json={
                 "content_id": f"ex{n % 20}", "kind": "exercise",
-                "mastery_model": {"type": "do_all", "n": 1000}},
+                # Kolibri's usual kind of criterion; every answer below is wrong, so the
+                # try never completes and its attempts keep growing all run long.
+                "mastery_model": {"type": "m_of_n", "m": 5, "n": 10}},
                 headers={"Authorization": f"Bearer {token}"})
             if started.status_code != 200:
                 raise BenchError(f"POST trackprogress: {started.status_code} {started.text}")
             body = dumps({"time_spent_delta": 5, "interactions": [{
-                "item": f"q{n % 50}", "correct": 1, "time_spent": 5,
+                "item": f"q{n % 50}", "correct": 0, "time_spent": 5,
                 "answer": {"response": "42"}}]})
             lines.append(f"{token}\t/api/logger/trackprogress/{started.json()['session_id']}/"
                          f"\t{body}\n")

@@ -9,6 +9,7 @@ says why.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,8 +17,11 @@ from fastapi.testclient import TestClient
 
 from learnlog.api.app import create_app
 from learnlog.api.auth import mint
-from learnlog.bootstrap import bootstrap
+from learnlog.bootstrap import Runtime, bootstrap
+from learnlog.domain import mastery
+from learnlog.domain.keys import SummaryKey
 from learnlog.settings import Settings
+from learnlog.store.uow import BatchUnitOfWork
 from tests.support import Api
 
 TRACK = "/api/logger/trackprogress/"
@@ -324,6 +328,51 @@ def test_past_attempts_are_truncated_by_the_criterion(
     assert resumed["totalattempts"] == 12
     assert [a["item"] for a in resumed["pastattempts"]] == [
         f"q{i}" for i in range(11, 11 - shown, -1)]  # newest first
+
+
+def test_a_long_try_keeps_every_rule_beyond_its_window(alice: Logger) -> None:
+    """A try's rules read its latest attempts (the criterion's window, here 2) and the
+    attempts interactions name: an early attempt named by id or replaced by item is
+    updated, not duplicated, and the count covers every attempt."""
+    model = {"type": "num_correct_in_a_row_2"}
+    sid = exercise(alice, model)["session_id"]
+    first = alice.put(sid, interactions=[answer("q0", 0)])["attempts"][0]["id"]
+    for i in range(1, 25):
+        alice.put(sid, interactions=[answer(f"q{i}", 0)])
+    by_id = alice.put(sid, interactions=[answer("q0", 0, id=first, hinted=True)])
+    assert by_id["attempts"][0]["id"] == first and by_id["attempts"][0]["hinted"] is True
+    replaced = alice.put(sid, interactions=[answer("q1", 1, replace=True)])
+    assert replaced["attempts"][0]["correct"] == 1.0
+    resumed = exercise(alice, model)
+    assert resumed["totalattempts"] == 25  # nothing duplicated
+    assert resumed["complete"] is False  # q1 is not among the latest 2
+    alice.put(sid, interactions=[answer("q25", 1)])
+    done = alice.put(sid, interactions=[answer("q26", 1)])
+    assert done["complete"] is True
+    assert exercise(alice, model)["totalattempts"] == 27
+    assert len(listing(alice.api, "attemptlog", limit=100)["results"]) == 27
+
+
+def test_a_window_of_attempts_is_all_a_try_reads(runtime: Runtime) -> None:
+    """The unit of work loads a try's latest `window` attempts, not all of them."""
+    key = SummaryKey("d", "u", "k", "x", "ex1")
+    t = mastery.Try(key, 1, mastery.Criterion("num_correct_in_a_row_2", 2, 2), 0, 0)
+    with runtime.engine.begin() as conn:
+        uow = BatchUnitOfWork(conn, "i", 1_000)
+        uow.begin_command()
+        for n in range(30):
+            uow.put_item_attempt(mastery.ItemAttempt(
+                f"a{n:02}", key, 1, "s", f"q{n}", 1.0, n, n, 1.0, {}, ordinal=n + 1))
+        uow.put_try(replace(t, attempt_count=30))
+        uow.commit_command()
+        uow.flush()
+    with runtime.engine.begin() as conn:
+        uow = BatchUnitOfWork(conn, "i", 2_000)
+        uow.load_item_attempts([(key, 1, 2)])
+        assert sorted(a.attempt_id for a in uow.item_attempts_of(key, 1, 2)) == ["a28", "a29"]
+        assert len(uow.item_attempts_of(key, 1, 5)) == 5
+        assert len(uow.item_attempts_of(key, 1)) == 30
+        assert uow.try_at(key, 1) == replace(t, attempt_count=30)
 
 
 def test_try_time_adds_the_session_deltas(alice: Logger) -> None:

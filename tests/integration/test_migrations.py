@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from learnlog.store import migrate
 from learnlog.store.db import make_engine
@@ -18,5 +19,37 @@ def test_migrations_match_the_schema(database_url: str) -> None:
         assert migrate.is_current(engine)
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_the_attempt_count_of_existing_tries_is_backfilled(database_url: str) -> None:
+    """0008 counts the item attempts a try already has (totalattempts and new ordinals
+    continue from it)."""
+    engine = make_engine(database_url)
+    key = "'d', 'u', 'k', 'x', 'ex1'"
+    sync = "'p', 'i', 1, 0"
+    try:
+        migrate.upgrade(engine, "0007")
+        with engine.begin() as conn:
+            for level in (1, 2):
+                conn.execute(text(
+                    "INSERT INTO tries (dataset, user_id, collection_key, context_key, "
+                    "content_id, mastery_level, criterion, started_at, ended_at, time_spent, "
+                    f"complete, partition, instance_id, counter, updated_at) VALUES ({key}, "
+                    f"{level}, '{{}}', 0, 0, 0, false, {sync})"))
+            for n in range(3):
+                conn.execute(text(
+                    "INSERT INTO item_attempts (dataset, user_id, collection_key, context_key,"
+                    " content_id, attempt_id, mastery_level, session_id, item, correct, "
+                    "started_at, ended_at, time_spent, answer, complete, hinted, error, "
+                    "history, ordinal, partition, instance_id, counter, updated_at) VALUES "
+                    f"({key}, 'a{n}', 1, 's', 'q{n}', 1, 0, 0, 0, '{{}}', false, false, false,"
+                    f" '[]', {n + 1}, {sync})"))
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            counts = dict(conn.execute(text(
+                "SELECT mastery_level, attempt_count FROM tries")).all())
+        assert counts == {1: 3, 2: 0}
     finally:
         engine.dispose()

@@ -17,11 +17,20 @@ from sqlalchemy import event
 
 from learnlog.bootstrap import Runtime, bootstrap
 from learnlog.settings import Settings
-from learnlog.store.fastsql import SESSION_PK, SUMMARY_PK, pg_many_sql, view_sql, where_sql
-from learnlog.store.schema import collections, enrolments, sessions, summaries
+from learnlog.store.fastsql import (
+    SESSION_PK,
+    SUMMARY_PK,
+    latest_sql,
+    pg_many_sql,
+    view_sql,
+    where_sql,
+)
+from learnlog.store.schema import collections, enrolments, item_attempts, sessions, summaries, tries
+from learnlog.store.uow import LATEST_FIRST, TRY_PK
 from tests.support import Api, leaf, unit
 
-HOT_TABLES = ("summaries", "sessions", "enrolments", "attempts", "collections")
+HOT_TABLES = ("summaries", "sessions", "enrolments", "attempts", "collections", "tries",
+              "item_attempts")
 
 
 def _plan(url: str, sql: str, params: Any) -> str:
@@ -87,6 +96,9 @@ def test_driver_level_statements_use_indexes(pg_runtime: Runtime) -> None:
         (view_sql("postgresql", 0), ("d", "u", "k", "x", ["c1", "c2"])),
         (where_sql("postgresql", enrolments, ("dataset", "user_id")), ("d", "u")),
         (where_sql("postgresql", collections, ("dataset", "collection_id")), ("d", "k")),
+        (pg_many_sql(tries, SUMMARY_PK), {n: ["d", "e"] for n in SUMMARY_PK}),
+        (latest_sql("postgresql", item_attempts, TRY_PK, LATEST_FIRST, 0),
+         {**{n: ["d", "e"] for n in SUMMARY_PK}, "mastery_level": [1, 2], "limit_": 10}),
     ]
     for sql, params in cases:
         _assert_indexed(_plan(url, sql, params), sql)
@@ -98,3 +110,23 @@ def test_the_check_can_fail(pg_runtime: Runtime) -> None:
     plan = _plan(pg_runtime.settings.database_url, sql, {"p": 0.5})
     with pytest.raises(AssertionError):
         _assert_indexed(plan, sql)
+
+
+def test_a_tries_latest_attempts_are_read_from_the_index_on_sqlite(tmp_path: Any) -> None:
+    """SQLite reads a try's latest attempts as an index range in order: no scan, no sort,
+    so a try with 10,000 attempts costs its window, not its length."""
+    import sqlite3
+
+    from learnlog.store import migrate
+    from learnlog.store.db import make_engine
+
+    path = tmp_path / "plan.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    sql = latest_sql("sqlite", item_attempts, TRY_PK, LATEST_FIRST, 2)
+    with sqlite3.connect(path) as conn:
+        plan = "\n".join(str(r[-1]) for r in conn.execute(
+            f"EXPLAIN QUERY PLAN {sql}", ["d", "u", "k", "x", "c", 1] * 2 + [10]))
+    assert "INDEX ix_item_attempts_latest (dataset=? AND user_id=?" in plan, plan
+    assert "TEMP B-TREE" not in plan and "SCAN t" not in plan, plan

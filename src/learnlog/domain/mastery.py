@@ -69,6 +69,13 @@ class Criterion:
             return None
         return DEFAULT_PAST_ATTEMPTS if self.type == "do_all" else self.n
 
+    @property
+    def window(self) -> int | None:
+        """How many of a try's latest attempts its rules ever look at (progress over the
+        latest n, the attempts a resumed try shows); None: all of them (a quiz)."""
+        shown = self.shown_attempts
+        return None if shown is None else max(self.n, shown)
+
 
 PRACTICE_QUIZ = Criterion(QUIZ, 0, 0)
 COACH_QUIZ = Criterion(QUIZ, 0, 0, coach_assigned=True)
@@ -130,6 +137,7 @@ class Try:
     time_spent: float = 0.0
     complete: bool = False
     completed_at: int | None = None
+    attempt_count: int = 0  # item attempts in the try (Kolibri's totalattempts)
 
 
 def pick_try(tries: Iterable[Try], *, repeat: bool, quiz: bool = False) -> Try | None:
@@ -259,6 +267,7 @@ def apply_interactions(t: Try, existing: Sequence[ItemAttempt], session_id: str,
     held = {a.attempt_id: a for a in existing}
     changed: dict[str, ItemAttempt] = {}
     ordinal = max((a.ordinal for a in existing), default=0)
+    ordinal = max(ordinal, t.attempt_count)  # a window of the attempts may be given
     for index, (item, run) in enumerate(groupby(interactions, key=lambda i: i.item)):
         group = list(run)
         first = group[0]
@@ -280,6 +289,12 @@ def apply_interactions(t: Try, existing: Sequence[ItemAttempt], session_id: str,
             target = _updated(target, given, now)
         changed[target.attempt_id] = target
     return list(changed.values())
+
+
+def counted(t: Try, changed: Iterable[ItemAttempt]) -> Try:
+    """The try with the attempts `apply_interactions` created counted (their ordinals
+    continue the try's count)."""
+    return replace(t, attempt_count=max([t.attempt_count, *(a.ordinal for a in changed)]))
 
 
 def try_progress(t: Try, attempts: Iterable[ItemAttempt]) -> float:

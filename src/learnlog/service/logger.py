@@ -32,11 +32,11 @@ def tracking_state(summary: Summary, session_id: str) -> dict[str, Any]:
 
 def _assessment_state(uow: BatchUnitOfWork, t: mastery.Try) -> dict[str, Any]:
     """What an exercise session's answers add: the try's criterion, time and attempts."""
-    attempts = uow.item_attempts_of(t.key, t.level)
+    attempts = uow.item_attempts_of(t.key, t.level, t.criterion.window)
     return {"complete": t.complete, "time_spent": t.time_spent,
             "mastery_criterion": t.criterion.as_json(),
             "pastattempts": mastery.past_attempts(t, attempts),
-            "totalattempts": len(attempts)}
+            "totalattempts": t.attempt_count}
 
 
 def _submitted(quiz_id: str) -> Forbidden:
@@ -150,14 +150,21 @@ class TrackProgress:
             if t.complete:
                 raise _submitted(t.key.content_id)
             check_open(uow, t.key.dataset, t.key.user_id, t.key.content_id)
-        existing = uow.item_attempts_of(t.key, t.level)
-        changed = mastery.apply_interactions(t, existing, session.session_id,
-                                             self.interactions or (), uow.now, uow.new_id)
+        # The rules read the try's latest attempts (its criterion's window) and the
+        # attempts the interactions name, by id or (with replace) by item.
+        window = t.criterion.window
+        given = self.interactions or ()
+        uow.load_named_attempts(
+            t.key, t.level, (i.attempt_id for i in given if i.attempt_id is not None),
+            (i.item for i in given if i.replace and i.attempt_id is None))
+        existing = uow.item_attempts_of(t.key, t.level, window)
+        changed = mastery.apply_interactions(t, existing, session.session_id, given,
+                                             uow.now, uow.new_id)
         for attempt in changed:
             uow.put_item_attempt(attempt)
         evaluated, progress = mastery.evaluate(
-            t, uow.item_attempts_of(t.key, t.level), uow.now, self.time_spent_delta,
-            0.0 if reported is None else normalize(reported))
+            mastery.counted(t, changed), uow.item_attempts_of(t.key, t.level, window),
+            uow.now, self.time_spent_delta, 0.0 if reported is None else normalize(reported))
         uow.put_try(evaluated)
         return progress, {"complete": evaluated.complete,
                           "attempts": [a.shown() for a in changed]}
@@ -176,4 +183,5 @@ def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any])
     starts = [c.keys.resolve(ctx) for c in commands
               if isinstance(c, StartTracking) and c.criterion is not None]
     uow.load_tries([key for key, _ in tried] + starts)
-    uow.load_item_attempts(tried)
+    uow.load_item_attempts((t.key, t.level, t.criterion.window) for t in (
+        uow.try_at(key, level) for key, level in tried) if t is not None)

@@ -88,6 +88,28 @@ def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
     return f"SELECT t.* FROM {table.name} t JOIN unnest({arrays}) AS w({cols}) USING ({cols})"
 
 
+@cache
+def latest_sql(dialect_name: str, table: Table, names: tuple[str, ...], order: str,
+               count: int) -> str:
+    """Rows whose key is one of the given ones, at most `limit` per key: the first ones in
+    `order`, read from an index that has the key then the order's columns, so a key costs
+    `limit` index entries however many rows it has."""
+    match = " AND ".join(f"t.{n} = w.{n}" for n in names)
+    cols = ", ".join(names)
+    if dialect_name == "sqlite":
+        row = "(" + ", ".join("?" * len(names)) + ")"
+        return (f"WITH w({cols}) AS (VALUES {', '.join([row] * count)}) "
+                f"SELECT t.* FROM w JOIN {table.name} t ON t.rowid IN ("
+                f"SELECT t.rowid FROM {table.name} t WHERE {match} "
+                f"ORDER BY {order} LIMIT ?)")
+    arrays = ", ".join(
+        f"%({n})s::{'bigint' if isinstance(table.c[n].type, Integer) else 'text'}[]"
+        for n in names)
+    return (f"SELECT x.* FROM unnest({arrays}) AS w({cols}) CROSS JOIN LATERAL ("
+            f"SELECT * FROM {table.name} t WHERE {match} ORDER BY {order} "
+            f"LIMIT %(limit_)s) x")
+
+
 class FastSql:
     """Runs the write path's statements on one connection's driver connection."""
 
@@ -115,6 +137,29 @@ class FastSql:
         with self.raw.cursor(row_factory=dict_row) as cur:
             cur.execute(pg_many_sql(table, names),
                         {n: [k[i] for k in keys] for i, n in enumerate(names)})
+            return list(cur.fetchall())
+
+    def latest_by_keys(self, table: Table, names: tuple[str, ...],
+                       keys: Sequence[tuple[Any, ...]], order: str, limit: int) -> list[Any]:
+        """Rows of `table` whose key columns `names` equal one of `keys`: per key, the
+        first `limit` rows in `order` (SQL, e.g. "started_at DESC")."""
+        if not keys:
+            return []
+        sql = latest_sql(self.dialect, table, names, order, len(keys))
+        if self.dialect == "sqlite":
+            import sqlite3
+
+            cur = self.raw.cursor()
+            cur.row_factory = sqlite3.Row
+            found: list[Any] = list(cur.execute(
+                sql, [value for key in keys for value in key] + [limit]).fetchall())
+            cur.close()
+            return found
+        from psycopg.rows import dict_row
+
+        with self.raw.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, {**{n: [k[i] for k in keys] for i, n in enumerate(names)},
+                              "limit_": limit})
             return list(cur.fetchall())
 
     def view_rows(self, scope: tuple[str, str, str, str], content_ids: Sequence[str]

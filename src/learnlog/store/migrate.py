@@ -19,12 +19,12 @@ def _config() -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest revision (idempotent)."""
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Bring the database to the newest revision, or to `target` (idempotent)."""
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, target)
 
 
 def is_current(engine: Engine) -> bool:

@@ -203,7 +203,8 @@ def try_from_row(row: Any) -> Try:
     return Try(key=key_of(row), level=row["mastery_level"],
                criterion=Criterion.from_json(orjson.loads(row["criterion"])),
                started_at=row["started_at"], ended_at=row["ended_at"], time_spent=row["time_spent"],
-               complete=bool(row["complete"]), completed_at=row["completed_at"])
+               complete=bool(row["complete"]), completed_at=row["completed_at"],
+               attempt_count=row["attempt_count"])
 
 
 def try_to_row(t: Try, partition: str, instance_id: str, counter: int, now: int
@@ -211,7 +212,8 @@ def try_to_row(t: Try, partition: str, instance_id: str, counter: int, now: int
     return {**key_columns(t.key), "mastery_level": t.level,
             "criterion": dumps(t.criterion.as_json()), "started_at": t.started_at,
             "ended_at": t.ended_at, "time_spent": t.time_spent, "complete": t.complete,
-            "completed_at": t.completed_at, "partition": partition, "instance_id": instance_id,
+            "completed_at": t.completed_at, "attempt_count": t.attempt_count,
+            "partition": partition, "instance_id": instance_id,
             "counter": counter, "updated_at": now}
 
 

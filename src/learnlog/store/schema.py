@@ -135,6 +135,7 @@ tries = Table(
     Column("time_spent", Float, nullable=False),
     Column("complete", Boolean, nullable=False),
     Column("completed_at", BigInteger),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),  # migration 0008
     *_sync_columns(),
     Index("ix_tries_version", "instance_id", "counter"),
 )
@@ -164,8 +165,9 @@ item_attempts = Table(
     Column("history", Text, nullable=False),
     Column("ordinal", Integer, nullable=False),
     *_sync_columns(),
-    Index("ix_item_attempts_try", "dataset", "user_id", "collection_key", "context_key",
-          "content_id", "mastery_level"),
+    # A try's attempts, newest last (migration 0008): its latest n are n index entries.
+    Index("ix_item_attempts_latest", "dataset", "user_id", "collection_key", "context_key",
+          "content_id", "mastery_level", "started_at", "ordinal", "attempt_id"),
     Index("ix_item_attempts_version", "instance_id", "counter"),
 )
 

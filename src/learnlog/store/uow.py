@@ -25,6 +25,7 @@ from sqlalchemy import (
     column,
     delete,
     func,
+    or_,
     select,
     text,
     update,
@@ -64,6 +65,8 @@ _ABSENT = object()
 SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
 RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_sessions)
 COUNTER_KEY = "counter"
+TRY_PK = (*SUMMARY_PK, "mastery_level")  # a try's attempts: the ix_item_attempts_try range
+LATEST_FIRST = "started_at DESC, ordinal DESC, attempt_id DESC"  # ItemAttempt.order, reversed
 
 
 def select_by_keys(table: Table, names: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> Any:
@@ -160,7 +163,10 @@ class BatchUnitOfWork:
         self._collections: dict[tuple[str, str], CollectionRecord | None] = {}
         self._contexts: dict[tuple[str, str], ContextRecord | None] = {}
         self._tries: dict[SummaryKey, list[Try]] = {}
-        self._item_attempts: dict[tuple[SummaryKey, int], list[ItemAttempt]] = {}
+        # Stored item attempts of a try, loaded so far, and how many of its latest ones
+        # that surely includes (None: all of them).
+        self._item_attempts: dict[tuple[SummaryKey, int], dict[str, ItemAttempt]] = {}
+        self._attempt_windows: dict[tuple[SummaryKey, int], int | None] = {}
         self._done = _Staged()
         self._cmd = _Staged()
         self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
@@ -312,17 +318,51 @@ class BatchUnitOfWork:
                 t = rows.try_from_row(row)
                 self._tries[t.key].append(t)
 
-    def load_item_attempts(self, pairs: Iterable[tuple[SummaryKey, int]]) -> None:
-        """Load the item attempts of many tries, (key, level), with one query per 400."""
-        wanted = [p for p in set(pairs) if p not in self._item_attempts]
-        for chunk in _chunks(wanted, 400):
-            for pair in chunk:
-                self._item_attempts[pair] = []
-            for row in self.fast.rows_by_keys(item_attempts, (*SUMMARY_PK, "mastery_level"), [
-                    (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id, level)
-                    for k, level in chunk]):
-                a = rows.item_attempt_from_row(row)
-                self._item_attempts[(a.key, a.level)].append(a)
+    def load_item_attempts(self, tries_wanted: Iterable[tuple[SummaryKey, int, int | None]]
+                           ) -> None:
+        """Load the item attempts of many tries (key, level, window) with a query per 400:
+        each try's latest `window` attempts, or all of them when the window is None."""
+        wanted = {(k, level): window for k, level, window in tries_wanted
+                  if not self._has_window((k, level), window)}
+        for window in set(wanted.values()):
+            pairs = [p for p, w in wanted.items() if w == window]
+            for chunk in _chunks(pairs, 400):
+                keys = [(k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id,
+                         level) for k, level in chunk]
+                found = (self.fast.rows_by_keys(item_attempts, TRY_PK, keys) if window is None
+                         else self.fast.latest_by_keys(item_attempts, TRY_PK, keys,
+                                                       LATEST_FIRST, window))
+                self._keep_attempts(chunk, window, found)
+
+    def _has_window(self, pair: tuple[SummaryKey, int], window: int | None) -> bool:
+        if pair not in self._attempt_windows:
+            return False
+        loaded = self._attempt_windows[pair]
+        return loaded is None or (window is not None and window <= loaded)
+
+    def _keep_attempts(self, pairs: Sequence[tuple[SummaryKey, int]], window: int | None,
+                       found: Iterable[Any]) -> None:
+        for pair in pairs:
+            self._item_attempts.setdefault(pair, {})
+            self._attempt_windows[pair] = window
+        for row in found:
+            a = rows.item_attempt_from_row(row)
+            self._item_attempts[(a.key, a.level)][a.attempt_id] = a
+
+    def load_named_attempts(self, key: SummaryKey, level: int, ids: Iterable[str],
+                            items: Iterable[str]) -> None:
+        """Load a try's stored attempts with these ids or at these items (those outside the
+        window loaded so far that interactions name)."""
+        ids, items = set(ids), set(items)
+        if self._attempt_windows.get((key, level), 0) is None or not (ids or items):
+            return
+        found = self.conn.execute(select(item_attempts).where(
+            *self._where_key(item_attempts, key), item_attempts.c.mastery_level == level,
+            or_(item_attempts.c.attempt_id.in_(ids), item_attempts.c.item.in_(items)))
+        ).mappings()
+        for row in found:
+            a = rows.item_attempt_from_row(row)
+            self._item_attempts.setdefault((key, level), {})[a.attempt_id] = a
 
     def try_at(self, key: SummaryKey, level: int) -> Try | None:
         return next((t for t in self.tries_of(key) if t.level == level), None)
@@ -330,15 +370,13 @@ class BatchUnitOfWork:
     def put_try(self, t: Try) -> None:
         self._cmd.tries[(t.key, t.level)] = t
 
-    def item_attempts_of(self, key: SummaryKey, level: int) -> list[ItemAttempt]:
-        """The item attempts of one try (stored and staged)."""
-        if (key, level) not in self._item_attempts:
-            self._item_attempts[(key, level)] = [
-                rows.item_attempt_from_row(r) for r in self.conn.execute(
-                    select(item_attempts).where(*self._where_key(item_attempts, key),
-                                                item_attempts.c.mastery_level == level)
-                ).mappings()]
-        found = {a.attempt_id: a for a in self._item_attempts[(key, level)]}
+    def item_attempts_of(self, key: SummaryKey, level: int, window: int | None = None
+                         ) -> list[ItemAttempt]:
+        """The item attempts of one try (stored and staged): at least its latest `window`
+        ones, or all of them when the window is None (plus any loaded by name)."""
+        if not self._has_window((key, level), window):
+            self.load_item_attempts([(key, level, window)])
+        found = dict(self._item_attempts[(key, level)])
         for staged in (self._done, self._cmd):
             for a in staged.item_attempts.values():
                 if a.key == key and a.level == level:
@@ -525,17 +563,18 @@ class BatchUnitOfWork:
         rev = next(counters) if done.summaries else 0
         summary_rows = [rows.summary_to_row(s, sid, rev, now)
                         for s, sid in done.summaries.values()]
+        # The hot tables go through one compiled statement on the driver (decision 0007).
         self.fast.upsert(sessions, session_rows)
         self.fast.upsert(summaries, summary_rows)
-        upsert(self.conn, attempts, attempt_rows)
-        upsert(self.conn, enrolments, enrolment_rows)
+        self.fast.upsert(attempts, attempt_rows)
+        self.fast.upsert(enrolments, enrolment_rows)
         upsert(self.conn, collections, collection_rows)
         upsert(self.conn, contexts, context_rows)
-        upsert(self.conn, tries, try_rows)
+        self.fast.upsert(tries, try_rows)
         self._flush_records(done.records, counters)
         for table, row in done.local.values():
             upsert(self.conn, table, [row])
-        upsert(self.conn, item_attempts, item_attempt_rows)
+        self.fast.upsert(item_attempts, item_attempt_rows)
         self.queued_work = bool(done.outbox)
         if done.outbox:
             self.conn.execute(outbox.insert(), [

@@ -10,9 +10,9 @@ bulk-inserted straight into the schema's `sessions` table (N/50 learners of 50 s
 in the collections `seed.py` registers, one learner in five registered with a username), then
 `learnlog export --type session --out …` runs as a child process: the same streaming writer
 the export job uses. Recorded: wall time of the child (start-up, count and export), rows/s and
-the child's peak resident set (`ru_maxrss` from `os.wait4`: what `RUSAGE_CHILDREN` reports,
-for this child alone). The 0-row run is the process's own baseline; memory is constant when
-the 1M-row peak stays at the 100k-row peak.
+the child's peak resident set (`VmHWM` of its own /proc status, written as it exits; not
+`ru_maxrss`, which on Linux carries the parent's peak into a child). The 0-row run is the
+process's own baseline; memory is constant when the 1M-row peak stays at the 100k-row peak.
 
 Writes `results/export.json` and the `## CSV export` section of RESULTS.md. `run.py` calls
 `measure()` and `section()` as part of the suite (skip with `--skip-export`).
@@ -127,16 +127,35 @@ def seed_sessions(url: str, rows: int) -> float:
     return time.perf_counter() - start
 
 
+# Runs `learnlog …` and, at exit, writes the process's own peak resident set (VmHWM, in
+# kB) to the file named first. Not `ru_maxrss`: Linux carries a parent's peak into a
+# forked child's `ru_maxrss` across exec, so a child of the (large) suite process would
+# report the suite's peak, not its own.
+PEAK_WRAPPER = (
+    "import atexit, sys\n"
+    "peak_file = sys.argv.pop(1)\n"
+    "def peak():\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        kb = next(l.split()[1] for l in f if l.startswith('VmHWM:'))\n"
+    "    with open(peak_file, 'w') as f:\n"
+    "        f.write(kb)\n"
+    "atexit.register(peak)\n"
+    "from learnlog.cli import main\n"
+    "sys.argv[0] = 'learnlog'\n"
+    "main()\n")
+
+
 def export_child(url: str, out: Path, workdir: Path) -> dict[str, Any]:
     """`learnlog export` in a child process: wall time and the child's own peak RSS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNLOG_")}
     env["LEARNLOG_DATABASE_URL"] = url
-    learnlog = str(Path(sys.executable).with_name("learnlog"))
+    peak_file = workdir / "export.peak"
     with open(workdir / "export.log", "wb") as log:
         start = time.perf_counter()
-        proc = subprocess.Popen([learnlog, "export", "--type", "session", "--out", str(out)],
+        proc = subprocess.Popen([sys.executable, "-c", PEAK_WRAPPER, str(peak_file), "export",
+                                 "--type", "session", "--out", str(out)],
                                 env=env, cwd=workdir, stdout=log, stderr=log)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -144,7 +163,8 @@ def export_child(url: str, out: Path, workdir: Path) -> dict[str, Any]:
                          f"{(workdir / 'export.log').read_text()[-3000:]}")
     with out.open("rb") as f:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    peak_kib = int(peak_file.read_text())
+    return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
             "csv_rows": lines - 1, "csv_mib": round(out.stat().st_size / 2**20, 1)}
 
 
@@ -183,7 +203,7 @@ def section(result: dict[str, Any]) -> list[str]:
            f"{result['date'][:16].replace('T', ' ')} UTC, {result['cpus']} CPUs, load average "
            f"{result.get('load_before', '?')} before it). Seconds are the child's wall time "
            "(start-up, the count for the progress bar, the export); peak RSS is the child's "
-           "`ru_maxrss`.", "",
+           "own high-water mark (`VmHWM`, read as it exits).", "",
            "| engine | session rows | seconds | rows/s | peak RSS MiB | CSV MiB |",
            "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["runs"]:

@@ -1,0 +1,142 @@
+"""Group activity aggregates (SPEC §2.7): one member's figures for an activity, and a
+group's totals kept by adding and removing members' figures.
+
+A member may be enrolled in an activity under several contexts; it counts once, with
+its most advanced enrolment. A group's totals are sums over its learner members, so a
+change to one member is applied as "minus the old figures, plus the new ones": the work
+per change does not depend on the group's size. Sums are integers (score percents in
+millionths), so applying changes in any order gives exactly the same totals as
+recomputing from scratch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal
+
+from .progress import COMPLETED, IN_PROGRESS, NOT_STARTED
+
+MICRO = 1_000_000  # score percents are kept in millionths of a percent
+
+
+@dataclass(frozen=True, slots=True)
+class ContextFigures:
+    """A member's standing in an activity under one context: its enrolment's figures (or
+    what its consumption shows when it has no enrolment) and its assessment scores."""
+
+    status: int = NOT_STARTED
+    progress: int = 0  # integer percent (SPEC §2.5)
+    completed_count: int = 0
+    enrolled: bool = False  # an enrolment exists
+    consumed: bool = False  # some content of the activity was consumed here
+    score: float = 0.0  # Σ best scores over the activity's assessment contents
+    max_score: float = 0.0  # Σ of their max scores
+
+    @property
+    def rank(self) -> tuple[int, int, int]:
+        """How advanced this standing is: status, then progress, then completed count."""
+        return (self.status, self.progress, self.completed_count)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFigures:
+    """What one member adds to its group's totals for one activity."""
+
+    enrolled: bool = False
+    started: bool = False
+    completed: bool = False
+    progress: int = 0
+    score_micro: int | None = None  # 100 * score / max, in millionths; None: no score
+
+    @property
+    def shown(self) -> dict[str, float]:
+        """The member's own row: completedness, progress and score percent."""
+        return {"status": COMPLETED if self.completed else
+                IN_PROGRESS if self.started else NOT_STARTED,
+                "progress": self.progress,
+                "scorePercent": 0.0 if self.score_micro is None else self.score_micro / MICRO}
+
+
+NOBODY = MemberFigures()
+
+
+def member_figures(contexts: Iterable[ContextFigures]) -> MemberFigures:
+    """A member's figures from its standings under every context of the activity: the most
+    advanced one counts (ties: the first given). Enrolled means an enrolment or any
+    consumption; scored means a positive max score in that standing."""
+    best: ContextFigures | None = None
+    for figures in contexts:
+        if not (figures.enrolled or figures.consumed):
+            continue
+        if best is None or figures.rank > best.rank:
+            best = figures
+    if best is None:
+        return NOBODY
+    score = (None if best.max_score <= 0 else
+             int((Decimal(str(best.score)) * 100 * MICRO / Decimal(str(best.max_score)))
+                 .to_integral_value(ROUND_HALF_UP)))
+    return MemberFigures(enrolled=True, started=best.status >= IN_PROGRESS or best.consumed,
+                         completed=best.status == COMPLETED, progress=best.progress,
+                         score_micro=score)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A group's sums for one activity over its learner members."""
+
+    member_count: int = 0
+    enrolled_count: int = 0
+    started_count: int = 0
+    completed_count: int = 0
+    progress_sum: int = 0
+    scored_count: int = 0
+    score_micro_sum: int = 0
+
+    def plus(self, member: MemberFigures, sign: int = 1) -> Totals:
+        """The totals with a learner member's figures added (sign 1) or removed (-1)."""
+        scored = member.score_micro is not None
+        return replace(
+            self,
+            member_count=self.member_count + sign,
+            enrolled_count=self.enrolled_count + sign * member.enrolled,
+            started_count=self.started_count + sign * member.started,
+            completed_count=self.completed_count + sign * member.completed,
+            progress_sum=self.progress_sum + sign * (member.progress if member.enrolled else 0),
+            scored_count=self.scored_count + sign * scored,
+            score_micro_sum=self.score_micro_sum + sign * (member.score_micro or 0))
+
+    def minus(self, member: MemberFigures) -> Totals:
+        return self.plus(member, -1)
+
+    def changed(self, old: MemberFigures, new: MemberFigures) -> Totals:
+        """The totals after one member's figures changed from `old` to `new`."""
+        return self.minus(old).plus(new)
+
+    def metrics(self) -> dict[str, float]:
+        """SPEC §2.7's group metrics; a percentage or mean over nobody is 0."""
+        return {
+            "memberCount": self.member_count,
+            "enrolledCount": self.enrolled_count,
+            "startedCount": self.started_count,
+            "completedCount": self.completed_count,
+            "completionPercentage": _ratio(100 * self.completed_count, self.enrolled_count),
+            "avgProgress": _ratio(self.progress_sum, self.enrolled_count),
+            "avgScorePercent": _ratio(self.score_micro_sum, self.scored_count * MICRO),
+        }
+
+
+def totals_of(members: Iterable[MemberFigures]) -> Totals:
+    """The totals recomputed from every learner member's figures (the fold)."""
+    totals = Totals()
+    for member in members:
+        totals = totals.plus(member)
+    return totals
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """numerator / denominator with 2 decimals (half up), 0 when the denominator is 0."""
+    if denominator == 0:
+        return 0.0
+    return float((Decimal(numerator) / Decimal(denominator)).quantize(
+        Decimal("0.01"), ROUND_HALF_UP))

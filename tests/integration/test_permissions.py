@@ -86,6 +86,8 @@ FAMILIES: dict[str, tuple[Request, dict[str, int]]] = {
         "content_id": "c3", "kind": "video"}), dict.fromkeys(CALLERS, 200)),
     "quiz start": (lambda w: ("POST", "/api/logger/trackprogress/", {"quiz_id": "qa"}), {
         **dict.fromkeys(CALLERS, 403), "la": 200, "coach_a": 200}),
+    "activity admin": (lambda w: ("PUT", "/v1/groups/class-a/activities/Collection/k1",
+                                  None), {**ADMIN, "other_dataset": 404}),
     "quiz admin": (lambda w: ("PUT", "/v1/quizzes/qb", {"request": {"title": "B"}}), ADMIN),
     "quiz read": (lambda w: ("GET", "/v1/quizzes/qa", None),
                   {**ADMIN, "other_dataset": 404}),

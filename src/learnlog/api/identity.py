@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..domain.errors import NotFound
+from ..domain.errors import InvalidInput, NotFound
+from ..domain.groups import ACTIVITY_TYPES
 from ..service import identity as svc
 from ..service import quizzes
 from . import models as m
@@ -76,6 +77,38 @@ async def member_delete(request: Request, groupId: str, userId: str) -> Envelope
     check_id(userId, "userId")
     return ok("api.group.member.delete", await runtime(request).writer.submit(
         svc.RemoveMember(principal.dataset, groupId, userId)))
+
+
+@router.put("/v1/groups/{groupId}/activities/{activityType}/{activityId}",
+            name="api.group.activity.put", response_model=Envelope)
+async def activity_put(request: Request, groupId: str, activityType: str,
+                       activityId: str) -> EnvelopeResponse:
+    """Give a group an activity: a `Collection`, a `Content` or a registered `Quiz`
+    (admins only; no body)."""
+    principal = caller(request, write=True)
+    require_admin(principal)
+    return ok("api.group.activity.put", await runtime(request).writer.submit(
+        svc.PutActivity(principal.dataset, *_activity(groupId, activityType, activityId))))
+
+
+def _activity(group_id: str, activity_type: str, activity_id: str) -> tuple[str, str, str]:
+    check_id(group_id, "groupId")
+    check_id(activity_id, "activityId")
+    if activity_type not in ACTIVITY_TYPES:
+        raise InvalidInput(f"activityType must be one of {', '.join(ACTIVITY_TYPES)}.",
+                           code="INVALID_PARAMETER_VALUE", field="activityType")
+    return group_id, activity_type, activity_id
+
+
+@router.delete("/v1/groups/{groupId}/activities/{activityType}/{activityId}",
+               name="api.group.activity.delete", response_model=Envelope)
+async def activity_delete(request: Request, groupId: str, activityType: str,
+                          activityId: str) -> EnvelopeResponse:
+    """Take an activity off a group (admins only)."""
+    principal = caller(request, write=True)
+    require_admin(principal)
+    return ok("api.group.activity.delete", await runtime(request).writer.submit(
+        svc.RemoveActivity(principal.dataset, *_activity(groupId, activityType, activityId))))
 
 
 @router.put("/v1/quizzes/{quizId}", name="api.quiz.put", response_model=Envelope)

@@ -7,6 +7,7 @@ from .errors import InvalidInput
 GROUP_KINDS = ("classroom", "learnergroup", "group")
 ROLES = ("admin", "coach", "learner")
 READER_ROLES = ("admin", "coach")  # roles that read the records of a group's members
+ACTIVITY_TYPES = ("Collection", "Content", "Quiz")  # what a group works on (SPEC §2.7)
 
 
 def check_parent(kind: str, parent_id: str | None, parent_kind: str | None) -> None:

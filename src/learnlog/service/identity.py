@@ -15,7 +15,7 @@ from sqlalchemy import Connection, or_, select
 from ..domain.errors import NotFound
 from ..domain.groups import READER_ROLES, check_parent
 from ..domain.keys import partition_of, shared_partition
-from ..store.schema import groups, memberships, users
+from ..store.schema import group_activities, groups, memberships, quizzes, users
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
 
@@ -92,6 +92,50 @@ class RemoveMember:
         return {"groupId": self.group_id, "userId": self.user_id, "removed": True}
 
 
+@dataclass(frozen=True, slots=True)
+class PutActivity:
+    """Give a group an activity: a collection, a content or a registered quiz."""
+
+    dataset: str
+    group_id: str
+    activity_type: str
+    activity_id: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        _group(uow, self.dataset, self.group_id)
+        if self.activity_type == "Quiz" and uow.record(
+                quizzes, (self.dataset, self.activity_id)) is None:
+            raise NotFound(f"Quiz {self.activity_id} is not registered.",
+                           code="QUIZ_NOT_FOUND", field="activityId")
+        uow.put_record(group_activities, shared_partition(self.dataset), {
+            "dataset": self.dataset, "group_id": self.group_id,
+            "activity_type": self.activity_type, "activity_id": self.activity_id})
+        return {"groupId": self.group_id, "activity": {"id": self.activity_id,
+                                                       "type": self.activity_type}}
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveActivity:
+    """Take an activity off a group."""
+
+    dataset: str
+    group_id: str
+    activity_type: str
+    activity_id: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        _group(uow, self.dataset, self.group_id)
+        pk = (self.dataset, self.group_id, self.activity_type, self.activity_id)
+        if uow.record(group_activities, pk) is None:
+            raise NotFound(f"{self.group_id} has no {self.activity_type} "
+                           f"{self.activity_id}.", code="ACTIVITY_NOT_FOUND",
+                           field="activityId")
+        uow.delete_record(group_activities, shared_partition(self.dataset), pk)
+        return {"groupId": self.group_id, "activity": {"id": self.activity_id,
+                                                       "type": self.activity_type},
+                "removed": True}
+
+
 def coaches(conn: Connection, dataset: str, reader: str, learner: str) -> bool:
     """Whether `reader` is coach or admin of a group `learner` belongs to, or of the
     classroom of a learner group it belongs to (indexed lookups from both users)."""
@@ -128,6 +172,11 @@ def group_view(conn: Connection, dataset: str, group_id: str) -> dict[str, Any] 
     members = conn.execute(select(memberships.c.user_id, memberships.c.role).where(
         memberships.c.dataset == dataset, memberships.c.group_id == group_id
     ).order_by(memberships.c.user_id)).all()
+    activities = conn.execute(select(group_activities.c.activity_id,
+                                     group_activities.c.activity_type).where(
+        group_activities.c.dataset == dataset, group_activities.c.group_id == group_id
+    ).order_by(group_activities.c.activity_type, group_activities.c.activity_id)).all()
     return {"groupId": found["group_id"], "kind": found["kind"], "name": found["name"],
             "parentId": found["parent_id"],
-            "members": [{"userId": u, "role": r} for u, r in members]}
+            "members": [{"userId": u, "role": r} for u, r in members],
+            "activities": [{"id": i, "type": t} for i, t in activities]}

@@ -206,6 +206,17 @@ memberships = Table(
     Index("ix_memberships_user", "dataset", "user_id"),
 )
 
+# What a group works on (migration 0009): collections, contents and quizzes (SPEC §2.7).
+group_activities = Table(
+    "group_activities",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("group_id", primary_key=True),
+    Column("activity_type", String(32), primary_key=True),
+    _id("activity_id", primary_key=True),
+    *_sync_columns(),
+)
+
 # Coach quizzes (Kolibri's Exam, migration 0007): assigned to groups, open while active.
 # A learner's work on a quiz is a try (negative level) with item attempts, as for exercises.
 quizzes = Table(

@@ -46,6 +46,7 @@ from .schema import (
     collections,
     contexts,
     enrolments,
+    group_activities,
     groups,
     item_attempts,
     memberships,
@@ -63,7 +64,8 @@ from .schema import (
 
 _ABSENT = object()
 SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
-RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_sessions)
+RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_sessions,
+                 group_activities)
 COUNTER_KEY = "counter"
 TRY_PK = (*SUMMARY_PK, "mastery_level")  # a try's attempts: the ix_item_attempts_try range
 LATEST_FIRST = "started_at DESC, ordinal DESC, attempt_id DESC"  # ItemAttempt.order, reversed

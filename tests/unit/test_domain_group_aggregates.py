@@ -117,3 +117,11 @@ def test_incremental_changes_equal_the_fold(changes: list[tuple[int, MemberFigur
         totals = totals.changed(current[member], new)
         current[member] = new
     assert totals == totals_of(current.values())
+
+
+def test_two_changes_combine_into_one() -> None:
+    a = Totals().plus(MemberFigures(True, True, False, 40, 5))
+    b = Totals().minus(MemberFigures(True, False, False, 10))
+    assert a.combined(b) == Totals(0, 0, 1, 0, 30, 1, 5)
+    assert Totals(2, 2, 2, 1, 150, 1, 7).plus(MemberFigures()).combined(a.combined(b)) == (
+        Totals(3, 2, 3, 1, 180, 2, 12))

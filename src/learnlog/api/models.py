@@ -440,3 +440,34 @@ class ExportOut(BaseModel):
     requested_at: str
     finished_at: str | None
     download: str | None
+
+
+# --- group aggregates (SPEC §4.2) ----------------------------------------------------------
+
+class ActivityRef(Strict):
+    id: Id | None = None
+    type: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
+
+
+Metric = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+
+
+class GroupAggBody(Strict):
+    groupId: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
+    activities: Annotated[list[ActivityRef], Field(max_length=100)] | None = None
+    fields: Annotated[list[Metric], Field(max_length=50)] | None = None
+
+
+class GroupAggRequest(Wrapper):
+    request: GroupAggBody
+
+
+class GroupActivityAggBody(Strict):
+    groupId: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
+    activityId: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
+    activityType: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
+    fields: Annotated[list[Metric], Field(max_length=50)] | None = None
+
+
+class GroupActivityAggRequest(Wrapper):
+    request: GroupActivityAggBody

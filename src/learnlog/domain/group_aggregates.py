@@ -12,7 +12,7 @@ recomputing from scratch.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from .progress import COMPLETED, IN_PROGRESS, NOT_STARTED
@@ -105,6 +105,10 @@ class Totals:
             progress_sum=self.progress_sum + sign * (member.progress if member.enrolled else 0),
             scored_count=self.scored_count + sign * scored,
             score_micro_sum=self.score_micro_sum + sign * (member.score_micro or 0))
+
+    def combined(self, other: Totals) -> Totals:
+        """Two changes to the same totals as one."""
+        return Totals(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def minus(self, member: MemberFigures) -> Totals:
         return self.plus(member, -1)

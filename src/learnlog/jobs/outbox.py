@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 
 from ..service.exports import TOPIC as EXPORT_REQUESTED
+from ..service.group_aggregates import TOPIC as GROUP_MEMBER
+from ..service.group_aggregates import RefreshMember
 from ..service.viewer import RefreshCollection
 from ..store import rows
 from ..store.schema import outbox
@@ -45,8 +47,13 @@ def _structure_changed(jobs: Jobs, dataset: str, payload: Any) -> None:
     jobs.writer.run_sync(RefreshCollection(dataset, payload["collectionId"]))
 
 
+def _group_member(jobs: Jobs, dataset: str, payload: Any) -> None:
+    jobs.writer.run_sync(RefreshMember(dataset, payload["userId"]))
+
+
 HANDLERS: dict[str, Handler] = {"structure.changed": _structure_changed,
-                                EXPORT_REQUESTED: export_requested}
+                                EXPORT_REQUESTED: export_requested,
+                                GROUP_MEMBER: _group_member}
 
 
 def process_once(engine: Engine, jobs: Jobs) -> int:

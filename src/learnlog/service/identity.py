@@ -17,6 +17,7 @@ from ..domain.groups import READER_ROLES, check_parent
 from ..domain.keys import partition_of, shared_partition
 from ..store.schema import group_activities, groups, memberships, quizzes, users
 from ..store.uow import BatchUnitOfWork
+from .group_aggregates import queue_member
 from .ports import ServiceContext
 
 
@@ -73,6 +74,7 @@ class PutMember:
         uow.put_record(memberships, partition_of(self.dataset, self.user_id), {
             "dataset": self.dataset, "group_id": self.group_id, "user_id": self.user_id,
             "role": self.role})
+        queue_member(uow, self.dataset, self.user_id, always=True)
         return {"groupId": self.group_id, "userId": self.user_id, "role": self.role}
 
 
@@ -89,7 +91,16 @@ class RemoveMember:
             raise NotFound(f"{self.user_id} is not a member of {self.group_id}.",
                            code="MEMBER_NOT_FOUND", field="userId")
         uow.delete_record(memberships, partition_of(self.dataset, self.user_id), pk)
+        queue_member(uow, self.dataset, self.user_id, always=True)
         return {"groupId": self.group_id, "userId": self.user_id, "removed": True}
+
+
+def _queue_members(uow: BatchUnitOfWork, dataset: str, group_id: str) -> None:
+    """A group's activities changed: refresh every member's figures (once per member, a
+    structural change, not a write of progress)."""
+    for user_id in uow.conn.execute(select(memberships.c.user_id).where(
+            memberships.c.dataset == dataset, memberships.c.group_id == group_id)).scalars():
+        queue_member(uow, dataset, user_id, always=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,7 @@ class PutActivity:
         uow.put_record(group_activities, shared_partition(self.dataset), {
             "dataset": self.dataset, "group_id": self.group_id,
             "activity_type": self.activity_type, "activity_id": self.activity_id})
+        _queue_members(uow, self.dataset, self.group_id)
         return {"groupId": self.group_id, "activity": {"id": self.activity_id,
                                                        "type": self.activity_type}}
 
@@ -131,6 +143,7 @@ class RemoveActivity:
                            f"{self.activity_id}.", code="ACTIVITY_NOT_FOUND",
                            field="activityId")
         uow.delete_record(group_activities, shared_partition(self.dataset), pk)
+        _queue_members(uow, self.dataset, self.group_id)
         return {"groupId": self.group_id, "activity": {"id": self.activity_id,
                                                        "type": self.activity_type},
                 "removed": True}

@@ -19,6 +19,7 @@ from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_ke
 from ..domain.progress import COMPLETED, from_percent, percent_from_details
 from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork, ContextRecord
+from .group_aggregates import queue_member
 from .ports import ServiceContext
 
 
@@ -198,6 +199,7 @@ def after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
     # A first consumption moves enrolments from "not started" to "in progress".
     if not (newly_completed or scores_changed or before is None):
         return
+    queue_member(uow, keys.dataset, keys.user_id)  # a content activity may have moved
     for enrolment in _touched(uow, ctx, after.key):
         _refresh(uow, ctx, enrolment)
 
@@ -262,6 +264,7 @@ def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment, *,
     stored = uow.enrolment(*enrolment.pk)
     if stored is None or updated != stored:
         uow.put_enrolment(updated)
+        queue_member(uow, enrolment.dataset, enrolment.user_id)
     return updated
 
 
@@ -303,6 +306,7 @@ class Unenrol:
                            code="ENROLMENT_NOT_FOUND", field="request.collectionId")
         if existing.active:
             uow.put_enrolment(replace(existing, active=False))
+            queue_member(uow, self.dataset, self.user_id)
         return {"response": "SUCCESS"}
 
 
@@ -365,6 +369,7 @@ class EraseSummaries:
     exclusive = True  # runs alone in its batch: nothing staged earlier may outlive it
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        queue_member(uow, self.dataset, self.user_id)
         if self.collection_id is None:
             uow.erase(self.dataset, self.user_id, None, None)
             return {}

@@ -217,6 +217,45 @@ group_activities = Table(
     *_sync_columns(),
 )
 
+# Group activity aggregates (migration 0010, SPEC §2.7): what each learner adds to a
+# group's totals for an activity, and the totals, kept by the `group.member` outbox job.
+member_activity_agg = Table(
+    "member_activity_agg",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("user_id", primary_key=True),
+    _id("group_id", primary_key=True),
+    Column("activity_type", String(32), primary_key=True),
+    _id("activity_id", primary_key=True),
+    Column("enrolled", Boolean, nullable=False),
+    Column("started", Boolean, nullable=False),
+    Column("completed", Boolean, nullable=False),
+    Column("progress", Integer, nullable=False),
+    Column("score_micro", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_member_activity_agg_activity", "dataset", "group_id", "activity_type",
+          "activity_id"),
+)
+
+AGG_TIMES = ("member_count_at", "enrolled_count_at", "started_count_at", "completed_count_at",
+             "completion_percentage_at", "avg_progress_at", "avg_score_percent_at")
+group_activity_agg = Table(
+    "group_activity_agg",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("group_id", primary_key=True),
+    Column("activity_type", String(32), primary_key=True),
+    _id("activity_id", primary_key=True),
+    Column("member_count", Integer, nullable=False),
+    Column("enrolled_count", Integer, nullable=False),
+    Column("started_count", Integer, nullable=False),
+    Column("completed_count", Integer, nullable=False),
+    Column("progress_sum", BigInteger, nullable=False),
+    Column("scored_count", Integer, nullable=False),
+    Column("score_micro_sum", BigInteger, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in AGG_TIMES),
+)
+
 # Coach quizzes (Kolibri's Exam, migration 0007): assigned to groups, open while active.
 # A learner's work on a quiz is a try (negative level) with item attempts, as for exercises.
 quizzes = Table(

@@ -36,19 +36,23 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..domain.assessment import Attempt
 from ..domain.enrolment import CollectionRecord, Enrolment
+from ..domain.group_aggregates import MemberFigures, Totals
 from ..domain.keys import SummaryKey, partition_of, shared_partition
 from ..domain.mastery import ItemAttempt, Try
 from ..domain.summary import Session, Summary
 from . import rows
 from .fastsql import SESSION_PK, SUMMARY_PK, FastSql
 from .schema import (
+    AGG_TIMES,
     attempts,
     collections,
     contexts,
     enrolments,
     group_activities,
+    group_activity_agg,
     groups,
     item_attempts,
+    member_activity_agg,
     memberships,
     meta,
     outbox,
@@ -128,6 +132,11 @@ class _Staged:
     local: dict[tuple[str, tuple[Any, ...]], tuple[Table, dict[str, Any]]] = field(
         default_factory=dict)
     outbox: list[tuple[str, str, Any]] = field(default_factory=list)
+    # Group aggregates: totals to add, (dataset, group, type, activity) → delta, and what
+    # a learner now adds, (dataset, user, group, type, activity) → figures (None: nothing).
+    totals: dict[tuple[str, str, str, str], Totals] = field(default_factory=dict)
+    member_figures: dict[tuple[str, str, str, str, str], MemberFigures | None] = field(
+        default_factory=dict)
     erasures: list[tuple[str, str, tuple[str, str] | None, tuple[str, str] | None]] = field(
         default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
@@ -144,6 +153,10 @@ class _Staged:
         self.records.update(other.records)
         self.local.update(other.local)
         self.outbox.extend(other.outbox)
+        for key, delta in other.totals.items():
+            held = self.totals.get(key)
+            self.totals[key] = delta if held is None else held.combined(delta)
+        self.member_figures.update(other.member_figures)
         self.erasures.extend(other.erasures)
         self.after_commit.extend(other.after_commit)
 
@@ -169,6 +182,7 @@ class BatchUnitOfWork:
         # that surely includes (None: all of them).
         self._item_attempts: dict[tuple[SummaryKey, int], dict[str, ItemAttempt]] = {}
         self._attempt_windows: dict[tuple[SummaryKey, int], int | None] = {}
+        self._in_groups: dict[tuple[str, str], bool] = {}
         self._done = _Staged()
         self._cmd = _Staged()
         self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
@@ -415,6 +429,68 @@ class BatchUnitOfWork:
     def delete_record(self, table: Table, partition: str, pk: tuple[Any, ...]) -> None:
         self._cmd.records[(table.name, pk)] = (partition, None)
 
+    # -- group aggregates ----------------------------------------------------------------
+    def in_group_activities(self, dataset: str, user_id: str) -> bool:
+        """Whether the learner is a learner of a group that has activities (as stored;
+        looked up once per learner and batch)."""
+        key = (dataset, user_id)
+        if key not in self._in_groups:
+            m, a = memberships, group_activities
+            self._in_groups[key] = self.conn.execute(select(m.c.group_id).where(
+                m.c.dataset == dataset, m.c.user_id == user_id, m.c.role == "learner",
+                select(a.c.group_id).where(a.c.dataset == m.c.dataset,
+                                           a.c.group_id == m.c.group_id).exists()
+            ).limit(1)).first() is not None
+        return self._in_groups[key]
+
+    def add_totals(self, dataset: str, activity: tuple[str, str, str], delta: Totals) -> None:
+        """Stage a change to a group's totals for an activity (group, type, id)."""
+        key = (dataset, *activity)
+        held = self._cmd.totals.get(key)
+        self._cmd.totals[key] = delta if held is None else held.combined(delta)
+
+    def put_member_figures(self, dataset: str, user_id: str, activity: tuple[str, str, str],
+                           figures: MemberFigures | None) -> None:
+        """Stage what a learner now adds to a group activity (None: it adds nothing)."""
+        self._cmd.member_figures[(dataset, user_id, *activity)] = figures
+
+    def _flush_aggregates(self, done: _Staged) -> None:
+        t = member_activity_agg
+        for (dataset, user_id, group_id, kind, activity_id), f in done.member_figures.items():
+            pk = {"dataset": dataset, "user_id": user_id, "group_id": group_id,
+                  "activity_type": kind, "activity_id": activity_id}
+            if f is None:
+                self.conn.execute(delete(t).where(*(t.c[k] == v for k, v in pk.items())))
+                continue
+            upsert(self.conn, t, [{**pk, "enrolled": f.enrolled, "started": f.started,
+                                   "completed": f.completed, "progress": f.progress,
+                                   "score_micro": f.score_micro, "updated_at": self.now}])
+        for (dataset, group_id, kind, activity_id), d in done.totals.items():
+            self._add_totals(dataset, group_id, kind, activity_id, d)
+
+    def _add_totals(self, dataset: str, group_id: str, kind: str, activity_id: str,
+                    d: Totals) -> None:
+        """Add a delta to a group's totals in one statement (concurrent adders compose);
+        a metric's time moves when one of its inputs changed."""
+        g = group_activity_agg
+        sums = {"member_count": d.member_count, "enrolled_count": d.enrolled_count,
+                "started_count": d.started_count, "completed_count": d.completed_count,
+                "progress_sum": d.progress_sum, "scored_count": d.scored_count,
+                "score_micro_sum": d.score_micro_sum}
+        moved = dict(zip(AGG_TIMES, (
+            d.member_count, d.enrolled_count, d.started_count, d.completed_count,
+            d.completed_count or d.enrolled_count, d.progress_sum or d.enrolled_count,
+            d.score_micro_sum or d.scored_count), strict=True))
+        insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
+        stmt = insert(g).values(dataset=dataset, group_id=group_id, activity_type=kind,
+                                activity_id=activity_id, **sums,
+                                **dict.fromkeys(AGG_TIMES, self.now))
+        set_: dict[str, Any] = {name: g.c[name] + stmt.excluded[name] for name in sums}
+        set_.update({name: self.now for name, change in moved.items() if change})
+        self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=["dataset", "group_id", "activity_type", "activity_id"],
+            set_=set_))
+
     # -- enrolments ---------------------------------------------------------------------
     def enrolment(self, dataset: str, user_id: str, collection_id: str, context_id: str
                   ) -> Enrolment | None:
@@ -489,9 +565,13 @@ class BatchUnitOfWork:
         self._cmd.contexts[(record.dataset, record.context_id)] = record
 
     # -- outbox, erasure, after-commit --------------------------------------------------
-    def emit(self, dataset: str, topic: str, payload: Any) -> None:
-        """Queue work that may lag; it is committed with the batch (the outbox)."""
-        self._cmd.outbox.append((dataset, topic, payload))
+    def emit(self, dataset: str, topic: str, payload: Any, *, once: bool = False) -> None:
+        """Queue work that may lag; it is committed with the batch (the outbox). With
+        `once`, the same work already queued in this batch is not queued again."""
+        work = (dataset, topic, payload)
+        if once and (work in self._cmd.outbox or work in self._done.outbox):
+            return
+        self._cmd.outbox.append(work)
 
     def erase(self, dataset: str, user_id: str, scope: tuple[str, str] | None,
               enrolment: tuple[str, str] | None) -> None:
@@ -577,6 +657,7 @@ class BatchUnitOfWork:
         for table, row in done.local.values():
             upsert(self.conn, table, [row])
         self.fast.upsert(item_attempts, item_attempt_rows)
+        self._flush_aggregates(done)
         self.queued_work = bool(done.outbox)
         if done.outbox:
             self.conn.execute(outbox.insert(), [

@@ -1,0 +1,174 @@
+"""Group activity aggregates (SPEC §2.7, §4.2), kept incrementally through the outbox.
+
+Anything that can move a learner's figures in a group activity — its enrolments in a
+collection, a completion, a score, joining or leaving a group, a group gaining or losing
+an activity — queues `group.member` for that learner. Its handler recomputes what the
+learner adds to each (group, activity) it belongs to as a learner, compares with what it
+added before (`member_activity_agg`) and applies the difference to the group's totals
+(`group_activity_agg`, additive upserts). The rows it reads are the learner's own
+(memberships, the groups' activities, its enrolments and summaries): the work per event
+does not grow with the size of the group. Applying an event twice changes nothing the
+second time, so at-least-once delivery is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..domain.enrolment import content_key
+from ..domain.group_aggregates import NOBODY, ContextFigures, MemberFigures, Totals, member_figures
+from ..domain.keys import resolve_key
+from ..domain.progress import COMPLETED, to_percent
+from ..store.schema import (
+    AGG_TIMES,
+    group_activities,
+    group_activity_agg,
+    member_activity_agg,
+    memberships,
+)
+from ..store.uow import BatchUnitOfWork
+from .ports import ServiceContext
+
+TOPIC = "group.member"
+METRICS = ("memberCount", "enrolledCount", "startedCount", "completedCount",
+           "completionPercentage", "avgProgress", "avgScorePercent")
+
+
+def queue_member(uow: BatchUnitOfWork, dataset: str, user_id: str, *,
+                 always: bool = False) -> None:
+    """Queue a refresh of the learner's group figures (committed with the batch): after a
+    change to its progress only when it is a learner of a group with activities (one
+    indexed lookup per learner and batch); `always` after a change to its groups."""
+    if always or uow.in_group_activities(dataset, user_id):
+        uow.emit(dataset, TOPIC, {"userId": user_id}, once=True)
+
+
+def _pairs(conn: Connection, dataset: str, user_id: str) -> list[tuple[str, str, str]]:
+    """(group, activity type, activity id) of every activity of the learner's groups."""
+    mine = select(memberships.c.group_id).where(
+        memberships.c.dataset == dataset, memberships.c.user_id == user_id,
+        memberships.c.role == "learner")
+    return [(g, t, a) for g, t, a in conn.execute(
+        select(group_activities.c.group_id, group_activities.c.activity_type,
+               group_activities.c.activity_id).where(
+            group_activities.c.dataset == dataset, group_activities.c.group_id.in_(mine)))]
+
+
+def _collection(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
+                collection_id: str) -> MemberFigures:
+    """A learner in a collection: one standing per context it is enrolled under, with the
+    best scores of the collection's contents under that enrolment."""
+    record = uow.collection(dataset, collection_id)
+    leaves = record.structure.leaves if record is not None else ()
+    standings = []
+    for e in uow.enrolments_of(dataset, user_id):
+        if e.collection_id != collection_id or not e.active:
+            continue
+        score = max_score = 0.0
+        for content_id in leaves:
+            summary = uow.summary(content_key(ctx.mode, e, content_id))
+            if summary is not None and summary.best_score is not None and \
+                    summary.best_max_score:
+                score += summary.best_score
+                max_score += summary.best_max_score
+        f = e.figures
+        standings.append(ContextFigures(f.status, f.progress, f.completed_count, enrolled=True,
+                                        consumed=f.status > 0, score=score,
+                                        max_score=max_score))
+    return member_figures(standings)
+
+
+def _content(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
+             content_id: str) -> MemberFigures:
+    """A learner on one content (or quiz) consumed on its own: its summary's figures."""
+    summary = uow.summary(resolve_key(ctx.mode, dataset=dataset, user_id=user_id,
+                                      content_id=content_id))
+    if summary is None:
+        return NOBODY
+    return member_figures([ContextFigures(
+        summary.status, to_percent(summary.progress),
+        1 if summary.status == COMPLETED else 0, consumed=True,
+        score=summary.best_score or 0.0, max_score=summary.best_max_score or 0.0)])
+
+
+def figures_for(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
+                activity_type: str, activity_id: str) -> MemberFigures:
+    if activity_type == "Collection":
+        return _collection(uow, ctx, dataset, user_id, activity_id)
+    return _content(uow, ctx, dataset, user_id, activity_id)
+
+
+def _stored(row: Any) -> MemberFigures:
+    return MemberFigures(bool(row["enrolled"]), bool(row["started"]), bool(row["completed"]),
+                         row["progress"], row["score_micro"])
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshMember:
+    """Bring one learner's contributions to its groups' totals up to date."""
+
+    dataset: str
+    user_id: str
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
+        wanted = {pair: figures_for(uow, ctx, self.dataset, self.user_id, pair[1], pair[2])
+                  for pair in _pairs(uow.conn, self.dataset, self.user_id)}
+        held = {(r["group_id"], r["activity_type"], r["activity_id"]): _stored(r)
+                for r in uow.conn.execute(select(member_activity_agg).where(
+                    member_activity_agg.c.dataset == self.dataset,
+                    member_activity_agg.c.user_id == self.user_id)).mappings()}
+        changed = 0
+        for pair in sorted(held.keys() | wanted.keys()):
+            old, new = held.get(pair), wanted.get(pair)
+            if old == new:
+                continue
+            delta = Totals()
+            if old is not None:
+                delta = delta.minus(old)
+            if new is not None:
+                delta = delta.plus(new)
+            uow.add_totals(self.dataset, pair, delta)
+            uow.put_member_figures(self.dataset, self.user_id, pair, new)
+            changed += 1
+        return {"changed": changed}
+
+
+def _ms_map(row: Any) -> dict[str, int]:
+    """When each metric last changed (its column in `AGG_TIMES`, in the same order)."""
+    return {m: row[column] for m, column in zip(METRICS, AGG_TIMES, strict=True)}
+
+
+def activity_view(conn: Connection, dataset: str, group_id: str, activity_type: str,
+                  activity_id: str) -> dict[str, Any]:
+    """A group's figures for one activity: every metric with its lastUpdatedOn."""
+    row = conn.execute(select(group_activity_agg).where(
+        group_activity_agg.c.dataset == dataset, group_activity_agg.c.group_id == group_id,
+        group_activity_agg.c.activity_type == activity_type,
+        group_activity_agg.c.activity_id == activity_id)).mappings().first()
+    totals = Totals() if row is None else Totals(
+        row["member_count"], row["enrolled_count"], row["started_count"],
+        row["completed_count"], row["progress_sum"], row["scored_count"],
+        row["score_micro_sum"])
+    when = {} if row is None else _ms_map(row)
+    return {"id": activity_id, "type": activity_type, "agg": [
+        {"metric": m, "value": v, "lastUpdatedOn": when.get(m)}
+        for m, v in totals.metrics().items()]}
+
+
+NO_FIGURES = [{"metric": m, "value": 0, "lastUpdatedOn": None}
+              for m in ("status", "progress", "scorePercent")]
+
+
+def member_views(conn: Connection, dataset: str, group_id: str, activity_type: str,
+                 activity_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Each learner's row in a group activity, by user id (members without one: nothing
+    recorded yet)."""
+    t = member_activity_agg
+    found = conn.execute(select(t).where(
+        t.c.dataset == dataset, t.c.group_id == group_id, t.c.activity_type == activity_type,
+        t.c.activity_id == activity_id)).mappings()
+    return {r["user_id"]: [{"metric": k, "value": v, "lastUpdatedOn": r["updated_at"]}
+                           for k, v in _stored(r).shown.items()] for r in found}

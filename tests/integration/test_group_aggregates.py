@@ -1,0 +1,167 @@
+"""Group activity aggregates over HTTP (SPEC §2.7, §4.2), kept by the outbox job.
+
+The hand-computed group of tests/unit/test_domain_group_aggregates.py, recorded through
+the viewer API: five learners and a coach in group g; activity A is collection k1 (four
+required contents; c4 is an assessment worth 3 points, and submitting it completes it).
+  m1  enrolled under x, completes c1 c2 c3 and scores 2/3 on c4 → 100 %, 66.67 %
+  m2  under x: scores 3/3 on c4 (25 %); under y: completes c1, scores 1/3 on c4 (50 %)
+      → counts once, with y: 50 %, 33.33 %
+  m3  enrolled, never started;  m4 nothing;  m5 completes c1 with no enrol call (the
+      implicit enrolment under k1's default context: 25 %)
+  → memberCount 5, enrolledCount 4, startedCount 3, completedCount 1,
+    completionPercentage 25.0, avgProgress 43.75, avgScorePercent 50.0;
+  after m1 leaves: 4, 3, 2, 0, 0.0, 25.0, 33.33.
+Activity B (collection k2): nobody enrolled: percentages 0, not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from learnlog.api.app import create_app
+from learnlog.api.auth import mint
+from learnlog.bootstrap import Runtime, bootstrap
+from learnlog.settings import Settings
+from learnlog.store.schema import outbox
+from tests.support import Api, assess, leaf
+
+AGG = "/data/group/activity/agg"
+
+
+def wait_for(api: Api, expected: dict[str, float], activity: str = "k1",
+             timeout: float = 15.0) -> dict[str, Any]:
+    """The activity's answer once the outbox has caught up with the expected figures."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result: dict[str, Any] = api.post(AGG, {"groupId": "g", "activityId": activity,
+                                                "activityType": "Collection"})["result"]
+        seen = {a["metric"]: a["value"] for a in result["activity"]["agg"]}
+        if seen == expected or time.monotonic() > deadline:
+            assert seen == expected
+            return result
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def group(api: Api) -> Api:
+    api.put_collection("k1", [leaf("c1"), leaf("c2"), leaf("c3"), leaf("c4")])
+    api.put_collection("k2", [leaf("d1")])
+    api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
+    for user in ("m1", "m2", "m3", "m4", "m5"):
+        api.call("PUT", f"/v1/groups/g/members/{user}", {"request": {}})
+    api.call("PUT", "/v1/groups/g/members/cora", {"request": {"role": "coach"}})
+    for k in ("k1", "k2"):
+        api.call("PUT", f"/v1/groups/g/activities/Collection/{k}")
+    return api
+
+
+def complete(api: Api, user: str, content: str, context: str | None) -> None:
+    api.start(user, content, "k1", context)
+    api.update(user, content, "k1", context, progress=100)
+
+
+def score(api: Api, user: str, points: float, context: str | None) -> None:
+    api.submit(user, "c4", "k1", context, assessments=[
+        assess(f"q{i}", 1 if i < points else 0) for i in range(3)])
+
+
+def test_the_hand_computed_group(group: Api) -> None:
+    api = group
+    api.post("/v1/enrol", {"userId": "m1", "collectionId": "k1", "contextId": "x"})
+    for content in ("c1", "c2", "c3"):
+        complete(api, "m1", content, "x")
+    score(api, "m1", 2, "x")
+    api.post("/v1/enrol", {"userId": "m2", "collectionId": "k1", "contextId": "x"})
+    score(api, "m2", 3, "x")
+    api.post("/v1/enrol", {"userId": "m2", "collectionId": "k1", "contextId": "y"})
+    complete(api, "m2", "c1", "y")
+    score(api, "m2", 1, "y")
+    api.post("/v1/enrol", {"userId": "m3", "collectionId": "k1", "contextId": "x"})
+    complete(api, "m5", "c1", None)
+    result = wait_for(api, {
+        "memberCount": 5, "enrolledCount": 4, "startedCount": 3, "completedCount": 1,
+        "completionPercentage": 25.0, "avgProgress": 43.75, "avgScorePercent": 50.0})
+    rows = {m["id"]: {a["metric"]: a["value"] for a in m["agg"]}
+            for m in result["activity"]["members"]}
+    assert rows["m2"] == {"status": 1, "progress": 50, "scorePercent": 33.333333}
+    assert rows["m4"] == {"status": 0, "progress": 0, "scorePercent": 0}
+    assert rows["cora"] == rows["m4"]  # a coach adds nothing
+    assert all(a["lastUpdatedOn"] for a in result["activity"]["agg"])
+    b = wait_for(api, {"memberCount": 5, "enrolledCount": 0, "startedCount": 0,
+                       "completedCount": 0, "completionPercentage": 0.0,
+                       "avgProgress": 0.0, "avgScorePercent": 0.0}, activity="k2")
+    assert b["activity"]["type"] == "Collection"
+    api.call("DELETE", "/v1/groups/g/members/m1")
+    wait_for(api, {"memberCount": 4, "enrolledCount": 3, "startedCount": 2,
+                   "completedCount": 0, "completionPercentage": 0.0, "avgProgress": 25.0,
+                   "avgScorePercent": 33.33})
+    listed = api.post("/data/group/agg", {"groupId": "g", "fields": ["memberCount"]})
+    assert [(a["id"], [x["metric"] for x in a["agg"]]) for a in listed["result"]["activity"]
+            ] == [("k1", ["memberCount"]), ("k2", ["memberCount"])]
+
+
+def test_who_reads_what(group: Api) -> None:
+    api = group
+    api.post("/v1/enrol", {"userId": "m1", "collectionId": "k1", "contextId": "x"})
+    body = {"groupId": "g", "activityId": "k1", "activityType": "Collection"}
+    coach = api.as_user("cora").post(AGG, body)["result"]["activity"]["members"]
+    assert len(coach) == 6
+    own = api.as_user("m2").post(AGG, body)["result"]["activity"]["members"]
+    assert [m["id"] for m in own] == ["m2"]
+    api.as_user("stranger").post(AGG, body, status=403)
+    api.post(AGG, {**body, "groupId": "nope"}, status=404)
+
+
+@pytest.mark.parametrize(("request_body", "err", "field"), [
+    ({"activityId": "k1", "activityType": "Collection"}, "GROUP_ID_MISSING", "request.groupId"),
+    ({"groupId": "g", "activityType": "Collection"}, "ACTIVITY_ID_MISSING",
+     "request.activityId"),
+    ({"groupId": "g", "activityId": "k1"}, "ACTIVITY_TYPE_MISSING", "request.activityType"),
+    ({"groupId": "g", "activityId": "k1", "activityType": "Course"},
+     "INVALID_PARAMETER_VALUE", "request.activityType"),
+    ({"groupId": "g\x01", "activityId": "k1", "activityType": "Collection"},
+     "INVALID_PARAMETER_VALUE", "request.groupId"),
+])
+def test_bad_requests_name_the_field(group: Api, request_body: dict[str, Any], err: str,
+                                     field: str) -> None:
+    refused = group.post(AGG, request_body, status=400)
+    assert (refused["params"]["err"], refused["result"]["field"]) == (err, field)
+    if err == "GROUP_ID_MISSING":
+        assert refused["params"]["errmsg"] == "GroupId is mandatory."
+
+
+@pytest.fixture
+def held_outbox(settings: Settings) -> Iterator[tuple[Api, Runtime]]:
+    """An app whose outbox is not processed, to see what writes queue."""
+    rt = bootstrap(settings.model_copy(update={"process_outbox": False}))
+    rt.start()
+    with TestClient(create_app(rt.settings, rt)) as client:
+        yield Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret), rt
+    rt.close()
+
+
+def queued(rt: Runtime) -> list[Any]:
+    with rt.engine.connect() as conn:
+        return [orjson.loads(p) for p in conn.execute(select(outbox.c.payload).where(
+            outbox.c.topic == "group.member")).scalars()]
+
+
+def test_progress_of_a_learner_outside_groups_queues_nothing(
+        held_outbox: tuple[Api, Runtime]) -> None:
+    """The write path pays for group upkeep only for learners of groups with activities."""
+    api, rt = held_outbox
+    api.put_collection("k1", [leaf("c1")])
+    api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
+    api.call("PUT", "/v1/groups/g/members/in", {"request": {}})  # queues "in" (a join)
+    complete(api, "out", "c1", "x")
+    assert queued(rt) == [{"userId": "in"}]
+    api.call("PUT", "/v1/groups/g/activities/Collection/k1")  # every member again
+    complete(api, "in", "c1", "x")  # its start and its completion: one each
+    assert queued(rt) == [{"userId": "in"}] * 4

@@ -17,19 +17,23 @@ Activity B (collection k2): nobody enrolled: percentages 0, not an error.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import NullPool
 
 from learnlog.api.app import create_app
 from learnlog.api.auth import mint
 from learnlog.bootstrap import Runtime, bootstrap
+from learnlog.service.group_aggregates import RefreshMember
 from learnlog.settings import Settings
-from learnlog.store.schema import outbox
+from learnlog.store.db import normalise_url
+from learnlog.store.schema import group_activity_agg, memberships, outbox
+from learnlog.store.uow import BatchUnitOfWork
 from tests.support import Api, assess, leaf
 
 AGG = "/data/group/activity/agg"
@@ -165,3 +169,51 @@ def test_progress_of_a_learner_outside_groups_queues_nothing(
     api.call("PUT", "/v1/groups/g/activities/Collection/k1")  # every member again
     complete(api, "in", "c1", "x")  # its start and its completion: one each
     assert queued(rt) == [{"userId": "in"}] * 4
+
+
+def test_the_rows_an_event_reads_do_not_grow_with_the_group(
+        pg_url_factory: Callable[[], str]) -> None:
+    """One learner's refresh in a group of 10,000 learners reads a handful of rows: the
+    learner's own memberships, enrolments and contributions, the group's activities and
+    the collection — counted by PostgreSQL itself (this transaction's table statistics)."""
+    settings = Settings(database_url=pg_url_factory(), jwt_secret="s" * 40,
+                        process_outbox=False, _env_file=None)  # type: ignore[call-arg]
+    rt = bootstrap(settings)
+    rt.start()
+    try:
+        with TestClient(create_app(rt.settings, rt)) as client:
+            api = Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret)
+            api.put_collection("k1", [leaf("c1"), leaf("c2")])
+            api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
+            api.call("PUT", "/v1/groups/g/activities/Collection/k1")
+            sync = {"partition": "default:shared", "instance_id": "i", "counter": 1,
+                    "updated_at": 0}
+            with rt.engine.begin() as conn:
+                conn.execute(memberships.insert(), [
+                    {"dataset": "default", "group_id": "g", "user_id": f"u{n:05d}",
+                     "role": "learner", **sync} for n in range(10_000)])
+                conn.exec_driver_sql("ANALYZE")
+            complete(api, "u00042", "c1", "x")
+        counts = {}
+        # A new backend per refresh: its transaction statistics are this refresh's alone.
+        fresh = create_engine(normalise_url(settings.database_url), poolclass=NullPool)
+        for learner in ("u00042", "u09999"):
+            with fresh.begin() as conn:
+                uow = BatchUnitOfWork(conn, rt.ctx.instance_id, 1)
+                uow.begin_command()
+                RefreshMember("default", learner).apply(uow, rt.ctx)
+                uow.commit_command()
+                uow.flush()
+                read = conn.exec_driver_sql(
+                    "SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                    " FROM pg_stat_xact_user_tables").all()
+                counts[learner] = {table: n for table, n in read if n}
+        for learner, by_table in counts.items():
+            assert sum(by_table.values()) <= 20, (learner, by_table)
+            assert by_table["memberships"] == 1, (learner, by_table)  # not 10,000
+        fresh.dispose()
+        with rt.engine.connect() as conn:
+            row = conn.execute(select(group_activity_agg)).mappings().one()
+        assert (row["member_count"], row["enrolled_count"], row["progress_sum"]) == (2, 1, 50)
+    finally:
+        rt.close()

@@ -125,3 +125,12 @@ def test_two_changes_combine_into_one() -> None:
     assert a.combined(b) == Totals(0, 0, 1, 0, 30, 1, 5)
     assert Totals(2, 2, 2, 1, 150, 1, 7).plus(MemberFigures()).combined(a.combined(b)) == (
         Totals(3, 2, 3, 1, 180, 2, 12))
+
+
+def test_a_change_moves_the_metrics_whose_inputs_it_changes() -> None:
+    joined = Totals().plus(MemberFigures())
+    assert joined.moved() == {"memberCount"}
+    scored = Totals().changed(MemberFigures(True, True), MemberFigures(True, True, True, 100, 7))
+    assert scored.moved() == {"completedCount", "completionPercentage", "avgProgress",
+                              "avgScorePercent"}
+    assert Totals().moved() == frozenset()

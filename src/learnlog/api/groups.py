@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..domain.errors import Forbidden, InvalidInput, NotFound
-from ..domain.groups import ACTIVITY_TYPES
+from ..domain.groups import check_activity_type
 from ..service import group_aggregates as svc
 from ..service.identity import group_view, leads
 from . import models as m
@@ -30,10 +30,7 @@ def _type(value: str | None, field: str) -> str:
     if value is None:
         raise InvalidInput("ActivityType is mandatory.", code="ACTIVITY_TYPE_MISSING",
                            field=field)
-    if value not in ACTIVITY_TYPES:
-        raise InvalidInput(f"activityType must be one of {', '.join(ACTIVITY_TYPES)}.",
-                           code="INVALID_PARAMETER_VALUE", field=field)
-    return value
+    return check_activity_type(value, field)
 
 
 def _pick(agg: list[dict[str, Any]], fields: list[str] | None) -> list[dict[str, Any]]:

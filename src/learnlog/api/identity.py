@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..domain.errors import InvalidInput, NotFound
-from ..domain.groups import ACTIVITY_TYPES
+from ..domain.errors import NotFound
+from ..domain.groups import check_activity_type
 from ..service import identity as svc
 from ..service import quizzes
 from . import models as m
@@ -94,10 +94,7 @@ async def activity_put(request: Request, groupId: str, activityType: str,
 def _activity(group_id: str, activity_type: str, activity_id: str) -> tuple[str, str, str]:
     check_id(group_id, "groupId")
     check_id(activity_id, "activityId")
-    if activity_type not in ACTIVITY_TYPES:
-        raise InvalidInput(f"activityType must be one of {', '.join(ACTIVITY_TYPES)}.",
-                           code="INVALID_PARAMETER_VALUE", field="activityType")
-    return group_id, activity_type, activity_id
+    return group_id, check_activity_type(activity_type, "activityType"), activity_id
 
 
 @router.delete("/v1/groups/{groupId}/activities/{activityType}/{activityId}",

@@ -130,6 +130,21 @@ class Totals:
         }
 
 
+    def moved(self) -> frozenset[str]:
+        """For a change to the totals: the metrics one of whose inputs it changes (their
+        lastUpdatedOn moves)."""
+        inputs = {
+            "memberCount": (self.member_count,),
+            "enrolledCount": (self.enrolled_count,),
+            "startedCount": (self.started_count,),
+            "completedCount": (self.completed_count,),
+            "completionPercentage": (self.completed_count, self.enrolled_count),
+            "avgProgress": (self.progress_sum, self.enrolled_count),
+            "avgScorePercent": (self.score_micro_sum, self.scored_count),
+        }
+        return frozenset(m for m, values in inputs.items() if any(values))
+
+
 def totals_of(members: Iterable[MemberFigures]) -> Totals:
     """The totals recomputed from every learner member's figures (the fold)."""
     totals = Totals()
@@ -144,3 +159,6 @@ def _ratio(numerator: int, denominator: int) -> float:
         return 0.0
     return float((Decimal(numerator) / Decimal(denominator)).quantize(
         Decimal("0.01"), ROUND_HALF_UP))
+
+
+METRICS = tuple(Totals().metrics())  # the group metrics, in the order they are shown

@@ -20,3 +20,11 @@ def check_parent(kind: str, parent_id: str | None, parent_kind: str | None) -> N
     elif parent_id is not None:
         raise InvalidInput("Only a learnergroup has a parentId.",
                            code="INVALID_PARAMETER_VALUE", field="request.parentId")
+
+
+def check_activity_type(value: str, field: str) -> str:
+    """An activity's type is one of ACTIVITY_TYPES."""
+    if value not in ACTIVITY_TYPES:
+        raise InvalidInput(f"activityType must be one of {', '.join(ACTIVITY_TYPES)}.",
+                           code="INVALID_PARAMETER_VALUE", field=field)
+    return value

@@ -266,8 +266,8 @@ def apply_interactions(t: Try, existing: Sequence[ItemAttempt], session_id: str,
     """
     held = {a.attempt_id: a for a in existing}
     changed: dict[str, ItemAttempt] = {}
-    ordinal = max((a.ordinal for a in existing), default=0)
-    ordinal = max(ordinal, t.attempt_count)  # a window of the attempts may be given
+    # `existing` may be a window of the try's attempts: its count continues the ordinals.
+    ordinal = max([t.attempt_count, *(a.ordinal for a in existing)])
     for index, (item, run) in enumerate(groupby(interactions, key=lambda i: i.item)):
         group = list(run)
         first = group[0]

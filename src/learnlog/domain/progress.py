@@ -24,6 +24,17 @@ def normalize(progress: float) -> float:
     return math.ceil(progress * 1000 - _EPS) / 1000
 
 
+def asked(current: float, delta: float | None, absolute: float | None) -> float | None:
+    """The progress an update asks for: the current one plus a delta (Kolibri's wire
+    format), or an absolute value; None when it sends neither."""
+    return current + delta if delta is not None else absolute
+
+
+def advance(current: float, wanted: float | None) -> float:
+    """Progress after an update: never lower than before (decision 0008)."""
+    return current if wanted is None else max(current, normalize(wanted))
+
+
 def is_complete(progress: float) -> bool:
     """Kolibri's completion rule: progress has reached 1."""
     return progress >= 1.0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .keys import SummaryKey
-from .progress import COMPLETED, IN_PROGRESS, NOT_STARTED, normalize
+from .progress import COMPLETED, IN_PROGRESS, NOT_STARTED, advance
 
 JSONMap = Mapping[str, Any]
 
@@ -105,9 +105,7 @@ def record_progress(
     Reaching 1.0 in this session (or `complete`) stamps its completion time once; a
     revisit that starts at 1.0 is not a new completion until it is ended.
     """
-    new_progress = session.progress
-    if progress is not None:
-        new_progress = max(new_progress, normalize(progress))
+    new_progress = advance(session.progress, progress)
     if complete:
         new_progress = 1.0
     completed_at = session.completed_at

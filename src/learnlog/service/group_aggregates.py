@@ -19,7 +19,14 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..domain.enrolment import content_key
-from ..domain.group_aggregates import NOBODY, ContextFigures, MemberFigures, Totals, member_figures
+from ..domain.group_aggregates import (
+    METRICS,
+    NOBODY,
+    ContextFigures,
+    MemberFigures,
+    Totals,
+    member_figures,
+)
 from ..domain.keys import resolve_key
 from ..domain.progress import COMPLETED, to_percent
 from ..store.schema import (
@@ -33,8 +40,6 @@ from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
 
 TOPIC = "group.member"
-METRICS = ("memberCount", "enrolledCount", "startedCount", "completedCount",
-           "completionPercentage", "avgProgress", "avgScorePercent")
 
 
 def queue_member(uow: BatchUnitOfWork, dataset: str, user_id: str, *,

@@ -156,12 +156,18 @@ def coaches(conn: Connection, dataset: str, reader: str, learner: str) -> bool:
     theirs = memberships.alias("theirs")
     led = select(ours.c.group_id).where(
         ours.c.dataset == dataset, ours.c.user_id == reader, ours.c.role.in_(READER_ROLES))
-    inside = select(groups.c.group_id).where(groups.c.dataset == dataset,
-                                             groups.c.parent_id.in_(led))
     found = conn.execute(select(theirs.c.group_id).where(
         theirs.c.dataset == dataset, theirs.c.user_id == learner,
-        or_(theirs.c.group_id.in_(led), theirs.c.group_id.in_(inside))).limit(1)).first()
+        within(theirs.c.group_id, dataset, led)).limit(1)).first()
     return found is not None
+
+
+def within(group_column: Any, dataset: str, group_ids: Any) -> Any:
+    """A condition: the group is one of `group_ids` (a list or a subquery) or a learner
+    group inside one of them — a classroom reaches its learner groups' members."""
+    inside = select(groups.c.group_id).where(groups.c.dataset == dataset,
+                                             groups.c.parent_id.in_(group_ids))
+    return or_(group_column.in_(group_ids), group_column.in_(inside))
 
 
 def leads(conn: Connection, dataset: str, reader: str, group_id: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from ..domain import mastery
 from ..domain.errors import Forbidden, InvalidInput, NotFound
 from ..domain.keys import SummaryKey
-from ..domain.progress import is_complete, normalize
+from ..domain.progress import asked, is_complete, normalize
 from ..domain.summary import Session, Summary, apply_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
@@ -118,8 +118,7 @@ class TrackProgress:
         key = session.key
         before = uow.summary(key) or Summary(key)
         answer: dict[str, Any] = {}
-        target = (session.progress + self.progress_delta if self.progress_delta is not None
-                  else self.progress)
+        target = asked(session.progress, self.progress_delta, self.progress)
         if session.level is not None:
             target, answer = self._exercise(uow, session, target)
         elif self.interactions:

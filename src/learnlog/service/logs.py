@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Integer, Table, func, or_, select, tuple_
+from sqlalchemy import Column, Connection, Integer, Table, func, select, tuple_
 
 from ..domain import mastery
 from ..domain.errors import InvalidInput
 from ..store import rows
 from ..store.schema import (
-    groups,
     item_attempts,
     memberships,
     sessions,
@@ -30,6 +29,7 @@ from ..store.schema import (
     tries,
     user_sessions,
 )
+from .identity import within
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +211,8 @@ def page(conn: Connection, kind: str, query: LogQuery) -> dict[str, Any]:
 
 def members(dataset: str, group_id: str) -> Any:
     """The users of a group and of its learner groups (a subquery)."""
-    children = select(groups.c.group_id).where(groups.c.dataset == dataset,
-                                               groups.c.parent_id == group_id)
     return select(memberships.c.user_id).where(
-        memberships.c.dataset == dataset,
-        or_(memberships.c.group_id == group_id, memberships.c.group_id.in_(children)))
+        memberships.c.dataset == dataset, within(memberships.c.group_id, dataset, [group_id]))
 
 
 def user_progress(conn: Connection, dataset: str, user_id: str) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from ..domain import mastery
 from ..domain.errors import Forbidden, InvalidInput, NotFound
 from ..domain.keys import anonymous_partition
-from ..domain.progress import is_complete, normalize
+from ..domain.progress import advance, asked, is_complete
 from ..store import rows
 from ..store.schema import visitor_sessions
 from ..store.uow import BatchUnitOfWork
@@ -73,10 +73,8 @@ class TrackVisit:
         if self.interactions:
             raise InvalidInput("Answers are kept for signed-in learners only.",
                                code="INVALID_PARAMETER_VALUE", field="interactions")
-        target = (row["progress"] + self.progress_delta if self.progress_delta is not None
-                  else self.progress)
-        progress = row["progress"] if target is None else max(row["progress"],
-                                                               normalize(target))
+        progress = advance(row["progress"],
+                           asked(row["progress"], self.progress_delta, self.progress))
         completed_at = row["completed_at"]
         if completed_at is None and is_complete(progress):
             completed_at = uow.now

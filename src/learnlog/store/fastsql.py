@@ -82,10 +82,15 @@ def where_sql(dialect_name: str, table: Table, names: tuple[str, ...]) -> str:
 def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
     """PostgreSQL: rows whose key is in parallel arrays (one statement, index nested loop)."""
     cols = ", ".join(names)
-    arrays = ", ".join(
+    return (f"SELECT t.* FROM {table.name} t JOIN unnest({_pg_arrays(table, names)}) "
+            f"AS w({cols}) USING ({cols})")
+
+
+def _pg_arrays(table: Table, names: tuple[str, ...]) -> str:
+    """The key columns as parallel array parameters, typed like the columns."""
+    return ", ".join(
         f"%({n})s::{'bigint' if isinstance(table.c[n].type, Integer) else 'text'}[]"
         for n in names)
-    return f"SELECT t.* FROM {table.name} t JOIN unnest({arrays}) AS w({cols}) USING ({cols})"
 
 
 @cache
@@ -102,10 +107,8 @@ def latest_sql(dialect_name: str, table: Table, names: tuple[str, ...], order: s
                 f"SELECT t.* FROM w JOIN {table.name} t ON t.rowid IN ("
                 f"SELECT t.rowid FROM {table.name} t WHERE {match} "
                 f"ORDER BY {order} LIMIT ?)")
-    arrays = ", ".join(
-        f"%({n})s::{'bigint' if isinstance(table.c[n].type, Integer) else 'text'}[]"
-        for n in names)
-    return (f"SELECT x.* FROM unnest({arrays}) AS w({cols}) CROSS JOIN LATERAL ("
+    return (f"SELECT x.* FROM unnest({_pg_arrays(table, names)}) AS w({cols}) "
+            f"CROSS JOIN LATERAL ("
             f"SELECT * FROM {table.name} t WHERE {match} ORDER BY {order} "
             f"LIMIT %(limit_)s) x")
 

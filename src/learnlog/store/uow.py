@@ -36,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..domain.assessment import Attempt
 from ..domain.enrolment import CollectionRecord, Enrolment
-from ..domain.group_aggregates import MemberFigures, Totals
+from ..domain.group_aggregates import METRICS, MemberFigures, Totals
 from ..domain.keys import SummaryKey, partition_of, shared_partition
 from ..domain.mastery import ItemAttempt, Try
 from ..domain.summary import Session, Summary
@@ -477,16 +477,15 @@ class BatchUnitOfWork:
                 "started_count": d.started_count, "completed_count": d.completed_count,
                 "progress_sum": d.progress_sum, "scored_count": d.scored_count,
                 "score_micro_sum": d.score_micro_sum}
-        moved = dict(zip(AGG_TIMES, (
-            d.member_count, d.enrolled_count, d.started_count, d.completed_count,
-            d.completed_count or d.enrolled_count, d.progress_sum or d.enrolled_count,
-            d.score_micro_sum or d.scored_count), strict=True))
+        moved = d.moved()
         insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
         stmt = insert(g).values(dataset=dataset, group_id=group_id, activity_type=kind,
                                 activity_id=activity_id, **sums,
                                 **dict.fromkeys(AGG_TIMES, self.now))
         set_: dict[str, Any] = {name: g.c[name] + stmt.excluded[name] for name in sums}
-        set_.update({name: self.now for name, change in moved.items() if change})
+        set_.update({column: self.now for metric, column in zip(METRICS, AGG_TIMES,
+                                                                 strict=True)
+                     if metric in moved})
         self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["dataset", "group_id", "activity_type", "activity_id"],
             set_=set_))

@@ -217,3 +217,23 @@ def test_the_rows_an_event_reads_do_not_grow_with_the_group(
         assert (row["member_count"], row["enrolled_count"], row["progress_sum"]) == (2, 1, 50)
     finally:
         rt.close()
+
+
+def test_a_content_activity_counts_its_completion(group: Api) -> None:
+    """A half-watched content is started (0 %); a finished one is 100 %."""
+    api = group
+    api.call("PUT", "/v1/groups/g/activities/Content/v1")
+    for user, progress in (("m1", 50), ("m2", 100)):
+        api.start(user, "v1")
+        api.update(user, "v1", progress=progress)
+    deadline = time.monotonic() + 15
+    while True:
+        result = api.post(AGG, {"groupId": "g", "activityId": "v1",
+                                "activityType": "Content"})["result"]["activity"]
+        seen = {a["metric"]: a["value"] for a in result["agg"]}
+        if (seen["completedCount"] == 1 and seen["startedCount"] == 2) or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert (seen["enrolledCount"], seen["startedCount"], seen["completedCount"],
+            seen["avgProgress"]) == (2, 2, 1, 50.0)

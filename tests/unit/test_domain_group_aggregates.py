@@ -30,6 +30,7 @@ from learnlog.domain.group_aggregates import (
     MemberFigures,
     Totals,
     member_figures,
+    single_content,
     totals_of,
 )
 
@@ -134,3 +135,9 @@ def test_a_change_moves_the_metrics_whose_inputs_it_changes() -> None:
     assert scored.moved() == {"completedCount", "completionPercentage", "avgProgress",
                               "avgScorePercent"}
     assert Totals().moved() == frozenset()
+
+
+def test_a_content_activity_is_a_collection_of_one() -> None:
+    assert member_figures([single_content(1, None, None)]) == MemberFigures(True, True)
+    assert member_figures([single_content(2, 2.0, 4.0)]) == MemberFigures(
+        True, True, True, 100, 50_000_000)

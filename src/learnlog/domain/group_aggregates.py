@@ -81,6 +81,15 @@ def member_figures(contexts: Iterable[ContextFigures]) -> MemberFigures:
                          score_micro=score)
 
 
+def single_content(status: int, score: float | None, max_score: float | None
+                   ) -> ContextFigures:
+    """A content (or quiz) activity is a collection of one required content (SPEC §2.5's
+    formula): 100 % once it is completed, else 0 — so only its status moves it."""
+    done = status == COMPLETED
+    return ContextFigures(status, 100 if done else 0, 1 if done else 0, consumed=True,
+                          score=score or 0.0, max_score=max_score or 0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Totals:
     """A group's sums for one activity over its learner members."""

@@ -26,9 +26,9 @@ from ..domain.group_aggregates import (
     MemberFigures,
     Totals,
     member_figures,
+    single_content,
 )
 from ..domain.keys import resolve_key
-from ..domain.progress import COMPLETED, to_percent
 from ..store.schema import (
     AGG_TIMES,
     group_activities,
@@ -93,10 +93,8 @@ def _content(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: s
                                       content_id=content_id))
     if summary is None:
         return NOBODY
-    return member_figures([ContextFigures(
-        summary.status, to_percent(summary.progress),
-        1 if summary.status == COMPLETED else 0, consumed=True,
-        score=summary.best_score or 0.0, max_score=summary.best_max_score or 0.0)])
+    return member_figures([single_content(summary.status, summary.best_score,
+                                          summary.best_max_score)])
 
 
 def figures_for(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,

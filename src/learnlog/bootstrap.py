@@ -73,7 +73,8 @@ class Runtime:
     @property
     def jobs(self) -> Jobs:
         """What outbox handlers work with."""
-        return Jobs(self.writer, self.read_engine, self.exports_dir)
+        return Jobs(self.writer, self.read_engine, self.exports_dir,
+                    round(self.settings.outbox_lease_seconds * 1000))
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run a read in a worker thread on a pooled read connection.

@@ -83,11 +83,15 @@ def token(
 
 @app.command()
 def verify() -> None:
-    """Recompute every summary and enrolment from the facts; exit 1 on any difference."""
+    """Recompute every summary, enrolment and group figure from the facts; exit 1 on any
+    difference."""
     from sqlalchemy import func, select
 
+    from .service.group_aggregates import check_aggregates, learner_count
     from .service.verify import verify as run
     from .store.schema import summaries
+    from .store.uow import BatchUnitOfWork
+    from .store.writer import now_ms
 
     rt = bootstrap(_settings())
     try:
@@ -96,13 +100,36 @@ def verify() -> None:
             with _bar() as bar:
                 task = bar.add_task("summaries", total=total)
                 report = run(conn, rt.ctx.mode, lambda n: bar.advance(task, n))
+                task = bar.add_task("group members", total=learner_count(conn))
+                groups = check_aggregates(BatchUnitOfWork(conn, rt.ctx.instance_id, now_ms()),
+                                          rt.ctx, progress=lambda n: bar.advance(task, n))
+    finally:
+        rt.close()
+    problems = report.problems + groups.problems
+    for problem in problems[:50]:
+        err.print(f"[red]difference[/red] {problem}")
+    err.print(f"checked {report.summaries} summaries, {report.enrolments} enrolments, "
+              f"{groups.learners} group members and {groups.activities} group activities: "
+              f"{len(problems)} differences")
+    raise typer.Exit(1 if problems else 0)
+
+
+@app.command()
+def recompute() -> None:
+    """Rebuild every group figure from the facts (members' contributions and the groups'
+    totals), in one transaction; prints what it corrected."""
+    from .service.group_aggregates import RebuildAggregates
+
+    rt = bootstrap(_settings())
+    try:
+        with err.status("rebuilding group figures from the facts"):
+            report = rt.writer.run_sync(RebuildAggregates())
     finally:
         rt.close()
     for problem in report.problems[:50]:
-        err.print(f"[red]difference[/red] {problem}")
-    err.print(f"checked {report.summaries} summaries and {report.enrolments} enrolments: "
-              f"{len(report.problems)} differences")
-    raise typer.Exit(1 if report.problems else 0)
+        err.print(f"[yellow]corrected[/yellow] {problem}")
+    err.print(f"rebuilt the figures of {report.learners} group members and "
+              f"{report.activities} group activities: {len(report.problems)} corrected")
 
 
 @app.command()
@@ -166,6 +193,50 @@ def serve(
     uvicorn.run("learnlog.api.app:factory", factory=True, host=host, port=port,
                 workers=workers, loop="uvloop", http="httptools", log_level="warning",
                 access_log=False, proxy_headers=False, server_header=False)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="handle what is queued, then exit")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between looks at an empty queue")] = 0.2,
+    batch: Annotated[int, typer.Option(min=1, help="rows claimed at a time")] = 200,
+) -> None:
+    """Process the outbox: group figures, structure changes, exports. Run as many as you
+    like beside the servers (on PostgreSQL they share the work with SKIP LOCKED); stop
+    with Ctrl-C or SIGTERM, which finishes the batch in hand."""
+    import signal
+    import time
+
+    from .jobs.outbox import Stats, pending, process_once
+
+    rt = bootstrap(_settings().model_copy(update={"process_outbox": False}))
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    stats, reported = Stats(), time.monotonic()
+    rt.writer.start()
+    err.print(f"learnlog worker {os.getpid()} on {rt.engine.url.render_as_string()}: "
+              f"{pending(rt.engine):,} queued")
+    try:
+        while not stopping:
+            claimed = process_once(rt.engine, rt.jobs, stats, batch)
+            if time.monotonic() - reported >= 5 or (once and not claimed):
+                err.print(f"handled {stats.handled:,}, failed {stats.failed:,}, "
+                          f"queued {pending(rt.engine):,}, lag of the last batch "
+                          f"{max(stats.lag_ms, default=0):,} ms")
+                reported = time.monotonic()
+            if not claimed:
+                if once:
+                    break
+                time.sleep(poll)
+    finally:
+        rt.close()
+    raise typer.Exit(1 if stats.failed else 0)
 
 
 def _bar() -> Progress:

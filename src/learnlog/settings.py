@@ -35,7 +35,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=8, gt=0)
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, description="how often to look for work queued by other processes")
-    process_outbox: bool = True
+    process_outbox: bool = Field(
+        default=True, description="handle the outbox in the server process too (turn off "
+        "when `learnlog worker` processes do it)")
+    outbox_lease_seconds: float = Field(
+        default=60.0, gt=0, description="how long a claimed outbox row stays with the "
+        "process that claimed it; after that (the process died) another one takes it")
     exports_dir: str = Field(
         default="", description="where CSV exports are written; empty: an `exports` folder "
         "next to the SQLite database file, else `./exports`")

@@ -119,6 +119,10 @@ class Totals:
         """Two changes to the same totals as one."""
         return Totals(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
+    def less(self, other: Totals) -> Totals:
+        """The change that takes `other` to these totals."""
+        return Totals(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
     def minus(self, member: MemberFigures) -> Totals:
         return self.plus(member, -1)
 

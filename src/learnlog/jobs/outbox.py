@@ -1,8 +1,14 @@
 """The outbox processor: durable work that may lag, at-least-once, idempotent handlers.
 
-A row is claimed by moving its `available_at` into the future (one UPDATE that only one
-process can win), handled, then deleted. A process that dies mid-way leaves the row to
-be claimed again when the lease runs out. Handlers must be idempotent.
+A process claims a batch of due rows in one statement by moving their `available_at` past
+a lease (on PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so several workers
+never wait for each other or claim the same row). It handles them, then deletes the ones
+that succeeded. A process that dies mid-batch leaves its rows to be claimed again when the
+lease runs out; handlers are idempotent, so a second delivery changes nothing.
+
+Topics whose work is a writer command (group figures, collection structure) are applied
+as one batch of commands — one transaction for the batch — and a learner queued several
+times in a batch is refreshed once.
 """
 
 from __future__ import annotations
@@ -10,11 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from ..service.exports import TOPIC as EXPORT_REQUESTED
 from ..service.group_aggregates import TOPIC as GROUP_MEMBER
@@ -27,67 +34,113 @@ from .exports import export_requested
 
 log = logging.getLogger(__name__)
 LEASE_MS = 60_000
-BATCH = 100
+BATCH = 200
 
 
 @dataclass(frozen=True, slots=True)
 class Jobs:
     """What handlers work with: the writer, an engine for long reads (it never takes the
-    write lock), and where export files go."""
+    write lock), where export files go, and how long a claim lasts."""
 
     writer: Writer
     read_engine: Engine
     exports_dir: Path
+    lease_ms: int = LEASE_MS
 
 
 Handler = Callable[[Jobs, str, Any], None]
+ToCommand = Callable[[str, Any], Any]
+
+# Topics handled by one writer command each (batched together, deduplicated).
+COMMANDS: dict[str, ToCommand] = {
+    "structure.changed": lambda dataset, p: RefreshCollection(dataset, p["collectionId"]),
+    GROUP_MEMBER: lambda dataset, p: RefreshMember(dataset, p["userId"]),
+}
+# Topics handled one row at a time by a function (long work outside the writer).
+HANDLERS: dict[str, Handler] = {EXPORT_REQUESTED: export_requested}
 
 
-def _structure_changed(jobs: Jobs, dataset: str, payload: Any) -> None:
-    jobs.writer.run_sync(RefreshCollection(dataset, payload["collectionId"]))
+@dataclass
+class Stats:
+    """What a processor has done (the worker reports it)."""
+
+    handled: int = 0
+    failed: int = 0
+    lag_ms: list[int] = field(default_factory=list)  # of the last batch: claim time - queued
 
 
-def _group_member(jobs: Jobs, dataset: str, payload: Any) -> None:
-    jobs.writer.run_sync(RefreshMember(dataset, payload["userId"]))
-
-
-HANDLERS: dict[str, Handler] = {"structure.changed": _structure_changed,
-                                EXPORT_REQUESTED: export_requested,
-                                GROUP_MEMBER: _group_member}
-
-
-def process_once(engine: Engine, jobs: Jobs) -> int:
-    """Claim and handle what is due; returns how many rows were handled."""
+def claim(engine: Engine, limit: int, lease_ms: int) -> list[dict[str, Any]]:
+    """Take up to `limit` due rows for `lease_ms`, oldest first; no two processes get the
+    same row while its lease runs."""
     now = now_ms()
-    with engine.connect() as conn:
-        due = conn.execute(select(outbox.c.id).where(outbox.c.available_at <= now)
-                           .order_by(outbox.c.id).limit(BATCH)).scalars().all()
-    handled = 0
-    for row_id in due:
-        with engine.begin() as conn:
-            won = conn.execute(update(outbox).where(
-                outbox.c.id == row_id, outbox.c.available_at <= now).values(
-                available_at=now + LEASE_MS, attempts=outbox.c.attempts + 1)).rowcount
-            if not won:
-                continue
-            row = conn.execute(select(outbox).where(outbox.c.id == row_id)).mappings().one()
-        handler = HANDLERS.get(row["topic"])
+    due = (select(outbox.c.id).where(outbox.c.available_at <= now).order_by(outbox.c.id)
+           .limit(limit).with_for_update(skip_locked=True))  # a no-op on SQLite
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(available_at=now + lease_ms, attempts=outbox.c.attempts + 1)
+            .returning(outbox.c.id, outbox.c.dataset, outbox.c.topic, outbox.c.payload,
+                       outbox.c.created_at)).mappings().all()
+    return sorted((dict(r) for r in claimed), key=lambda r: r["id"])
+
+
+def _wait(futures: list[Future[Any]]) -> list[BaseException | None]:
+    return [f.exception() for f in futures]
+
+
+def process_once(engine: Engine, jobs: Jobs, stats: Stats | None = None,
+                 limit: int = BATCH) -> int:
+    """Claim and handle one batch of due rows; returns how many rows were claimed."""
+    claimed = claim(engine, limit, jobs.lease_ms)
+    if not claimed:
+        return 0
+    now = now_ms()
+    done: list[int] = []
+    failed = 0
+    # One command per distinct (topic, dataset, payload); the rows it stands for.
+    commands: dict[tuple[str, str, str], tuple[Any, list[int]]] = {}
+    for row in claimed:
+        topic = row["topic"]
+        key = (topic, row["dataset"], row["payload"])
+        if key in commands:
+            commands[key][1].append(row["id"])
+            continue
+        handler = HANDLERS.get(topic)
         try:
+            if topic in COMMANDS:
+                commands[key] = (COMMANDS[topic](row["dataset"], rows.loads(row["payload"])),
+                                 [row["id"]])
+                continue
             if handler is not None:
                 handler(jobs, row["dataset"], rows.loads(row["payload"]))
+            else:
+                log.warning("outbox %s: no handler for topic %r; dropped", row["id"], topic)
         except Exception:
-            log.exception("outbox %s (%s) failed; it will be retried", row_id, row["topic"])
+            log.exception("outbox %s (%s) failed; it will be retried", row["id"], topic)
+            failed += 1
             continue
+        done.append(row["id"])
+    if commands:
+        planned = list(commands.values())
+        outcomes = _wait(jobs.writer.run_many([command for command, _ in planned]))
+        for (command, ids), error in zip(planned, outcomes, strict=True):
+            if error is None:
+                done.extend(ids)
+            else:
+                log.error("outbox %s (%r) failed: %s; it will be retried", ids, command, error)
+                failed += len(ids)
+    if done:
         with engine.begin() as conn:
-            conn.execute(delete(outbox).where(outbox.c.id == row_id))
-        handled += 1
-    return handled
+            conn.execute(delete(outbox).where(outbox.c.id.in_(done)))
+    if stats is not None:
+        stats.handled += len(done)
+        stats.failed += failed
+        stats.lag_ms = [now - r["created_at"] for r in claimed]
+    return len(claimed)
 
 
 def pending(engine: Engine) -> int:
     """Rows waiting in the outbox (the queue depth metric)."""
-    from sqlalchemy import func
-
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
 
@@ -100,6 +153,7 @@ class OutboxLoop:
         self._stop = threading.Event()
         self._due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="learnlog-outbox", daemon=True)
+        self.stats = Stats()
 
     def start(self) -> None:
         self._thread.start()
@@ -120,7 +174,8 @@ class OutboxLoop:
             if self._stop.is_set():
                 return
             try:
-                while process_once(self._engine, self._jobs) and not self._stop.is_set():
+                while process_once(self._engine, self._jobs, self.stats) and \
+                        not self._stop.is_set():
                     pass
             except Exception:
                 log.exception("outbox loop error")

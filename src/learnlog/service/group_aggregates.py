@@ -13,10 +13,11 @@ second time, so at-least-once delivery is safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select, union
 
 from ..domain.enrolment import content_key
 from ..domain.group_aggregates import (
@@ -117,17 +118,11 @@ class RefreshMember:
     user_id: str
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        wanted = {pair: figures_for(uow, ctx, self.dataset, self.user_id, pair[1], pair[2])
-                  for pair in _pairs(uow.conn, self.dataset, self.user_id)}
-        held = {(r["group_id"], r["activity_type"], r["activity_id"]): _stored(r)
-                for r in uow.conn.execute(select(member_activity_agg).where(
-                    member_activity_agg.c.dataset == self.dataset,
-                    member_activity_agg.c.user_id == self.user_id)).mappings()}
+        uow.guard_aggregates()
+        wanted = _wanted(uow, ctx, self.dataset, self.user_id)
         changed = 0
-        for pair in sorted(held.keys() | wanted.keys()):
-            old, new = held.get(pair), wanted.get(pair)
-            if old == new:
-                continue
+        for pair, old, new in _differences(_held(uow.conn, self.dataset, self.user_id),
+                                           wanted):
             delta = Totals()
             if old is not None:
                 delta = delta.minus(old)
@@ -137,6 +132,112 @@ class RefreshMember:
             uow.put_member_figures(self.dataset, self.user_id, pair, new)
             changed += 1
         return {"changed": changed}
+
+
+Pair = tuple[str, str, str]  # (group, activity type, activity id)
+
+
+def _wanted(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str
+            ) -> dict[Pair, MemberFigures]:
+    """What the learner should add to each activity of its groups, from the facts."""
+    return {pair: figures_for(uow, ctx, dataset, user_id, pair[1], pair[2])
+            for pair in _pairs(uow.conn, dataset, user_id)}
+
+
+def _held(conn: Connection, dataset: str, user_id: str) -> dict[Pair, MemberFigures]:
+    """What the learner adds now, as stored."""
+    t = member_activity_agg
+    return {(r["group_id"], r["activity_type"], r["activity_id"]): _stored(r)
+            for r in conn.execute(select(t).where(t.c.dataset == dataset,
+                                                  t.c.user_id == user_id)).mappings()}
+
+
+def _differences(held: dict[Pair, MemberFigures], wanted: dict[Pair, MemberFigures]
+                 ) -> list[tuple[Pair, MemberFigures | None, MemberFigures | None]]:
+    return [(pair, held.get(pair), wanted.get(pair))
+            for pair in sorted(held.keys() | wanted.keys())
+            if held.get(pair) != wanted.get(pair)]
+
+
+@dataclass
+class AggregateReport:
+    """What a check (or rebuild) of the group figures found."""
+
+    learners: int = 0
+    activities: int = 0  # (group, activity) totals compared
+    problems: list[str] = field(default_factory=list)
+
+
+def check_aggregates(uow: BatchUnitOfWork, ctx: ServiceContext, *, fix: bool = False,
+                     progress: Callable[[int], None] | None = None) -> AggregateReport:
+    """Recompute every learner's figures and every group's totals from the facts and
+    compare them with the stored ones; with `fix`, stage the corrections in `uow` (the
+    totals through the same additive path as the upkeep, so a metric's lastUpdatedOn
+    moves only when it changes). Reads one learner at a time; memory holds the totals."""
+    report = AggregateReport()
+    expected: dict[tuple[str, Pair], Totals] = {}
+    for dataset, user_id in _learners(uow.conn):
+        wanted = _wanted(uow, ctx, dataset, user_id)
+        for pair, old, new in _differences(_held(uow.conn, dataset, user_id), wanted):
+            report.problems.append(f"group member {dataset}/{user_id} in {'/'.join(pair)}: "
+                                   f"stored {old}, facts say {new}")
+            if fix:
+                uow.put_member_figures(dataset, user_id, pair, new)
+        for pair, figures in wanted.items():
+            expected[(dataset, pair)] = expected.get((dataset, pair), Totals()).plus(figures)
+        report.learners += 1
+        if progress is not None:
+            progress(1)
+    stored = {(r["dataset"], (r["group_id"], r["activity_type"], r["activity_id"])):
+              _totals(r) for r in uow.conn.execute(select(group_activity_agg)).mappings()}
+    for key in sorted(stored.keys() | expected.keys()):
+        want, have = expected.get(key, Totals()), stored.get(key, Totals())
+        report.activities += 1
+        if want != have:
+            report.problems.append(f"group totals {key[0]}/{'/'.join(key[1])}: stored "
+                                   f"{have}, facts say {want}")
+            if fix:
+                uow.add_totals(key[0], key[1], want.less(have))
+    return report
+
+
+def learner_count(conn: Connection) -> int:
+    """How many learners `check_aggregates` goes through (for a progress bar)."""
+    return int(conn.execute(select(func.count()).select_from(
+        _learner_query().subquery())).scalar_one())
+
+
+def _learner_query() -> Any:
+    m, a, t = memberships, group_activities, member_activity_agg
+    in_groups = select(m.c.dataset, m.c.user_id).where(
+        m.c.role == "learner", select(a.c.group_id).where(
+            a.c.dataset == m.c.dataset, a.c.group_id == m.c.group_id).exists())
+    return union(in_groups, select(t.c.dataset, t.c.user_id))
+
+
+def _learners(conn: Connection) -> list[tuple[str, str]]:
+    """Every learner with figures to keep or to remove, in key order."""
+    q = _learner_query().subquery()
+    return [(d, u) for d, u in conn.execute(select(q.c.dataset, q.c.user_id)
+                                            .order_by(q.c.dataset, q.c.user_id))]
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildAggregates:
+    """`learnlog recompute`: every group figure rebuilt from the facts, in one transaction
+    that keeps refreshers out until it commits."""
+
+    exclusive = True  # the writer runs it alone
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> AggregateReport:
+        uow.guard_aggregates(exclusive=True)
+        return check_aggregates(uow, ctx, fix=True)
+
+
+def _totals(row: Any) -> Totals:
+    return Totals(row["member_count"], row["enrolled_count"], row["started_count"],
+                  row["completed_count"], row["progress_sum"], row["scored_count"],
+                  row["score_micro_sum"])
 
 
 def _ms_map(row: Any) -> dict[str, int]:
@@ -151,10 +252,7 @@ def activity_view(conn: Connection, dataset: str, group_id: str, activity_type: 
         group_activity_agg.c.dataset == dataset, group_activity_agg.c.group_id == group_id,
         group_activity_agg.c.activity_type == activity_type,
         group_activity_agg.c.activity_id == activity_id)).mappings().first()
-    totals = Totals() if row is None else Totals(
-        row["member_count"], row["enrolled_count"], row["started_count"],
-        row["completed_count"], row["progress_sum"], row["scored_count"],
-        row["score_micro_sum"])
+    totals = Totals() if row is None else _totals(row)
     when = {} if row is None else _ms_map(row)
     return {"id": activity_id, "type": activity_type, "agg": [
         {"metric": m, "value": v, "lastUpdatedOn": when.get(m)}

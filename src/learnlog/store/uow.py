@@ -183,6 +183,7 @@ class BatchUnitOfWork:
         self._item_attempts: dict[tuple[SummaryKey, int], dict[str, ItemAttempt]] = {}
         self._attempt_windows: dict[tuple[SummaryKey, int], int | None] = {}
         self._in_groups: dict[tuple[str, str], bool] = {}
+        self._aggregates_guarded = False
         self._done = _Staged()
         self._cmd = _Staged()
         self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
@@ -442,6 +443,18 @@ class BatchUnitOfWork:
                                            a.c.group_id == m.c.group_id).exists()
             ).limit(1)).first() is not None
         return self._in_groups[key]
+
+    def guard_aggregates(self, *, exclusive: bool = False) -> None:
+        """Before reading group figures that this transaction will change: on PostgreSQL
+        take the aggregate tables' lock — shared among refreshers (which serialise per
+        learner anyway), exclusive for a rebuild — so no refresher reads figures from
+        before a rebuild and applies its change after it. Once per transaction."""
+        if self._aggregates_guarded or self.conn.dialect.name != "postgresql":
+            return
+        mode = "EXCLUSIVE" if exclusive else "ROW EXCLUSIVE"
+        self.conn.execute(text(f"LOCK TABLE member_activity_agg, group_activity_agg "
+                               f"IN {mode} MODE"))
+        self._aggregates_guarded = True
 
     def add_totals(self, dataset: str, activity: tuple[str, str, str], delta: Totals) -> None:
         """Stage a change to a group's totals for an activity (group, type, id)."""

@@ -105,6 +105,17 @@ class Writer:
         self._queue.put(_Job(command, future, loop))
         return await future
 
+    def run_many(self, commands: list[Any]) -> list[Future[Any]]:
+        """Queue several commands at once (they usually share a batch); one future each.
+        Without the writer thread they are applied here, as one batch."""
+        jobs = [_Job(command, Future()) for command in commands]
+        if self._thread is None:
+            self._process(jobs)
+        else:
+            for job in jobs:
+                self._queue.put(job)
+        return [job.future for job in jobs]  # type: ignore[misc]
+
     def run_sync(self, command: Any) -> Any:
         """Apply a command durably from synchronous code (CLI, jobs)."""
         if self._thread is None:

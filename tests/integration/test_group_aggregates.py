@@ -3,7 +3,8 @@
 The hand-computed group of tests/unit/test_domain_group_aggregates.py, recorded through
 the viewer API: five learners and a coach in group g; activity A is collection k1 (four
 required contents; c4 is an assessment worth 3 points, and submitting it completes it).
-  m1  enrolled under x, completes c1 c2 c3 and scores 2/3 on c4 → 100 %, 66.67 %
+  m1  enrolled under x, completes c1 c2 c3 (12 s each) and scores 2/3 on c4 → 100 %,
+      66.67 %; its own row: completedCount 4, timeSpent 36, score:c4 2, max_score:c4 3
   m2  under x: scores 3/3 on c4 (25 %); under y: completes c1, scores 1/3 on c4 (50 %)
       → counts once, with y: 50 %, 33.33 %
   m3  enrolled, never started;  m4 nothing;  m5 completes c1 with no enrol call (the
@@ -66,9 +67,10 @@ def group(api: Api) -> Api:
     return api
 
 
-def complete(api: Api, user: str, content: str, context: str | None) -> None:
+def complete(api: Api, user: str, content: str, context: str | None, seconds: float = 0
+             ) -> None:
     api.start(user, content, "k1", context)
-    api.update(user, content, "k1", context, progress=100)
+    api.update(user, content, "k1", context, progress=100, timespent=seconds)
 
 
 def score(api: Api, user: str, points: float, context: str | None) -> None:
@@ -80,7 +82,7 @@ def test_the_hand_computed_group(group: Api) -> None:
     api = group
     api.post("/v1/enrol", {"userId": "m1", "collectionId": "k1", "contextId": "x"})
     for content in ("c1", "c2", "c3"):
-        complete(api, "m1", content, "x")
+        complete(api, "m1", content, "x", 12)
     score(api, "m1", 2, "x")
     api.post("/v1/enrol", {"userId": "m2", "collectionId": "k1", "contextId": "x"})
     score(api, "m2", 3, "x")
@@ -94,8 +96,19 @@ def test_the_hand_computed_group(group: Api) -> None:
         "completionPercentage": 25.0, "avgProgress": 43.75, "avgScorePercent": 50.0})
     rows = {m["id"]: {a["metric"]: a["value"] for a in m["agg"]}
             for m in result["activity"]["members"]}
-    assert rows["m2"] == {"status": 1, "progress": 50, "scorePercent": 33.333333}
-    assert rows["m4"] == {"status": 0, "progress": 0, "scorePercent": 0}
+    assert rows["m1"] == {"status": 2, "progress": 100, "completedCount": 4,
+                          "scorePercent": 66.666667, "timeSpent": 36,
+                          "score:c4": 2, "max_score:c4": 3, "attempts_count:c4": 1}
+    # m2's row is its most advanced context's (y), not its better score under x.
+    assert rows["m2"] == {"status": 1, "progress": 50, "completedCount": 2,
+                          "scorePercent": 33.333333, "timeSpent": 0,
+                          "score:c4": 1, "max_score:c4": 3, "attempts_count:c4": 1}
+    assert rows["m4"] == {"status": 0, "progress": 0, "completedCount": 0,
+                          "scorePercent": 0, "timeSpent": 0}
+    assert [a["lastUpdatedOn"] for m in result["activity"]["members"] if m["id"] == "m4"
+            for a in m["agg"]] == [None] * 5
+    assert all(a["lastUpdatedOn"] for m in result["activity"]["members"] if m["id"] == "m1"
+               for a in m["agg"])
     assert rows["cora"] == rows["m4"]  # a coach adds nothing
     assert all(a["lastUpdatedOn"] for a in result["activity"]["agg"])
     b = wait_for(api, {"memberCount": 5, "enrolledCount": 0, "startedCount": 0,
@@ -109,6 +122,16 @@ def test_the_hand_computed_group(group: Api) -> None:
     listed = api.post("/data/group/agg", {"groupId": "g", "fields": ["memberCount"]})
     assert [(a["id"], [x["metric"] for x in a["agg"]]) for a in listed["result"]["activity"]
             ] == [("k1", ["memberCount"]), ("k2", ["memberCount"])]
+    # A member's own row is read-after-write: no waiting for the outbox.
+    complete(api, "m5", "c2", None)
+    own = api.as_user("m5").post(AGG, {"groupId": "g", "activityId": "k1",
+                                       "activityType": "Collection",
+                                       "fields": ["completedCount", "progress"]})
+    assert own["result"]["activity"]["members"] == [{"id": "m5", "role": "learner", "agg": [
+        {"metric": "progress", "value": 50, "lastUpdatedOn": pytest.approx(time.time() * 1000,
+                                                                          abs=60_000)},
+        {"metric": "completedCount", "value": 2, "lastUpdatedOn": pytest.approx(
+            time.time() * 1000, abs=60_000)}]}]
 
 
 def test_who_reads_what(group: Api) -> None:
@@ -237,3 +260,8 @@ def test_a_content_activity_counts_its_completion(group: Api) -> None:
         time.sleep(0.05)
     assert (seen["enrolledCount"], seen["startedCount"], seen["completedCount"],
             seen["avgProgress"]) == (2, 2, 1, 50.0)
+    rows = {m["id"]: {a["metric"]: a["value"] for a in m["agg"]} for m in result["members"]}
+    assert rows["m1"] == {"status": 1, "progress": 0, "completedCount": 0,
+                          "scorePercent": 0.0, "timeSpent": 0}
+    assert rows["m2"]["progress"] == 100 and rows["m2"]["completedCount"] == 1
+    assert rows["m3"]["status"] == 0

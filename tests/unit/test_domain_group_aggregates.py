@@ -26,10 +26,13 @@ from hypothesis import strategies as st
 
 from learnlog.domain.group_aggregates import (
     NOBODY,
+    ContentFigures,
     ContextFigures,
     MemberFigures,
     Totals,
     member_figures,
+    member_row,
+    most_advanced,
     single_content,
     totals_of,
 )
@@ -141,3 +144,32 @@ def test_a_content_activity_is_a_collection_of_one() -> None:
     assert member_figures([single_content(1, None, None)]) == MemberFigures(True, True)
     assert member_figures([single_content(2, 2.0, 4.0)]) == MemberFigures(
         True, True, True, 100, 50_000_000)
+
+
+def test_a_members_row_shows_its_most_advanced_standing() -> None:
+    behind = ContextFigures(1, 25, 1, enrolled=True, consumed=True, score=3, max_score=3)
+    ahead = ContextFigures(1, 50, 2, enrolled=True, consumed=True, score=1, max_score=3)
+    quiz = ContentFigures("c4", 30.5, 1.0, 3.0, 2, 2_000)
+    video = ContentFigures("c1", 60.25, None, None, 0, 5_000)
+    row = member_row([behind, ahead], [[ContentFigures("c4", 9, 3.0, 3.0, 1, 1_000)],
+                                       [quiz, video]])
+    assert row == [("status", 1, 5_000), ("progress", 50, 5_000),
+                   ("completedCount", 2, 5_000), ("scorePercent", 33.333333, 5_000),
+                   ("timeSpent", 90.75, 5_000), ("score:c4", 1.0, 2_000),
+                   ("max_score:c4", 3.0, 2_000), ("attempts_count:c4", 2, 2_000)]
+    assert most_advanced([behind, ahead]) == 1
+    assert most_advanced([ahead, ahead]) == 0  # ties: the first
+
+
+def test_a_member_with_no_standing_shows_zeros_with_no_time() -> None:
+    assert member_row([ContextFigures(1, 10, 0)], [[]]) == [
+        ("status", 0, None), ("progress", 0, None), ("completedCount", 0, None),
+        ("scorePercent", 0, None), ("timeSpent", 0, None)]
+    enrolled = ContextFigures(0, 0, 0, enrolled=True)
+    assert member_row([enrolled], [[]])[0] == ("status", 0, None)
+
+
+def test_the_change_between_two_totals_takes_one_to_the_other() -> None:
+    have, want = Totals(5, 4, 3, 2, 150, 1, 7), Totals(5, 3, 3, 1, 90, 2, 9)
+    assert want.less(have) == Totals(0, -1, 0, -1, -60, 1, 2)
+    assert have.combined(want.less(have)) == want

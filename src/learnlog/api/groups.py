@@ -84,11 +84,12 @@ async def group_activity_agg(request: Request,
     activity_type = _type(req.activityType, "request.activityType")
     principal, found, everyone = await _group(request, group_id)
     members = [x for x in found["members"] if everyone or x["userId"] == principal.user_id]
-    view, rows = await runtime(request).read(lambda conn: (
+    rt = runtime(request)
+    view, rows = await rt.read(lambda conn: (
         svc.activity_view(conn, principal.dataset, group_id, activity_type, activity_id),
-        svc.member_views(conn, principal.dataset, group_id, activity_type, activity_id)))
+        svc.member_rows(conn, rt.ctx, principal.dataset, activity_type, activity_id,
+                        [x["userId"] for x in members])))
     return ok("api.group.activity.agg", {"groupId": group_id, "activity": {
         **view, "agg": _pick(view["agg"], req.fields),
         "members": [{"id": x["userId"], "role": x["role"],
-                     "agg": _pick(rows.get(x["userId"], svc.NO_FIGURES), req.fields)}
-                    for x in members]}})
+                     "agg": _pick(rows[x["userId"]], req.fields)} for x in members]}})

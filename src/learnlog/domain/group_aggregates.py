@@ -11,7 +11,7 @@ recomputing from scratch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -61,24 +61,71 @@ class MemberFigures:
 NOBODY = MemberFigures()
 
 
-def member_figures(contexts: Iterable[ContextFigures]) -> MemberFigures:
+def most_advanced(contexts: Sequence[ContextFigures]) -> int | None:
+    """Which standing counts for a member: the most advanced one among those enrolled or
+    consumed (ties: the first given); None when there is none."""
+    best: int | None = None
+    for i, figures in enumerate(contexts):
+        if (figures.enrolled or figures.consumed) and (
+                best is None or figures.rank > contexts[best].rank):
+            best = i
+    return best
+
+
+def member_figures(contexts: Sequence[ContextFigures]) -> MemberFigures:
     """A member's figures from its standings under every context of the activity: the most
-    advanced one counts (ties: the first given). Enrolled means an enrolment or any
-    consumption; scored means a positive max score in that standing."""
-    best: ContextFigures | None = None
-    for figures in contexts:
-        if not (figures.enrolled or figures.consumed):
-            continue
-        if best is None or figures.rank > best.rank:
-            best = figures
-    if best is None:
+    advanced one counts. Enrolled means an enrolment or any consumption; scored means a
+    positive max score in that standing."""
+    i = most_advanced(contexts)
+    if i is None:
         return NOBODY
+    best = contexts[i]
     score = (None if best.max_score <= 0 else
              int((Decimal(str(best.score)) * 100 * MICRO / Decimal(str(best.max_score)))
                  .to_integral_value(ROUND_HALF_UP)))
     return MemberFigures(enrolled=True, started=best.status >= IN_PROGRESS or best.consumed,
                          completed=best.status == COMPLETED, progress=best.progress,
                          score_micro=score)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentFigures:
+    """What a member did with one content of an activity (its summary)."""
+
+    content_id: str
+    time_spent: float
+    best_score: float | None
+    best_max_score: float | None
+    attempts: int
+    last_access: int | None
+
+
+def member_row(contexts: Sequence[ContextFigures],
+               contents: Sequence[Sequence[ContentFigures]]) -> list[tuple[str, float,
+                                                                          int | None]]:
+    """A member's own row for an activity (SPEC §2.7), as (metric, value, lastUpdatedOn):
+    the figures of its most advanced standing — status, progress, completedCount,
+    scorePercent, timeSpent — and, for each content it was assessed on there, score:<id>,
+    max_score:<id> and attempts_count:<id>. `contents[i]` are the contents of standing i.
+    A metric's time is the last access among the contents it is made of."""
+    i = most_advanced(contexts)
+    if i is None:
+        return [(metric, 0, None) for metric in
+                ("status", "progress", "completedCount", "scorePercent", "timeSpent")]
+    best, done = contexts[i], contents[i]
+    shown = member_figures(contexts).shown
+    when = max((c.last_access for c in done if c.last_access is not None), default=None)
+    row: list[tuple[str, float, int | None]] = [
+        ("status", best.status, when), ("progress", best.progress, when),
+        ("completedCount", best.completed_count, when),
+        ("scorePercent", shown["scorePercent"], when),
+        ("timeSpent", round(sum(c.time_spent for c in done), 6), when)]
+    for c in done:
+        if c.attempts:
+            row += [(f"score:{c.content_id}", c.best_score or 0.0, c.last_access),
+                    (f"max_score:{c.content_id}", c.best_max_score or 0.0, c.last_access),
+                    (f"attempts_count:{c.content_id}", c.attempts, c.last_access)]
+    return row
 
 
 def single_content(status: int, score: float | None, max_score: float | None

@@ -13,25 +13,30 @@ second time, so at-least-once delivery is safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select, union
 
-from ..domain.enrolment import content_key
+from ..domain.enrolment import Enrolment, content_key
 from ..domain.group_aggregates import (
     METRICS,
     NOBODY,
+    ContentFigures,
     ContextFigures,
     MemberFigures,
     Totals,
     member_figures,
+    member_row,
     single_content,
 )
 from ..domain.keys import resolve_key
+from ..domain.summary import Summary
+from ..store import rows
 from ..store.schema import (
     AGG_TIMES,
+    enrolments,
     group_activities,
     group_activity_agg,
     member_activity_agg,
@@ -39,6 +44,7 @@ from ..store.schema import (
 )
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
+from .reads import collection_records, load_summaries
 
 TOPIC = "group.member"
 
@@ -63,28 +69,32 @@ def _pairs(conn: Connection, dataset: str, user_id: str) -> list[tuple[str, str,
             group_activities.c.dataset == dataset, group_activities.c.group_id.in_(mine)))]
 
 
+def _standing(e: Enrolment, leaves: Sequence[Summary | None]) -> ContextFigures:
+    """A learner's standing under one enrolment, with the best scores of the collection's
+    contents (their summaries under that enrolment)."""
+    score = max_score = 0.0
+    for summary in leaves:
+        if summary is not None and summary.best_score is not None and summary.best_max_score:
+            score += summary.best_score
+            max_score += summary.best_max_score
+    f = e.figures
+    return ContextFigures(f.status, f.progress, f.completed_count, enrolled=True,
+                          consumed=f.status > 0, score=score, max_score=max_score)
+
+
+def _single(summary: Summary) -> ContextFigures:
+    return single_content(summary.status, summary.best_score, summary.best_max_score)
+
+
 def _collection(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
                 collection_id: str) -> MemberFigures:
-    """A learner in a collection: one standing per context it is enrolled under, with the
-    best scores of the collection's contents under that enrolment."""
+    """A learner in a collection: one standing per context it is enrolled under."""
     record = uow.collection(dataset, collection_id)
     leaves = record.structure.leaves if record is not None else ()
-    standings = []
-    for e in uow.enrolments_of(dataset, user_id):
-        if e.collection_id != collection_id or not e.active:
-            continue
-        score = max_score = 0.0
-        for content_id in leaves:
-            summary = uow.summary(content_key(ctx.mode, e, content_id))
-            if summary is not None and summary.best_score is not None and \
-                    summary.best_max_score:
-                score += summary.best_score
-                max_score += summary.best_max_score
-        f = e.figures
-        standings.append(ContextFigures(f.status, f.progress, f.completed_count, enrolled=True,
-                                        consumed=f.status > 0, score=score,
-                                        max_score=max_score))
-    return member_figures(standings)
+    return member_figures([
+        _standing(e, [uow.summary(content_key(ctx.mode, e, c)) for c in leaves])
+        for e in uow.enrolments_of(dataset, user_id)
+        if e.collection_id == collection_id and e.active])
 
 
 def _content(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
@@ -92,10 +102,7 @@ def _content(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: s
     """A learner on one content (or quiz) consumed on its own: its summary's figures."""
     summary = uow.summary(resolve_key(ctx.mode, dataset=dataset, user_id=user_id,
                                       content_id=content_id))
-    if summary is None:
-        return NOBODY
-    return member_figures([single_content(summary.status, summary.best_score,
-                                          summary.best_max_score)])
+    return NOBODY if summary is None else member_figures([_single(summary)])
 
 
 def figures_for(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
@@ -259,17 +266,44 @@ def activity_view(conn: Connection, dataset: str, group_id: str, activity_type: 
         for m, v in totals.metrics().items()]}
 
 
-NO_FIGURES = [{"metric": m, "value": 0, "lastUpdatedOn": None}
-              for m in ("status", "progress", "scorePercent")]
+def _content_figures(summary: Summary) -> ContentFigures:
+    return ContentFigures(summary.key.content_id, summary.time_spent, summary.best_score,
+                          summary.best_max_score, summary.attempts_count, summary.last_access)
 
 
-def member_views(conn: Connection, dataset: str, group_id: str, activity_type: str,
-                 activity_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Each learner's row in a group activity, by user id (members without one: nothing
-    recorded yet)."""
-    t = member_activity_agg
-    found = conn.execute(select(t).where(
-        t.c.dataset == dataset, t.c.group_id == group_id, t.c.activity_type == activity_type,
-        t.c.activity_id == activity_id)).mappings()
-    return {r["user_id"]: [{"metric": k, "value": v, "lastUpdatedOn": r["updated_at"]}
-                           for k, v in _stored(r).shown.items()] for r in found}
+def member_rows(conn: Connection, ctx: ServiceContext, dataset: str, activity_type: str,
+                activity_id: str, user_ids: Sequence[str]
+                ) -> dict[str, list[dict[str, Any]]]:
+    """Each member's own row for an activity, computed from its enrolments and summaries
+    as they are now (read-after-write, SPEC §2.7): a few batched queries for all of them."""
+    standings: dict[str, list[ContextFigures]] = {u: [] for u in user_ids}
+    contents: dict[str, list[list[ContentFigures]]] = {u: [] for u in user_ids}
+    if activity_type == "Collection":
+        record = collection_records(conn, dataset, [activity_id]).get(activity_id)
+        leaves = record.structure.leaves if record is not None else ()
+        found = [rows.enrolment_from_row(r) for chunk in _chunked(user_ids)
+                 for r in conn.execute(select(enrolments).where(
+                     enrolments.c.dataset == dataset, enrolments.c.user_id.in_(chunk),
+                     enrolments.c.collection_id == activity_id,
+                     enrolments.c.active.is_(True))
+                     .order_by(enrolments.c.user_id, enrolments.c.context_id)).mappings()]
+        loaded = load_summaries(conn, [content_key(ctx.mode, e, c)
+                                       for e in found for c in leaves])
+        for e in found:
+            mine = [loaded.get(content_key(ctx.mode, e, c)) for c in leaves]
+            standings[e.user_id].append(_standing(e, mine))
+            contents[e.user_id].append([_content_figures(x) for x in mine if x is not None])
+    else:
+        keys = {u: resolve_key(ctx.mode, dataset=dataset, user_id=u, content_id=activity_id)
+                for u in user_ids}
+        loaded = load_summaries(conn, list(keys.values()))
+        for u, key in keys.items():
+            if key in loaded:
+                standings[u].append(_single(loaded[key]))
+                contents[u].append([_content_figures(loaded[key])])
+    return {u: [{"metric": m, "value": v, "lastUpdatedOn": t}
+                for m, v, t in member_row(standings[u], contents[u])] for u in user_ids}
+
+
+def _chunked(items: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]

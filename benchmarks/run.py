@@ -57,6 +57,7 @@ LUA = HERE / "lua"
 sys.path.insert(0, str(HERE))
 
 import export_bench as exporting  # noqa: E402  (benchmarks/export_bench.py)
+import group_lag  # noqa: E402  (benchmarks/group_lag.py)
 import seed as seeding  # noqa: E402  (benchmarks/seed.py)
 
 err = Console(stderr=True)
@@ -147,6 +148,18 @@ def machine_info(pg_admin: str | None, redis_url: str | None) -> dict[str, Any]:
         global REDIS_PID
         REDIS_PID = int(server["process_id"])
     return info
+
+
+def cpu_speed() -> float:
+    """Seconds one core takes for a fixed pure-Python loop (10M additions): the machines
+    this suite runs on differ from day to day; compare runs with this figure beside."""
+    best = float("inf")
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best, 3)
 
 
 def background_load(seconds: float = 2.0) -> float:
@@ -463,8 +476,10 @@ def wait_for_quiet(limit: float, threshold: float = 0.15) -> float:
 def run_wrk(name: str, script: str, base: str, token: str, lines_file: Path,
             cfg: Settings, *, server: Server, connections: int | None = None,
             duration: int | None = None, measure: bool = True,
-            timeout: int | None = None, pg_url: str | None = None) -> dict[str, Any]:
-    """Run wrk once; return its JSON summary plus CPU accounting and the command line."""
+            timeout: int | None = None, pg_url: str | None = None,
+            alongside: Any = None) -> dict[str, Any]:
+    """Run wrk once; return its JSON summary plus CPU accounting and the command line.
+    `alongside` (start/stop) runs for exactly as long as wrk does."""
     conns = connections or cfg.connections
     secs = duration or cfg.duration
     cmd = ["wrk", f"-t{cfg.threads}", f"-c{conns}", f"-d{secs}s",
@@ -477,7 +492,11 @@ def run_wrk(name: str, script: str, base: str, token: str, lines_file: Path,
     window = CpuWindow(server.pgid)
     window.start()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if alongside is not None:
+        alongside.start()
     out, errs = _communicate(proc)
+    if alongside is not None:
+        alongside.stop()
     # wait4 gives wrk's own CPU time (all its threads) exactly.
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -642,6 +661,20 @@ def start_keys(client: httpx.Client, keys: list[dict[str, str]]) -> None:
 TRACK_LEARNERS = 2000  # learners with an exercise session each, for PUT trackprogress
 
 
+def outbox_depth(url: str) -> int:
+    """Rows waiting in the instance's outbox."""
+    from sqlalchemy import create_engine
+
+    from learnlog.jobs.outbox import pending
+    from learnlog.store.db import normalise_url
+
+    engine = create_engine(normalise_url(url))
+    try:
+        return pending(engine)
+    finally:
+        engine.dispose()
+
+
 def instance_secret(url: str) -> str:
     """The token secret the instance generated and stored (tokens of many learners are
     minted here rather than by one `learnlog token` process each)."""
@@ -722,11 +755,20 @@ def write_phase(engine: str, dbs: Databases, workdir: Path, cfg: Settings,
             if row["status"] != 1 or row["progress"] != 37:
                 raise BenchError(f"after one update, view/read gives {row}; expected status 1, "
                                  "progress 37")
+        group_lag.setup(server.base, token, WRITE_USERS, WRITE_COLLECTIONS,
+                        lambda: outbox_depth(url), err.print)
         run_wrk("warmup", "update.lua", server.base, token, update_file, cfg,
                 duration=cfg.warmup, measure=False, server=server)
+        probe = group_lag.LagProbe(server.base, token)
         results[f"{engine}/update"] = run_wrk(f"{engine}/update", "update.lua", server.base,
                                              token, update_file, cfg, server=server,
-                                             pg_url=pg_url)
+                                             pg_url=pg_url, alongside=probe)
+        lag = results[f"{engine}/group_lag"] = probe.result()
+        colour = "green" if lag["ok"] else "red"
+        err.print(f"  [{colour}]{engine}/group_lag[/{colour}]: {lag['samples']} probes, "
+                  f"p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms, max {lag['max_ms']} ms"
+                  f"{', ' + str(lag['timeouts']) + ' timeouts' if lag['timeouts'] else ''}"
+                  f"{', error ' + lag['error'] if lag['error'] else ''}")
         results[f"{engine}/validate"] = run_wrk(f"{engine}/validate", "validate.lua",
                                                server.base, token, update_file, cfg,
                                                server=server, pg_url=pg_url)
@@ -933,6 +975,16 @@ def evaluate(results: dict[str, Any], engines: list[str], large_label: str,
                             "≥ 40 % of `view/update/validate`", up,
                             f"{share:.0%} of {ceiling['rps']:,.0f} req/s", ok,
                             f"{engine}/update"))
+        lag = results.get(f"{engine}/group_lag")
+        if lag:
+            rows.append(Row(f"group aggregate lag under the `view/update` load (a group of "
+                            f"{lag['group_members']:,} learners among 11 groups)", engine,
+                            "p99 ≤ 2 s", None,
+                            f"{lag['samples']} probes: p50 {lag['p50_ms']:,.0f} ms, p99 "
+                            f"{lag['p99_ms']:,.0f} ms, max {lag['max_ms']:,.0f} ms"
+                            + (f", {lag['timeouts']} timeouts" if lag["timeouts"] else "")
+                            + (f", error {lag['error']}" if lag["error"] else ""),
+                            lag["ok"], f"{engine}/group_lag"))
         track = results.get(f"{engine}/trackprogress")
         if track:
             ok = clean(track) and track["latency_ms"]["p99"] <= 50
@@ -1003,7 +1055,9 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
     w(f"- Command: `{command}` (in `{ROOT}`)")
     w(f"- Git commit: `{commit}`")
     w(f"- Machine: {machine['nproc']} x {machine['cpu_model']}, {machine['ram_gib']} GiB RAM, "
-      f"Linux {machine['kernel']}")
+      f"Linux {machine['kernel']}; one core runs the reference Python loop (10M additions) "
+      f"in {machine.get('cpu_loop_s', 0):.2f} s (lower is faster; runs on a slower day "
+      "are not comparable figure for figure)")
     soft = [f"Python {machine['python']}", f"SQLite {machine['sqlite']}"]
     if "postgresql" in machine:
         soft.append(f"PostgreSQL {machine['postgresql']} (server defaults, "
@@ -1033,8 +1087,13 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
           f"{r.derived or '—'} | {verdict} |")
     w("")
     w("Not covered by this suite yet (SPEC §8 rows measured elsewhere or not at all): "
-      "tracking-log analytics (DuckDB, ≥ 500,000 events/s), sync (1,000,000 facts in ≤ 60 s), "
-      "group aggregate lag (p99 ≤ 2 s under the write load).")
+      "tracking-log analytics (DuckDB, ≥ 500,000 events/s), sync (1,000,000 facts in ≤ 60 s).")
+    w("")
+    w("Group aggregate lag (benchmarks/group_lag.py): during the measured `view/update` run, "
+      "one probe write at a time — a learner of the 10,000-learner group starts a content of "
+      "the group's collection (a new enrolment) — and `POST /data/group/agg` polled every "
+      "10 ms until the group's `enrolledCount` shows it; lag = first answer that shows it minus "
+      "the write's acknowledgement. The server handles the outbox in-process (the default).")
     w("")
     w("## Every run")
     w("")
@@ -1228,6 +1287,7 @@ def main(argv: list[str] | None = None) -> int:
     global POSTMASTER
     POSTMASTER = find_postmaster(pg_admin) if pg_admin else None
     machine["busy_before"] = round(background_load(), 3)
+    machine["cpu_loop_s"] = cpu_speed()
     if machine["busy_before"] > 0.15:
         err.print(f"[yellow]warning: the machine is {machine['busy_before']:.0%} busy before "
                   "the suite starts; other processes will take CPU from the server[/yellow]")

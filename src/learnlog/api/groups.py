@@ -60,11 +60,12 @@ async def group_agg(request: Request, body: m.GroupAggRequest) -> EnvelopeRespon
     last changed."""
     req = body.request
     group_id = _mandatory(req.groupId, "GROUP_ID_MISSING", "groupId", "GroupId")
-    principal, found, _ = await _group(request, group_id)
-    wanted = found["activities"] if req.activities is None else [
+    named = None if req.activities is None else [
         {"id": _mandatory(a.id, "ACTIVITY_ID_MISSING", f"activities[{i}].id", "ActivityId"),
          "type": _type(a.type, f"request.activities[{i}].type")}
         for i, a in enumerate(req.activities)]
+    principal, found, _ = await _group(request, group_id)
+    wanted = found["activities"] if named is None else named
     views = await runtime(request).read(lambda conn: [
         svc.activity_view(conn, principal.dataset, group_id, a["type"], a["id"])
         for a in wanted])

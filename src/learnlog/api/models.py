@@ -449,13 +449,14 @@ class ActivityRef(Strict):
     type: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
 
 
-Metric = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+# a metric name: "avgProgress", or "attempts_count:" and a content id (up to 256 chars)
+Metric = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=300)]
 
 
 class GroupAggBody(Strict):
     groupId: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
     activities: Annotated[list[ActivityRef], Field(max_length=100)] | None = None
-    fields: Annotated[list[Metric], Field(max_length=50)] | None = None
+    fields: Annotated[list[Metric], Field(max_length=500)] | None = None
 
 
 class GroupAggRequest(Wrapper):
@@ -466,7 +467,7 @@ class GroupActivityAggBody(Strict):
     groupId: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
     activityId: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
     activityType: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
-    fields: Annotated[list[Metric], Field(max_length=50)] | None = None
+    fields: Annotated[list[Metric], Field(max_length=500)] | None = None
 
 
 class GroupActivityAggRequest(Wrapper):

@@ -20,7 +20,7 @@ from learnlog.store import rows
 from learnlog.store.schema import group_activity_agg, member_activity_agg, outbox
 from learnlog.store.uow import BatchUnitOfWork
 from learnlog.store.writer import now_ms
-from tests.support import Api, leaf
+from tests.support import Api, assess, leaf
 
 
 @pytest.fixture
@@ -47,8 +47,9 @@ def left(rt: Runtime) -> list[tuple[str, int]]:
             select(outbox.c.payload, outbox.c.attempts).order_by(outbox.c.id))]
 
 
-def group_of_two(api: Api) -> None:
+def group_of_two(api: Api, rt: Runtime) -> None:
     api.put_collection("k1", [leaf("c1"), leaf("c2")])
+    drain(rt)  # the new structure's job
     api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
     api.call("PUT", "/v1/groups/g/activities/Collection/k1")
     for user in ("a", "b"):
@@ -86,7 +87,7 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(
 def test_a_batch_refreshes_each_learner_once_and_deletes_its_rows(
         held: tuple[Api, Runtime]) -> None:
     api, rt = held
-    group_of_two(api)
+    group_of_two(api, rt)
     queue(rt, *[{"userId": "a"}] * 5)
     with rt.engine.connect() as conn:
         queued = conn.execute(select(outbox.c.topic, outbox.c.payload)).all()
@@ -106,19 +107,21 @@ def test_a_batch_refreshes_each_learner_once_and_deletes_its_rows(
 def test_a_failing_row_stays_for_a_retry_and_does_not_hold_up_the_others(
         held: tuple[Api, Runtime]) -> None:
     api, rt = held
-    group_of_two(api)
+    group_of_two(api, rt)
     drain(rt)
     queue(rt, {"collectionId": "k1"}, {"nothing": "here"}, topic="structure.changed")
     queue(rt, {"userId": "b"})
     stats = box.Stats()
     box.process_once(rt.engine, rt.jobs, stats)
     assert (stats.handled, stats.failed) == (2, 1)
-    assert left(rt) == [('{"nothing":"here"}', 1)]  # leased: retried after the lease
+    # The bad row is leased (retried after its lease); the structure change queued a
+    # refresh of the collection's enrolled group member.
+    assert left(rt) == [('{"nothing":"here"}', 1), ('{"userId":"a"}', 0)]
 
 
 def test_check_finds_and_rebuild_repairs_damaged_figures(held: tuple[Api, Runtime]) -> None:
     api, rt = held
-    group_of_two(api)
+    group_of_two(api, rt)
     drain(rt)
     before = totals(rt)
 
@@ -148,3 +151,24 @@ def test_check_finds_and_rebuild_repairs_damaged_figures(held: tuple[Api, Runtim
     assert after["member_count_at"] == before["member_count_at"]
     assert after["avg_progress_at"] > before["avg_progress_at"]
     assert rt.writer.run_sync(RebuildAggregates()).problems == []
+
+
+def test_a_structure_change_moves_the_group_figures(held: tuple[Api, Runtime]) -> None:
+    """Dropping a scored optional content changes no enrolment figure, but it changes the
+    member's score in the collection: the group's figures follow."""
+    api, rt = held
+    api.put_collection("k1", [leaf("c1"), leaf("c4", optional=True)])
+    api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
+    api.call("PUT", "/v1/groups/g/activities/Collection/k1")
+    api.call("PUT", "/v1/groups/g/members/a", {"request": {}})
+    api.start("a", "c1", "k1")
+    api.update("a", "c1", "k1", progress=100)
+    api.submit("a", "c4", "k1", assessments=[assess("q1", 1, 3)])
+    drain(rt)
+    assert totals(rt)["scored_count"] == 1
+    api.put_collection("k1", [leaf("c1")])
+    drain(rt)
+    assert totals(rt)["scored_count"] == 0
+    with rt.engine.connect() as conn:
+        assert check_aggregates(BatchUnitOfWork(conn, rt.ctx.instance_id, now_ms()),
+                                rt.ctx).problems == []

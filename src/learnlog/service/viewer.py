@@ -346,6 +346,8 @@ class RefreshCollection:
         enrolled = uow.enrolments_in(self.dataset, self.collection_id)
         for enrolment in enrolled:
             _refresh(uow, ctx, uow.enrolment(*enrolment.pk) or enrolment)
+            # Scores in the collection may move with no enrolment figure moving.
+            queue_member(uow, enrolment.dataset, enrolment.user_id)
         return len(enrolled)
 
 

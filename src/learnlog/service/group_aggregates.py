@@ -47,6 +47,7 @@ from .ports import ServiceContext
 from .reads import collection_records, load_summaries
 
 TOPIC = "group.member"
+READ_CHUNK = 1000  # learners a check reads through one cache
 
 
 def queue_member(uow: BatchUnitOfWork, dataset: str, user_id: str, *,
@@ -180,11 +181,15 @@ def check_aggregates(uow: BatchUnitOfWork, ctx: ServiceContext, *, fix: bool = F
     """Recompute every learner's figures and every group's totals from the facts and
     compare them with the stored ones; with `fix`, stage the corrections in `uow` (the
     totals through the same additive path as the upkeep, so a metric's lastUpdatedOn
-    moves only when it changes). Reads one learner at a time; memory holds the totals."""
+    moves only when it changes). Reads one learner at a time, through a cache renewed
+    every READ_CHUNK learners; memory holds the totals and the corrections."""
     report = AggregateReport()
     expected: dict[tuple[str, Pair], Totals] = {}
-    for dataset, user_id in _learners(uow.conn):
-        wanted = _wanted(uow, ctx, dataset, user_id)
+    reader = uow
+    for n, (dataset, user_id) in enumerate(_learners(uow.conn)):
+        if n % READ_CHUNK == 0:  # what was read for earlier learners is let go
+            reader = BatchUnitOfWork(uow.conn, uow.instance_id, uow.now)
+        wanted = _wanted(reader, ctx, dataset, user_id)
         for pair, old, new in _differences(_held(uow.conn, dataset, user_id), wanted):
             report.problems.append(f"group member {dataset}/{user_id} in {'/'.join(pair)}: "
                                    f"stored {old}, facts say {new}")

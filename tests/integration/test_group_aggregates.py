@@ -2,13 +2,15 @@
 
 The hand-computed group of tests/unit/test_domain_group_aggregates.py, recorded through
 the viewer API: five learners and a coach in group g; activity A is collection k1 (four
-required contents; c4 is an assessment worth 3 points, and submitting it completes it).
+required contents and an optional one, o5; c4 is an assessment worth 3 points, and
+submitting it completes it).
   m1  enrolled under x, completes c1 c2 c3 (12 s each) and scores 2/3 on c4 → 100 %,
       66.67 %; its own row: completedCount 4, timeSpent 36, score:c4 2, max_score:c4 3
   m2  under x: scores 3/3 on c4 (25 %); under y: completes c1, scores 1/3 on c4 (50 %)
       → counts once, with y: 50 %, 33.33 %
-  m3  enrolled, never started;  m4 nothing;  m5 completes c1 with no enrol call (the
-      implicit enrolment under k1's default context: 25 %)
+  m3  enrolled, never started;  m4 nothing;  m5 completes c1 and the optional o5 with no
+      enrol call (the implicit enrolment under k1's default context): 1 of 4 required
+      → 25 % (the optional content counts for nothing)
   → memberCount 5, enrolledCount 4, startedCount 3, completedCount 1,
     completionPercentage 25.0, avgProgress 43.75, avgScorePercent 50.0;
   after m1 leaves: 4, 3, 2, 0, 0.0, 25.0, 33.33.
@@ -56,7 +58,8 @@ def wait_for(api: Api, expected: dict[str, float], activity: str = "k1",
 
 @pytest.fixture
 def group(api: Api) -> Api:
-    api.put_collection("k1", [leaf("c1"), leaf("c2"), leaf("c3"), leaf("c4")])
+    api.put_collection("k1", [leaf("c1"), leaf("c2"), leaf("c3"), leaf("c4"),
+                              leaf("o5", optional=True)])
     api.put_collection("k2", [leaf("d1")])
     api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
     for user in ("m1", "m2", "m3", "m4", "m5"):
@@ -91,6 +94,7 @@ def test_the_hand_computed_group(group: Api) -> None:
     score(api, "m2", 1, "y")
     api.post("/v1/enrol", {"userId": "m3", "collectionId": "k1", "contextId": "x"})
     complete(api, "m5", "c1", None)
+    complete(api, "m5", "o5", None)
     result = wait_for(api, {
         "memberCount": 5, "enrolledCount": 4, "startedCount": 3, "completedCount": 1,
         "completionPercentage": 25.0, "avgProgress": 43.75, "avgScorePercent": 50.0})
@@ -105,6 +109,8 @@ def test_the_hand_computed_group(group: Api) -> None:
                           "score:c4": 1, "max_score:c4": 3, "attempts_count:c4": 1}
     assert rows["m4"] == {"status": 0, "progress": 0, "completedCount": 0,
                           "scorePercent": 0, "timeSpent": 0}
+    assert rows["m5"] == {"status": 1, "progress": 25, "completedCount": 1,
+                          "scorePercent": 0, "timeSpent": 0}  # o5 is optional
     assert [a["lastUpdatedOn"] for m in result["activity"]["members"] if m["id"] == "m4"
             for a in m["agg"]] == [None] * 5
     assert all(a["lastUpdatedOn"] for m in result["activity"]["members"] if m["id"] == "m1"

@@ -271,3 +271,24 @@ def test_a_content_activity_counts_its_completion(group: Api) -> None:
                           "scorePercent": 0.0, "timeSpent": 0}
     assert rows["m2"]["progress"] == 100 and rows["m2"]["completedCount"] == 1
     assert rows["m3"]["status"] == 0
+
+
+def test_member_rows_read_in_chunks_give_the_same_rows(group: Api, runtime: Runtime,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big group's rows are read a chunk of members at a time (a statement's parameters
+    are bounded): chunks of one member give the rows one read gives."""
+    api = group
+    api.call("PUT", "/v1/groups/g/activities/Content/c1")
+    complete(api, "m1", "c1", "x", 5)
+    complete(api, "m2", "c2", None)
+    api.start("m3", "c1")
+    api.update("m3", "c1", progress=40, timespent=2)
+    bodies = [{"groupId": "g", "activityId": a, "activityType": t}
+              for a, t in (("k1", "Collection"), ("c1", "Content"))]
+    whole = [api.post(AGG, b)["result"]["activity"]["members"] for b in bodies]
+    monkeypatch.setattr("learnlog.service.group_aggregates.MEMBER_CHUNK", 1)
+    assert [api.post(AGG, b)["result"]["activity"]["members"] for b in bodies] == whole
+    rows = {m["id"]: {a["metric"]: a["value"] for a in m["agg"]} for m in whole[0]}
+    assert rows["m1"]["timeSpent"] == 5 and rows["m2"]["completedCount"] == 1
+    assert {m["id"]: {a["metric"]: a["value"] for a in m["agg"]}["timeSpent"]
+            for m in whole[1]}["m3"] == 2

@@ -31,7 +31,7 @@ from ..domain.group_aggregates import (
     member_row,
     single_content,
 )
-from ..domain.keys import resolve_key
+from ..domain.keys import SummaryKey, resolve_key
 from ..domain.summary import Summary
 from ..store import rows
 from ..store.schema import (
@@ -41,13 +41,15 @@ from ..store.schema import (
     group_activity_agg,
     member_activity_agg,
     memberships,
+    summaries,
 )
 from ..store.uow import BatchUnitOfWork
 from .ports import ServiceContext
-from .reads import collection_records, load_summaries
+from .reads import collection_records
 
 TOPIC = "group.member"
 READ_CHUNK = 1000  # learners a check reads through one cache
+MEMBER_CHUNK = 500  # members whose rows one pair of queries reads
 
 
 def queue_member(uow: BatchUnitOfWork, dataset: str, user_id: str, *,
@@ -276,39 +278,53 @@ def _content_figures(summary: Summary) -> ContentFigures:
                           summary.best_max_score, summary.attempts_count, summary.last_access)
 
 
+def _summaries_of(conn: Connection, dataset: str, user_ids: Sequence[str],
+                  content_ids: Sequence[str], wanted: set[SummaryKey]
+                  ) -> dict[SummaryKey, Summary]:
+    """The wanted summaries of these learners: one range read per learner through the
+    primary key (dataset, user, …), filtered by content, then by key here."""
+    if not wanted:
+        return {}
+    found = conn.execute(select(summaries).where(
+        summaries.c.dataset == dataset, summaries.c.user_id.in_(user_ids),
+        summaries.c.content_id.in_(sorted(set(content_ids))))).mappings()
+    return {s.key: s for s in map(rows.summary_from_row, found) if s.key in wanted}
+
+
 def member_rows(conn: Connection, ctx: ServiceContext, dataset: str, activity_type: str,
                 activity_id: str, user_ids: Sequence[str]
                 ) -> dict[str, list[dict[str, Any]]]:
     """Each member's own row for an activity, computed from its enrolments and summaries
-    as they are now (read-after-write, SPEC §2.7): a few batched queries for all of them."""
+    as they are now (read-after-write, SPEC §2.7): two queries per MEMBER_CHUNK members."""
     standings: dict[str, list[ContextFigures]] = {u: [] for u in user_ids}
     contents: dict[str, list[list[ContentFigures]]] = {u: [] for u in user_ids}
+    leaves: tuple[str, ...] = (activity_id,)
     if activity_type == "Collection":
         record = collection_records(conn, dataset, [activity_id]).get(activity_id)
-        leaves = record.structure.leaves if record is not None else ()
-        found = [rows.enrolment_from_row(r) for chunk in _chunked(user_ids)
-                 for r in conn.execute(select(enrolments).where(
-                     enrolments.c.dataset == dataset, enrolments.c.user_id.in_(chunk),
-                     enrolments.c.collection_id == activity_id,
-                     enrolments.c.active.is_(True))
-                     .order_by(enrolments.c.user_id, enrolments.c.context_id)).mappings()]
-        loaded = load_summaries(conn, [content_key(ctx.mode, e, c)
-                                       for e in found for c in leaves])
+        leaves = tuple(record.structure.leaves) if record is not None else ()
+    for chunk in _chunked(user_ids, MEMBER_CHUNK):
+        if activity_type != "Collection":
+            keys = {u: resolve_key(ctx.mode, dataset=dataset, user_id=u,
+                                   content_id=activity_id) for u in chunk}
+            loaded = _summaries_of(conn, dataset, chunk, leaves, set(keys.values()))
+            for u, key in keys.items():
+                if key in loaded:
+                    standings[u].append(_single(loaded[key]))
+                    contents[u].append([_content_figures(loaded[key])])
+            continue
+        found = [rows.enrolment_from_row(r) for r in conn.execute(select(enrolments).where(
+            enrolments.c.dataset == dataset, enrolments.c.user_id.in_(chunk),
+            enrolments.c.collection_id == activity_id, enrolments.c.active.is_(True))
+            .order_by(enrolments.c.user_id, enrolments.c.context_id)).mappings()]
+        loaded = _summaries_of(conn, dataset, chunk, leaves, {
+            content_key(ctx.mode, e, c) for e in found for c in leaves})
         for e in found:
             mine = [loaded.get(content_key(ctx.mode, e, c)) for c in leaves]
             standings[e.user_id].append(_standing(e, mine))
             contents[e.user_id].append([_content_figures(x) for x in mine if x is not None])
-    else:
-        keys = {u: resolve_key(ctx.mode, dataset=dataset, user_id=u, content_id=activity_id)
-                for u in user_ids}
-        loaded = load_summaries(conn, list(keys.values()))
-        for u, key in keys.items():
-            if key in loaded:
-                standings[u].append(_single(loaded[key]))
-                contents[u].append([_content_figures(loaded[key])])
     return {u: [{"metric": m, "value": v, "lastUpdatedOn": t}
                 for m, v, t in member_row(standings[u], contents[u])] for u in user_ids}
 
 
-def _chunked(items: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
+def _chunked(items: Sequence[str], size: int) -> list[Sequence[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]

@@ -62,6 +62,17 @@ def api(runtime: Runtime) -> Iterator[Api]:
 
 
 @pytest.fixture
+def held_outbox(settings: Settings) -> Iterator[tuple[Api, Runtime]]:
+    """An app whose outbox only moves when the test says so (to see what writes
+    queue, and to run the processor by hand)."""
+    rt = bootstrap(settings.model_copy(update={"process_outbox": False}))
+    rt.start()
+    with TestClient(create_app(rt.settings, rt)) as client:
+        yield Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret), rt
+    rt.close()
+
+
+@pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real `learnlog serve` processes; all are stopped after the test."""
     started: list[ServerProcess] = []

@@ -20,7 +20,7 @@ Activity B (collection k2): nobody enrolled: percentages 0, not an error.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -168,16 +168,6 @@ def test_bad_requests_name_the_field(group: Api, request_body: dict[str, Any], e
     assert (refused["params"]["err"], refused["result"]["field"]) == (err, field)
     if err == "GROUP_ID_MISSING":
         assert refused["params"]["errmsg"] == "GroupId is mandatory."
-
-
-@pytest.fixture
-def held_outbox(settings: Settings) -> Iterator[tuple[Api, Runtime]]:
-    """An app whose outbox is not processed, to see what writes queue."""
-    rt = bootstrap(settings.model_copy(update={"process_outbox": False}))
-    rt.start()
-    with TestClient(create_app(rt.settings, rt)) as client:
-        yield Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret), rt
-    rt.close()
 
 
 def queued(rt: Runtime) -> list[Any]:

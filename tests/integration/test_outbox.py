@@ -3,34 +3,18 @@ the group figures' check and rebuild (`learnlog verify` / `learnlog recompute`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from learnlog.api.app import create_app
-from learnlog.api.auth import mint
-from learnlog.bootstrap import Runtime, bootstrap
+from learnlog.bootstrap import Runtime
 from learnlog.jobs import outbox as box
 from learnlog.service.group_aggregates import RebuildAggregates, check_aggregates
-from learnlog.settings import Settings
 from learnlog.store import rows
 from learnlog.store.schema import group_activity_agg, member_activity_agg, outbox
 from learnlog.store.uow import BatchUnitOfWork
 from learnlog.store.writer import now_ms
 from tests.support import Api, assess, leaf
-
-
-@pytest.fixture
-def held(settings: Settings) -> Iterator[tuple[Api, Runtime]]:
-    """An app whose outbox only moves when the test says so."""
-    rt = bootstrap(settings.model_copy(update={"process_outbox": False}))
-    rt.start()
-    with TestClient(create_app(rt.settings, rt)) as client:
-        yield Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret), rt
-    rt.close()
 
 
 def queue(rt: Runtime, *payloads: dict[str, Any], topic: str = "group.member") -> None:
@@ -69,8 +53,8 @@ def drain(rt: Runtime) -> None:
 
 
 def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(
-        held: tuple[Api, Runtime]) -> None:
-    _, rt = held
+        held_outbox: tuple[Api, Runtime]) -> None:
+    _, rt = held_outbox
     queue(rt, {"userId": "a"}, {"userId": "b"})
     first = box.claim(rt.engine, 1, 60_000)
     second = box.claim(rt.engine, 10, 60_000)
@@ -85,8 +69,8 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(
 
 
 def test_a_batch_refreshes_each_learner_once_and_deletes_its_rows(
-        held: tuple[Api, Runtime]) -> None:
-    api, rt = held
+        held_outbox: tuple[Api, Runtime]) -> None:
+    api, rt = held_outbox
     group_of_two(api, rt)
     queue(rt, *[{"userId": "a"}] * 5)
     with rt.engine.connect() as conn:
@@ -105,8 +89,8 @@ def test_a_batch_refreshes_each_learner_once_and_deletes_its_rows(
 
 
 def test_a_failing_row_stays_for_a_retry_and_does_not_hold_up_the_others(
-        held: tuple[Api, Runtime]) -> None:
-    api, rt = held
+        held_outbox: tuple[Api, Runtime]) -> None:
+    api, rt = held_outbox
     group_of_two(api, rt)
     drain(rt)
     queue(rt, {"collectionId": "k1"}, {"nothing": "here"}, topic="structure.changed")
@@ -119,8 +103,8 @@ def test_a_failing_row_stays_for_a_retry_and_does_not_hold_up_the_others(
     assert left(rt) == [('{"nothing":"here"}', 1), ('{"userId":"a"}', 0)]
 
 
-def test_check_finds_and_rebuild_repairs_damaged_figures(held: tuple[Api, Runtime]) -> None:
-    api, rt = held
+def test_check_finds_and_rebuild_repairs_damaged_figures(held_outbox: tuple[Api, Runtime]) -> None:
+    api, rt = held_outbox
     group_of_two(api, rt)
     drain(rt)
     before = totals(rt)
@@ -153,10 +137,10 @@ def test_check_finds_and_rebuild_repairs_damaged_figures(held: tuple[Api, Runtim
     assert rt.writer.run_sync(RebuildAggregates()).problems == []
 
 
-def test_a_structure_change_moves_the_group_figures(held: tuple[Api, Runtime]) -> None:
+def test_a_structure_change_moves_the_group_figures(held_outbox: tuple[Api, Runtime]) -> None:
     """Dropping a scored optional content changes no enrolment figure, but it changes the
     member's score in the collection: the group's figures follow."""
-    api, rt = held
+    api, rt = held_outbox
     api.put_collection("k1", [leaf("c1"), leaf("c4", optional=True)])
     api.call("PUT", "/v1/groups/g", {"request": {"kind": "group", "name": "G"}})
     api.call("PUT", "/v1/groups/g/activities/Collection/k1")

@@ -15,7 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
+from .collection import EnrolmentProgress
 from .progress import COMPLETED, IN_PROGRESS, NOT_STARTED
+from .summary import Summary
 
 MICRO = 1_000_000  # score percents are kept in millionths of a percent
 
@@ -98,6 +100,26 @@ class ContentFigures:
     best_max_score: float | None
     attempts: int
     last_access: int | None
+
+
+def enrolment_standing(figures: EnrolmentProgress, leaves: Iterable[Summary | None]
+                       ) -> ContextFigures:
+    """A learner's standing under one enrolment: its figures, and the best scores of the
+    collection's contents (their summaries under that enrolment) that have a max score."""
+    score = max_score = 0.0
+    for summary in leaves:
+        if summary is not None and summary.best_score is not None and summary.best_max_score:
+            score += summary.best_score
+            max_score += summary.best_max_score
+    return ContextFigures(figures.status, figures.progress, figures.completed_count,
+                          enrolled=True, consumed=figures.status > 0, score=score,
+                          max_score=max_score)
+
+
+def content_figures(summary: Summary) -> ContentFigures:
+    """What a member's row shows of one content: its summary's time, scores, attempts."""
+    return ContentFigures(summary.key.content_id, summary.time_spent, summary.best_score,
+                          summary.best_max_score, summary.attempts_count, summary.last_access)
 
 
 def member_row(contexts: Sequence[ContextFigures],

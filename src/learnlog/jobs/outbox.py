@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,10 +83,6 @@ def claim(engine: Engine, limit: int, lease_ms: int) -> list[dict[str, Any]]:
     return sorted((dict(r) for r in claimed), key=lambda r: r["id"])
 
 
-def _wait(futures: list[Future[Any]]) -> list[BaseException | None]:
-    return [f.exception() for f in futures]
-
-
 def process_once(engine: Engine, jobs: Jobs, stats: Stats | None = None,
                  limit: int = BATCH) -> int:
     """Claim and handle one batch of due rows; returns how many rows were claimed."""
@@ -105,12 +100,12 @@ def process_once(engine: Engine, jobs: Jobs, stats: Stats | None = None,
         if key in commands:
             commands[key][1].append(row["id"])
             continue
-        handler = HANDLERS.get(topic)
         try:
             if topic in COMMANDS:
                 commands[key] = (COMMANDS[topic](row["dataset"], rows.loads(row["payload"])),
                                  [row["id"]])
                 continue
+            handler = HANDLERS.get(topic)
             if handler is not None:
                 handler(jobs, row["dataset"], rows.loads(row["payload"]))
             else:
@@ -122,8 +117,9 @@ def process_once(engine: Engine, jobs: Jobs, stats: Stats | None = None,
         done.append(row["id"])
     if commands:
         planned = list(commands.values())
-        outcomes = _wait(jobs.writer.run_many([command for command, _ in planned]))
-        for (command, ids), error in zip(planned, outcomes, strict=True):
+        futures = jobs.writer.run_many([command for command, _ in planned])
+        for (command, ids), future in zip(planned, futures, strict=True):
+            error = future.exception()
             if error is None:
                 done.extend(ids)
             else:
@@ -153,7 +149,6 @@ class OutboxLoop:
         self._stop = threading.Event()
         self._due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="learnlog-outbox", daemon=True)
-        self.stats = Stats()
 
     def start(self) -> None:
         self._thread.start()
@@ -174,8 +169,7 @@ class OutboxLoop:
             if self._stop.is_set():
                 return
             try:
-                while process_once(self._engine, self._jobs, self.stats) and \
-                        not self._stop.is_set():
+                while process_once(self._engine, self._jobs) and not self._stop.is_set():
                     pass
             except Exception:
                 log.exception("outbox loop error")

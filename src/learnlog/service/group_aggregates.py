@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, union
 
-from ..domain.enrolment import Enrolment, content_key
+from ..domain.enrolment import content_key
 from ..domain.group_aggregates import (
     METRICS,
     NOBODY,
@@ -27,6 +27,8 @@ from ..domain.group_aggregates import (
     ContextFigures,
     MemberFigures,
     Totals,
+    content_figures,
+    enrolment_standing,
     member_figures,
     member_row,
     single_content,
@@ -43,7 +45,7 @@ from ..store.schema import (
     memberships,
     summaries,
 )
-from ..store.uow import BatchUnitOfWork
+from ..store.uow import BatchUnitOfWork, chunks
 from .ports import ServiceContext
 from .reads import collection_records
 
@@ -72,19 +74,6 @@ def _pairs(conn: Connection, dataset: str, user_id: str) -> list[tuple[str, str,
             group_activities.c.dataset == dataset, group_activities.c.group_id.in_(mine)))]
 
 
-def _standing(e: Enrolment, leaves: Sequence[Summary | None]) -> ContextFigures:
-    """A learner's standing under one enrolment, with the best scores of the collection's
-    contents (their summaries under that enrolment)."""
-    score = max_score = 0.0
-    for summary in leaves:
-        if summary is not None and summary.best_score is not None and summary.best_max_score:
-            score += summary.best_score
-            max_score += summary.best_max_score
-    f = e.figures
-    return ContextFigures(f.status, f.progress, f.completed_count, enrolled=True,
-                          consumed=f.status > 0, score=score, max_score=max_score)
-
-
 def _single(summary: Summary) -> ContextFigures:
     return single_content(summary.status, summary.best_score, summary.best_max_score)
 
@@ -95,7 +84,8 @@ def _collection(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id
     record = uow.collection(dataset, collection_id)
     leaves = record.structure.leaves if record is not None else ()
     return member_figures([
-        _standing(e, [uow.summary(content_key(ctx.mode, e, c)) for c in leaves])
+        enrolment_standing(e.figures, [uow.summary(content_key(ctx.mode, e, c))
+                                       for c in leaves])
         for e in uow.enrolments_of(dataset, user_id)
         if e.collection_id == collection_id and e.active])
 
@@ -273,11 +263,6 @@ def activity_view(conn: Connection, dataset: str, group_id: str, activity_type: 
         for m, v in totals.metrics().items()]}
 
 
-def _content_figures(summary: Summary) -> ContentFigures:
-    return ContentFigures(summary.key.content_id, summary.time_spent, summary.best_score,
-                          summary.best_max_score, summary.attempts_count, summary.last_access)
-
-
 def _summaries_of(conn: Connection, dataset: str, user_ids: Sequence[str],
                   content_ids: Sequence[str], wanted: set[SummaryKey]
                   ) -> dict[SummaryKey, Summary]:
@@ -302,7 +287,7 @@ def member_rows(conn: Connection, ctx: ServiceContext, dataset: str, activity_ty
     if activity_type == "Collection":
         record = collection_records(conn, dataset, [activity_id]).get(activity_id)
         leaves = tuple(record.structure.leaves) if record is not None else ()
-    for chunk in _chunked(user_ids, MEMBER_CHUNK):
+    for chunk in chunks(user_ids, MEMBER_CHUNK):
         if activity_type != "Collection":
             keys = {u: resolve_key(ctx.mode, dataset=dataset, user_id=u,
                                    content_id=activity_id) for u in chunk}
@@ -310,7 +295,7 @@ def member_rows(conn: Connection, ctx: ServiceContext, dataset: str, activity_ty
             for u, key in keys.items():
                 if key in loaded:
                     standings[u].append(_single(loaded[key]))
-                    contents[u].append([_content_figures(loaded[key])])
+                    contents[u].append([content_figures(loaded[key])])
             continue
         found = [rows.enrolment_from_row(r) for r in conn.execute(select(enrolments).where(
             enrolments.c.dataset == dataset, enrolments.c.user_id.in_(chunk),
@@ -320,11 +305,7 @@ def member_rows(conn: Connection, ctx: ServiceContext, dataset: str, activity_ty
             content_key(ctx.mode, e, c) for e in found for c in leaves})
         for e in found:
             mine = [loaded.get(content_key(ctx.mode, e, c)) for c in leaves]
-            standings[e.user_id].append(_standing(e, mine))
-            contents[e.user_id].append([_content_figures(x) for x in mine if x is not None])
+            standings[e.user_id].append(enrolment_standing(e.figures, mine))
+            contents[e.user_id].append([content_figures(x) for x in mine if x is not None])
     return {u: [{"metric": m, "value": v, "lastUpdatedOn": t}
                 for m, v, t in member_row(standings[u], contents[u])] for u in user_ids}
-
-
-def _chunked(items: Sequence[str], size: int) -> list[Sequence[str]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]

@@ -210,7 +210,7 @@ class BatchUnitOfWork:
     def load_summaries(self, keys: Iterable[SummaryKey]) -> None:
         """Load many summaries with one query (the writer calls this for a whole batch)."""
         wanted = [k for k in set(keys) if k not in self._summaries]
-        for chunk in _chunks(wanted, 400):
+        for chunk in chunks(wanted, 400):
             for row in self.fast.rows_by_keys(summaries, SUMMARY_PK, [
                     (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id)
                     for k in chunk]):
@@ -254,7 +254,7 @@ class BatchUnitOfWork:
     # -- sessions -----------------------------------------------------------------------
     def load_sessions(self, ids: Iterable[tuple[str, str, str]]) -> None:
         wanted = [i for i in set(ids) if i not in self._sessions]
-        for chunk in _chunks(wanted, 400):
+        for chunk in chunks(wanted, 400):
             for row in self.fast.rows_by_keys(sessions, SESSION_PK, chunk):
                 s = rows.session_from_row(row)
                 self._sessions[(s.key.dataset, s.key.user_id, s.session_id)] = s
@@ -326,7 +326,7 @@ class BatchUnitOfWork:
     def load_tries(self, keys: Iterable[SummaryKey]) -> None:
         """Load the tries of many keys with one query per 400 keys (batch prefetch)."""
         wanted = [k for k in set(keys) if k not in self._tries]
-        for chunk in _chunks(wanted, 400):
+        for chunk in chunks(wanted, 400):
             for k in chunk:
                 self._tries[k] = []
             for row in self.fast.rows_by_keys(tries, SUMMARY_PK, [
@@ -343,7 +343,7 @@ class BatchUnitOfWork:
                   if not self._has_window((k, level), window)}
         for window in set(wanted.values()):
             pairs = [p for p, w in wanted.items() if w == window]
-            for chunk in _chunks(pairs, 400):
+            for chunk in chunks(pairs, 400):
                 keys = [(k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id,
                          level) for k, level in chunk]
                 found = (self.fast.rows_by_keys(item_attempts, TRY_PK, keys) if window is None
@@ -726,7 +726,8 @@ class BatchUnitOfWork:
             "counter": next(self._allocate(1)), "updated_at": self.now}])
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """`items` in consecutive slices of at most `size`."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
 

@@ -108,12 +108,10 @@ class Writer:
     def run_many(self, commands: list[Any]) -> list[Future[Any]]:
         """Queue several commands at once (they usually share a batch); one future each.
         Without the writer thread they are applied here, as one batch."""
+        if self._thread is not None:
+            return [self.submit_future(command) for command in commands]
         jobs = [_Job(command, Future()) for command in commands]
-        if self._thread is None:
-            self._process(jobs)
-        else:
-            for job in jobs:
-                self._queue.put(job)
+        self._process(jobs)
         return [job.future for job in jobs]  # type: ignore[misc]
 
     def run_sync(self, command: Any) -> Any:

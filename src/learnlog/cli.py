@@ -67,6 +67,9 @@ def token(
                     ] = None,
     dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
     ttl: Annotated[int, typer.Option(help="seconds until it expires")] = 24 * 3600,
+    partition: Annotated[list[str] | None, typer.Option(
+        help="a sync partition a device token is granted (repeat the option for more), "
+             "e.g. default:user:alice")] = None,
 ) -> None:
     """Print a signed token and nothing else on stdout."""
     roles = role or ["learner"]
@@ -76,7 +79,7 @@ def token(
         raise typer.Exit(2)
     rt = bootstrap(_settings())
     try:
-        typer.echo(mint(rt.secret, sub, roles, dataset, ttl))
+        typer.echo(mint(rt.secret, sub, roles, dataset, ttl, partitions=partition or ()))
     finally:
         rt.close()
 
@@ -237,6 +240,46 @@ def worker(
     finally:
         rt.close()
     raise typer.Exit(1 if stats.failed else 0)
+
+
+@app.command("sync")
+def sync_command(
+    server: Annotated[str, typer.Option(help="the other instance, e.g. http://school:8000")],
+    token: Annotated[str, typer.Option(help="a token of the other instance: admin, or a "
+                                            "device token granted the partitions")],
+    partition: Annotated[list[str] | None, typer.Option(
+        help="sync only this partition (repeat for more); default: every partition the "
+             "token is granted")] = None,
+    dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
+    chunk: Annotated[int, typer.Option(help="facts per chunk", min=1, max=5000)] = 2000,
+) -> None:
+    """Sync this instance's database with another instance: pull what this one lacks,
+    then push what the other lacks. Safe to interrupt and run again."""
+    from rich.progress import SpinnerColumn
+
+    from .sync.client import HttpPeer, SyncError, sync
+
+    rt = bootstrap(_settings())
+    peer = HttpPeer(server, token)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                      TextColumn("{task.completed:,} facts"), TimeElapsedColumn(),
+                      console=err) as bar:
+            tasks = {"pull": bar.add_task("pulled from the server", total=None),
+                     "push": bar.add_task("pushed to the server", total=None)}
+            report = sync(rt, peer, partition, dataset=dataset, limit=chunk,
+                          progress=lambda phase, n: bar.advance(tasks[phase], n))
+    except SyncError as error:
+        err.print(f"[red]sync failed[/red]: {error}")
+        raise typer.Exit(1) from error
+    finally:
+        peer.close()
+        rt.close()
+    err.print(f"[green]synced[/green] {report.partitions} partitions with "
+              f"{report.peer.get('instanceId')}: pulled {report.pulled:,} facts "
+              f"({report.written:,} stored, {report.dropped:,} erased or deleted here), "
+              f"pushed {report.pushed:,} ({report.peer_written:,} stored there) "
+              f"in {report.chunks:,} chunks")
 
 
 def _bar() -> Progress:

@@ -12,13 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from learnlog.domain.assessment import Attempt, ItemResponse
+from learnlog.domain.enrolment import Enrolment, IssuedCertificate
 from learnlog.domain.keys import SummaryKey
 from learnlog.domain.mastery import Criterion, ItemAttempt, Try
 from learnlog.domain.merge import (
     held,
     join_vectors,
     merge_attempt,
+    merge_enrolment,
     merge_item_attempt,
+    merge_record,
     merge_session,
     merge_try,
 )
@@ -59,13 +62,37 @@ attempts = st.builds(
         (ItemResponse("q1", ets, score, 3.0, {"id": "q1"}, {}),)),
     times, st.sampled_from([0.0, 1.0, 2.0]), times)
 
+certificates = st.lists(st.builds(
+    lambda cid, name, at: IssuedCertificate(cid, name, "tok-" + cid, at),
+    st.sampled_from(["c1", "c2", "c3"]), st.sampled_from(["gold", "silver"]), times),
+    max_size=2, unique_by=lambda c: c.name)  # an enrolment holds one certificate per name
+# An enrolment version with the time it was written (what the join orders by); its
+# certificates in the order they were issued.
+enrolments = st.builds(
+    lambda when, at, active, certs: (when, Enrolment("d", "u", "col", "ctx", at, active,
+                                                     certificates=tuple(sorted(
+                                                         certs, key=lambda c: (c.issued_on,
+                                                                               c.name))))),
+    times, times, st.booleans(), certificates)
+records = st.tuples(times, st.dictionaries(st.sampled_from("ab"), st.integers(0, 2),
+                                           max_size=2))
+
+
+def _timed(rule: Any) -> Any:
+    """A rule over (time, value) pairs, as a join over the pairs."""
+    return lambda a, b: (max(a[0], b[0]), rule(a[0], a[1], b[0], b[1]))
+
+
 RULES: list[tuple[Any, Any]] = [(merge_session, sessions), (merge_try, tries),
                                  (merge_item_attempt, item_attempts),
-                                 (merge_attempt, attempts)]
+                                 (merge_attempt, attempts),
+                                 (_timed(merge_enrolment), enrolments),
+                                 (_timed(merge_record), records)]
 
 
 @pytest.mark.parametrize(("merge", "facts"), RULES,
-                         ids=["session", "try", "item attempt", "attempt"])
+                         ids=["session", "try", "item attempt", "attempt", "enrolment",
+                              "record"])
 def test_every_rule_is_a_join(merge: Any, facts: Any) -> None:
     @given(facts, facts, facts)
     def check(a: Any, b: Any, c: Any) -> None:
@@ -127,3 +154,21 @@ def test_canonical_json_orders_mappings_and_refuses_the_unknown() -> None:
     assert canonical(MappingProxyType({"b": 1, "a": 2})) == '{"a":2,"b":1}'
     with pytest.raises(TypeError):
         canonical(object())
+
+
+def test_an_enrolment_keeps_its_first_time_its_last_state_and_each_certificate_once() -> None:
+    gold_a = IssuedCertificate("x", "gold", "t1", 50)
+    gold_b = IssuedCertificate("y", "gold", "t2", 40)
+    silver = IssuedCertificate("z", "silver", "t3", 60)
+    a = Enrolment("d", "u", "col", "ctx", 10, True, certificates=(gold_a, silver))
+    b = Enrolment("d", "u", "col", "ctx", 5, False, certificates=(gold_b,))
+    merged = merge_enrolment(100, a, 200, b)  # b (unenrolled) was written last
+    assert (merged.enrolled_at, merged.active) == (5, False)
+    assert merged.certificates == (gold_b, silver)  # the first gold issued, then silver
+    with pytest.raises(ValueError, match="enrolments"):
+        merge_enrolment(1, a, 2, replace(b, context_id="other"))
+
+
+def test_a_record_is_the_one_written_last() -> None:
+    assert merge_record(1, {"role": "coach"}, 2, {"role": "learner"}) == {"role": "learner"}
+    assert merge_record(2, {"role": "coach"}, 1, {"role": "learner"}) == {"role": "coach"}

@@ -29,6 +29,8 @@ class Principal:
     dataset: str
     roles: frozenset[str]
     expires_at: float | None
+    # The sync partitions a device token is granted (its `partitions` claim, SPEC §3).
+    partitions: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
@@ -36,10 +38,14 @@ class Principal:
 
 
 def mint(secret: str, sub: str, roles: Sequence[str] = ("learner",), dataset: str = "default",
-         ttl: int | None = 3600 * 24, now: float | None = None) -> str:
-    """A signed HS256 token for local use (`learnlog token`)."""
+         ttl: int | None = 3600 * 24, now: float | None = None,
+         partitions: Sequence[str] = ()) -> str:
+    """A signed HS256 token for local use (`learnlog token`); `partitions` are a device's
+    sync grants."""
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {"sub": sub, "dataset": dataset, "roles": list(roles), "iat": issued}
+    if partitions:
+        claims["partitions"] = list(partitions)
     if ttl is not None:
         claims["exp"] = issued + ttl
     return jwt.encode(claims, secret, algorithm="HS256")
@@ -99,9 +105,14 @@ class Authenticator:
                 isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
             raise Unauthorized("You are not authorized: malformed token claims.",
                                code="UNAUTHORIZED_USER")
+        partitions = claims.get("partitions", [])
+        if not (isinstance(partitions, list) and all(isinstance(p, str) for p in partitions)):
+            raise Unauthorized("You are not authorized: malformed token claims (partitions "
+                               "must be a list of strings).", code="UNAUTHORIZED_USER")
         exp = claims.get("exp")
         return Principal(sub, dataset, frozenset(roles) & set(ROLES),
-                         float(exp) if isinstance(exp, int | float) else None)
+                         float(exp) if isinstance(exp, int | float) else None,
+                         frozenset(partitions))
 
     def authenticate(self, header: str | None, *, write: bool = False) -> Principal:
         """The caller of a request, from its Authorization header."""

@@ -23,6 +23,7 @@ from dataclasses import asdict, is_dataclass, replace
 from typing import Any, TypeVar
 
 from .assessment import Attempt
+from .enrolment import Enrolment, IssuedCertificate
 from .mastery import ItemAttempt, Try
 from .summary import Session
 
@@ -145,6 +146,32 @@ def merge_attempt(a: Attempt, b: Attempt) -> Attempt:
     last, whole (its responses and totals belong together)."""
     _same("attempts", (a.key, a.attempt_id), (b.key, b.attempt_id))
     return a if _attempt_rank(a) >= _attempt_rank(b) else b
+
+
+def merge_record(when_a: int, a: T, when_b: int, b: T) -> T:
+    """Two versions of a record any instance may rewrite (a user, a group, a membership, a
+    structure, a tombstone): the one written last; equal times, the greater value."""
+    return _last_written(when_a, a, when_b, b)
+
+
+def _certificates(a: Enrolment, b: Enrolment) -> tuple[IssuedCertificate, ...]:
+    """One certificate per template name: the first issued (ties: the smaller id)."""
+    first: dict[str, IssuedCertificate] = {}
+    for c in (*a.certificates, *b.certificates):
+        held = first.get(c.name)
+        if held is None or (c.issued_on, c.id) < (held.issued_on, held.id):
+            first[c.name] = c
+    return tuple(sorted(first.values(), key=lambda c: (c.issued_on, c.name)))
+
+
+def merge_enrolment(when_a: int, a: Enrolment, when_b: int, b: Enrolment) -> Enrolment:
+    """Two versions of one enrolment: enrolled since the earlier time, active as written
+    last, each certificate issued once (the first). Figures are a fold of summaries: the
+    receiver recomputes them; the join keeps the last written version's."""
+    _same("enrolments", a.pk, b.pk)
+    last = _last_written(when_a, a, when_b, b)
+    return replace(last, enrolled_at=min(a.enrolled_at, b.enrolled_at),
+                   certificates=_certificates(a, b))
 
 
 def join_vectors(a: VersionVector, b: VersionVector) -> dict[str, int]:

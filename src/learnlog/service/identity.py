@@ -95,7 +95,7 @@ class RemoveMember:
         return {"groupId": self.group_id, "userId": self.user_id, "removed": True}
 
 
-def _queue_members(uow: BatchUnitOfWork, dataset: str, group_id: str) -> None:
+def queue_group_members(uow: BatchUnitOfWork, dataset: str, group_id: str) -> None:
     """A group's activities changed: refresh every member's figures (once per member, a
     structural change, not a write of progress)."""
     for user_id in uow.conn.execute(select(memberships.c.user_id).where(
@@ -121,7 +121,7 @@ class PutActivity:
         uow.put_record(group_activities, shared_partition(self.dataset), {
             "dataset": self.dataset, "group_id": self.group_id,
             "activity_type": self.activity_type, "activity_id": self.activity_id})
-        _queue_members(uow, self.dataset, self.group_id)
+        queue_group_members(uow, self.dataset, self.group_id)
         return {"groupId": self.group_id, "activity": {"id": self.activity_id,
                                                        "type": self.activity_type}}
 
@@ -143,7 +143,7 @@ class RemoveActivity:
                            f"{self.activity_id}.", code="ACTIVITY_NOT_FOUND",
                            field="activityId")
         uow.delete_record(group_activities, shared_partition(self.dataset), pk)
-        _queue_members(uow, self.dataset, self.group_id)
+        queue_group_members(uow, self.dataset, self.group_id)
         return {"groupId": self.group_id, "activity": {"id": self.activity_id,
                                                        "type": self.activity_type},
                 "removed": True}

@@ -200,11 +200,12 @@ def after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
     if not (newly_completed or scores_changed or before is None):
         return
     queue_member(uow, keys.dataset, keys.user_id)  # a content activity may have moved
-    for enrolment in _touched(uow, ctx, after.key):
-        _refresh(uow, ctx, enrolment)
+    for enrolment in touched_enrolments(uow, ctx, after.key):
+        refresh_enrolment(uow, ctx, enrolment)
 
 
-def _touched(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey) -> list[Enrolment]:
+def touched_enrolments(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey
+                       ) -> list[Enrolment]:
     """The enrolments whose figures a change of the summary under `key` can move."""
     if ctx.mode is ContextMode.STRICT:
         # In strict mode a key counts for exactly one enrolment: its own collection and
@@ -230,10 +231,10 @@ def _ensure_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, u
         return existing
     enrolment = (replace(existing, active=True) if existing is not None else
                  Enrolment(dataset, user_id, collection_id, context_id, enrolled_at=uow.now))
-    return _refresh(uow, ctx, enrolment, consumed=consumed)
+    return refresh_enrolment(uow, ctx, enrolment, consumed=consumed)
 
 
-def _refresh(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment, *,
+def refresh_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment, *,
              consumed: bool = False) -> Enrolment:
     """Recompute an enrolment's figures from its summaries and issue earned certificates."""
     record = uow.collection(enrolment.dataset, enrolment.collection_id)
@@ -345,7 +346,7 @@ class RefreshCollection:
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> int:
         enrolled = uow.enrolments_in(self.dataset, self.collection_id)
         for enrolment in enrolled:
-            _refresh(uow, ctx, uow.enrolment(*enrolment.pk) or enrolment)
+            refresh_enrolment(uow, ctx, uow.enrolment(*enrolment.pk) or enrolment)
             # Scores in the collection may move with no enrolment figure moving.
             queue_member(uow, enrolment.dataset, enrolment.user_id)
         return len(enrolled)
@@ -423,6 +424,10 @@ def learners(command: Any) -> set[tuple[str, str]]:
     """The (dataset, user) pairs a command writes for (the writer locks them)."""
     found: set[tuple[str, str]] = set()
     for c in _flatten([command]):
+        pairs = getattr(c, "learner_pairs", None)
+        if pairs is not None:  # sync: every learner a chunk of facts writes for
+            found |= pairs
+            continue
         keys = getattr(c, "keys", None)
         if isinstance(keys, Keys):
             found.add((keys.dataset, keys.user_id))

@@ -133,6 +133,11 @@ def enrolment_from_row(row: Any) -> Enrolment:
     )
 
 
+def enrolment_fact(e: Enrolment) -> tuple[Any, ...]:
+    """What of an enrolment is a fact (synced); its figures are a fold of summaries."""
+    return (e.enrolled_at, e.active, e.certificates)
+
+
 def enrolment_to_row(e: Enrolment, partition: str, instance_id: str, counter: int,
                      now: int) -> dict[str, Any]:
     return {

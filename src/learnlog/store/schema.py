@@ -363,6 +363,13 @@ tombstones = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# Sync order (migration 0011): a peer reads each partition's facts per instance, in counter
+# order (SPEC §5), one range scan each.
+for _table in list(metadata.sorted_tables):
+    if {"partition", "instance_id", "counter"} <= set(_table.c.keys()):
+        Index(f"ix_{_table.name}_sync", _table.c.partition, _table.c.instance_id,
+              _table.c.counter)
+
 outbox = Table(
     "outbox",
     metadata,

@@ -71,6 +71,7 @@ SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
 RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_sessions,
                  group_activities)
 COUNTER_KEY = "counter"
+COUNTER_LOCK = (0x6C6C, 1)  # the two-key advisory lock that orders counters on PostgreSQL
 TRY_PK = (*SUMMARY_PK, "mastery_level")  # a try's attempts: the ix_item_attempts_try range
 LATEST_FIRST = "started_at DESC, ordinal DESC, attempt_id DESC"  # ItemAttempt.order, reversed
 
@@ -175,6 +176,10 @@ class BatchUnitOfWork:
         self._attempt_lists: dict[SummaryKey, list[Attempt]] = {}
         self._enrolments: dict[tuple[str, str, str, str], Enrolment | None] = {}
         self._user_enrolments: set[tuple[str, str]] = set()
+        # What each loaded enrolment's fact part was and its version: a change of figures
+        # alone keeps the version (figures are a fold; peers recompute them, SPEC §5).
+        self._enrolment_versions: dict[tuple[str, str, str, str],
+                                       tuple[Any, str, int, int]] = {}
         self._collections: dict[tuple[str, str], CollectionRecord | None] = {}
         self._contexts: dict[tuple[str, str], ContextRecord | None] = {}
         self._tries: dict[SummaryKey, list[Try]] = {}
@@ -514,15 +519,21 @@ class BatchUnitOfWork:
             row = self._one(enrolments, {"dataset": dataset, "user_id": user_id,
                                          "collection_id": collection_id,
                                          "context_id": context_id})
-            self._enrolments[pk] = None if row is None else rows.enrolment_from_row(row)
+            self._enrolments[pk] = None if row is None else self._loaded_enrolment(row)
         return self._enrolments[pk]
+
+    def _loaded_enrolment(self, row: Any) -> Enrolment:
+        e = rows.enrolment_from_row(row)
+        self._enrolment_versions.setdefault(e.pk, (
+            rows.enrolment_fact(e), row["instance_id"], row["counter"], row["updated_at"]))
+        return e
 
     def enrolments_of(self, dataset: str, user_id: str) -> list[Enrolment]:
         """Every enrolment of a learner (stored and staged)."""
         if (dataset, user_id) not in self._user_enrolments:
             for row in self.conn.execute(select(enrolments).where(
                     enrolments.c.dataset == dataset, enrolments.c.user_id == user_id)).mappings():
-                e = rows.enrolment_from_row(row)
+                e = self._loaded_enrolment(row)
                 self._enrolments.setdefault(e.pk, e)
             self._user_enrolments.add((dataset, user_id))
         found = {pk: e for pk, e in self._enrolments.items()
@@ -603,11 +614,28 @@ class BatchUnitOfWork:
         return self._done.after_commit
 
     # -- flush --------------------------------------------------------------------------
+    def allocate(self, n: int) -> Iterator[int]:
+        """n fresh counters of this instance, for facts written outside the staging
+        (sync's joins); see `_allocate`."""
+        return self._allocate(n)
+
+    def drop_summary(self, key: SummaryKey) -> None:
+        """Delete a summary now (a sync erasure left it no session)."""
+        self.conn.execute(delete(summaries).where(
+            *(summaries.c[k] == v for k, v in rows.key_columns(key).items())))
+        self.changed_summaries[key] = None
+        self._summaries[key] = None
+
     def _allocate(self, n: int) -> Iterator[int]:
         """n fresh counters of this instance, increasing (facts are versioned by them)."""
         if n == 0:
             return iter(())
         if self.conn.dialect.name == "postgresql":
+            # Counters must become visible in the order they are taken, or a peer that
+            # read counter n+1 before n committed would never ask for n (SPEC §5): one
+            # writer at a time allocates and commits (SQLite's single writer does this).
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                              {"a": COUNTER_LOCK[0], "b": COUNTER_LOCK[1]})
             values = self.conn.execute(
                 text("SELECT nextval('fact_counter') FROM generate_series(1, :n)"), {"n": n}
             ).scalars().all()
@@ -635,9 +663,7 @@ class BatchUnitOfWork:
         attempt_rows = [
             rows.attempt_to_row(a, partition_of(a.key.dataset, a.key.user_id), self.instance_id,
                                 next(counters)) for a in done.attempts.values()]
-        enrolment_rows = [
-            rows.enrolment_to_row(e, partition_of(e.dataset, e.user_id), self.instance_id,
-                                  next(counters), now) for e in done.enrolments.values()]
+        enrolment_rows = [self._enrolment_row(e, counters) for e in done.enrolments.values()]
         collection_rows = [
             rows.collection_to_row(c, shared_partition(c.dataset), self.instance_id,
                                    next(counters), now) for c in done.collections.values()]
@@ -677,6 +703,13 @@ class BatchUnitOfWork:
                  "available_at": now, "attempts": 0} for d, t, p in done.outbox])
         for summary, _ in done.summaries.values():
             self.changed_summaries[summary.key] = (summary, rev)
+
+    def _enrolment_row(self, e: Enrolment, counters: Iterator[int]) -> dict[str, Any]:
+        partition = partition_of(e.dataset, e.user_id)
+        held = self._enrolment_versions.get(e.pk)
+        if held is not None and held[0] == rows.enrolment_fact(e):
+            return rows.enrolment_to_row(e, partition, held[1], held[2], held[3])
+        return rows.enrolment_to_row(e, partition, self.instance_id, next(counters), self.now)
 
     def _flush_records(self, staged: dict[tuple[str, tuple[Any, ...]],
                                           tuple[str, dict[str, Any] | None]],
@@ -719,11 +752,30 @@ class BatchUnitOfWork:
         for pk in [pk for pk in self._enrolments if pk[:2] == (dataset, user_id)]:
             del self._enrolments[pk]
         self._user_enrolments.discard((dataset, user_id))
-        record = "*" if everything else f"{scope}/{enrolment}"
+        record = erasure_record(scope, enrolment)
         upsert(self.conn, tombstones, [{
             "dataset": dataset, "partition": partition_of(dataset, user_id), "kind": "erasure",
             "record_id": record, "instance_id": self.instance_id,
             "counter": next(self._allocate(1)), "updated_at": self.now}])
+
+
+def erasure_record(scope: tuple[str, str] | None, enrolment: tuple[str, str] | None) -> str:
+    """The record id of an erasure's tombstone: "*" (all of a learner's records) or JSON
+    naming the summaries' scope (collection key, context key) and the enrolment."""
+    if scope is None and enrolment is None:
+        return "*"
+    return rows.dumps({"scope": None if scope is None else list(scope),
+                       "enrolment": None if enrolment is None else list(enrolment)}) or ""
+
+
+def parse_erasure(record_id: str) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """The (scope, enrolment) an erasure tombstone names (both None: everything)."""
+    if record_id == "*":
+        return None, None
+    raw = rows.loads(record_id)
+    scope, enrolment = raw.get("scope"), raw.get("enrolment")
+    return (None if scope is None else (scope[0], scope[1]),
+            None if enrolment is None else (enrolment[0], enrolment[1]))
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

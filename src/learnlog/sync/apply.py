@@ -1,0 +1,304 @@
+"""Applying facts a peer sent (SPEC §5): join each with the stored version, honour
+deletions and erasures, then recompute every summary and enrolment the facts touched
+and queue the group refreshes, as a local write would.
+
+`ApplyFacts` is a writer command that runs alone in its transaction: a chunk is applied
+whole or not at all, so an interrupted transfer leaves a prefix of the stream, and a chunk
+applied twice changes nothing the second time (every join is idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+
+from ..domain.assessment import best_score
+from ..domain.keys import SummaryKey
+from ..domain.summary import Session, fold
+from ..service.group_aggregates import queue_member
+from ..service.identity import queue_group_members
+from ..service.ports import ServiceContext
+from ..service.viewer import refresh_enrolment, touched_enrolments
+from ..store import rows
+from ..store.fastsql import SUMMARY_PK
+from ..store.schema import attempts, sessions, summaries, tombstones
+from ..store.uow import BatchUnitOfWork, chunks, parse_erasure, select_by_keys, upsert
+from .facts import ERASABLE, SUMMARY_FACTS, TOMBSTONES, Row, join_rows, tables
+
+FAST = frozenset({"sessions", "attempts", "tries", "item_attempts", "enrolments"})
+Scope = tuple[tuple[str, str] | None, tuple[str, str] | None]
+
+
+@dataclass
+class Outcome:
+    """What applying a chunk did."""
+
+    received: int = 0
+    written: int = 0
+    dropped: int = 0  # erased or deleted before they arrived
+
+    def as_json(self) -> dict[str, int]:
+        return {"received": self.received, "written": self.written, "dropped": self.dropped}
+
+
+@dataclass
+class _Touched:
+    keys: set[SummaryKey] = field(default_factory=set)
+    learners: set[tuple[str, str]] = field(default_factory=set)
+    enrolments: set[tuple[str, str, str, str]] = field(default_factory=set)
+    collections: set[tuple[str, str]] = field(default_factory=set)
+    groups: set[tuple[str, str]] = field(default_factory=set)
+    members: set[tuple[str, str]] = field(default_factory=set)  # their groups changed
+
+
+def _pk(table: Table, row: Row) -> tuple[Any, ...]:
+    return tuple(row[c.name] for c in table.primary_key.columns)
+
+
+def _erasure_covers(scope: Scope, table: str, row: Row) -> bool:
+    """Whether an erasure of `scope` (summaries' scope, enrolment) removes the row."""
+    summary_scope, enrolment = scope
+    if summary_scope is None and enrolment is None:
+        return True
+    if table == "enrolments":
+        return enrolment is not None and (row["collection_id"], row["context_id"]) == enrolment
+    return summary_scope is not None and (
+        row["collection_key"], row["context_key"]) == summary_scope
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyFacts:
+    """Apply a chunk of facts (already checked) from a peer."""
+
+    facts: dict[str, list[Row]]
+    exclusive = True  # alone in its transaction: the chunk is applied whole or not at all
+
+    @property
+    def learner_pairs(self) -> set[tuple[str, str]]:
+        """The learners whose records the chunk writes (the writer locks them)."""
+        return {(r["dataset"], r["user_id"]) for name, found in self.facts.items()
+                if name != TOMBSTONES for r in found if "user_id" in r} | {
+            (r["dataset"], r["partition"].split(":user:", 1)[1])
+            for r in self.facts.get(TOMBSTONES, ()) if ":user:" in r["partition"]}
+
+    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, int]:
+        outcome = Outcome(received=sum(len(r) for r in self.facts.values()))
+        touched = _Touched()
+        with uow.conn.begin_nested():  # nothing of a failed chunk stays
+            incoming_tombs = self.facts.get(TOMBSTONES, [])
+            self._write(uow, TOMBSTONES, incoming_tombs, touched, outcome)
+            for tomb in incoming_tombs:
+                self._honour(uow, tomb, touched)
+            erasures, deletions = _tombstones_of(uow, self.facts)
+            for name, found in self.facts.items():
+                if name == TOMBSTONES:
+                    continue
+                kept = [r for r in found if not _gone(name, r, erasures, deletions)]
+                outcome.dropped += len(found) - len(kept)
+                self._write(uow, name, kept, touched, outcome)
+            _refold(uow, ctx, touched)
+        return outcome.as_json()
+
+    # -- writing rows -----------------------------------------------------------------
+    def _write(self, uow: BatchUnitOfWork, name: str, found: Sequence[Row],
+               touched: _Touched, outcome: Outcome) -> None:
+        if not found:
+            return
+        table = tables()[name]
+        names = tuple(c.name for c in table.primary_key.columns)
+        latest: dict[tuple[Any, ...], Row] = {}
+        for row in found:  # the same fact twice in one chunk: join them first
+            pk = _pk(table, row)
+            held = latest.get(pk)
+            latest[pk] = row if held is None else (join_rows(
+                name, held, row, lambda: next(uow.allocate(1)), uow.instance_id) or held)
+        stored: dict[tuple[Any, ...], Row] = {}
+        for part in chunks(list(latest), 400):
+            for r in uow.conn.execute(select_by_keys(table, names, part)).mappings():
+                held_row = dict(r)
+                stored[_pk(table, held_row)] = held_row
+        out = []
+        for pk, row in latest.items():
+            held = stored.get(pk)
+            kept = row if held is None else join_rows(
+                name, held, row, lambda: next(uow.allocate(1)), uow.instance_id)
+            if kept is not None:
+                out.append(kept)
+                _note(name, kept, touched)
+        if name in FAST:
+            uow.fast.upsert(table, out)
+        else:
+            upsert(uow.conn, table, out)
+        outcome.written += len(out)
+
+    # -- deletions and erasures ---------------------------------------------------------
+    def _honour(self, uow: BatchUnitOfWork, tomb: Row, touched: _Touched) -> None:
+        """Delete what a tombstone says is gone, if it was written before the tombstone."""
+        known = tables()
+        dataset, at = tomb["dataset"], tomb["updated_at"]
+        if tomb["kind"] == "erasure":
+            user_id = tomb["partition"].split(":user:", 1)[1]
+            scope = parse_erasure(tomb["record_id"])
+            _erase(uow, dataset, user_id, scope, at, touched)
+            return
+        table = known.get(tomb["kind"])
+        if table is None:
+            return
+        names = [c.name for c in table.primary_key.columns]
+        values = [dataset, *tomb["record_id"].split("\x1f")]
+        if len(values) != len(names):
+            return
+        cond = [table.c[n] == v for n, v in zip(names, values, strict=True)]
+        gone = uow.conn.execute(select(table).where(*cond, table.c.updated_at <= at)
+                                ).mappings().first()
+        if gone is not None:
+            uow.conn.execute(delete(table).where(*cond))
+            _note(table.name, dict(gone), touched)
+
+
+def _gone(name: str, row: Row, erasures: dict[str, list[tuple[Scope, int]]],
+          deletions: dict[tuple[str, str, str], int]) -> bool:
+    """Whether a fact arrives after the erasure or deletion of what it belongs to."""
+    if name in ERASABLE:
+        for scope, at in erasures.get(row["partition"], ()):
+            if row["updated_at"] <= at and _erasure_covers(scope, name, row):
+                return True
+        return False
+    table = tables()[name]
+    record_id = "\x1f".join(str(v) for v in _pk(table, row)[1:])
+    deleted = deletions.get((row["partition"], name, record_id))
+    return deleted is not None and bool(row["updated_at"] <= deleted)
+
+
+def _tombstones_of(uow: BatchUnitOfWork, facts: dict[str, list[Row]]
+                   ) -> tuple[dict[str, list[tuple[Scope, int]]], dict[tuple[str, str, str], int]]:
+    """The stored erasures (by partition) and deletions of the partitions facts are in."""
+    parts = sorted({r["partition"] for name, found in facts.items() if name != TOMBSTONES
+                    for r in found})
+    erasures: dict[str, list[tuple[Scope, int]]] = {}
+    deletions: dict[tuple[str, str, str], int] = {}
+    for part in chunks(parts, 400):
+        for t in uow.conn.execute(select(tombstones).where(
+                tombstones.c.partition.in_(part))).mappings():
+            if t["kind"] == "erasure":
+                erasures.setdefault(t["partition"], []).append(
+                    (parse_erasure(t["record_id"]), t["updated_at"]))
+            else:
+                deletions[(t["partition"], t["kind"], t["record_id"])] = t["updated_at"]
+    return erasures, deletions
+
+
+def _erase(uow: BatchUnitOfWork, dataset: str, user_id: str, scope: Scope, at: int,
+           touched: _Touched) -> None:
+    """Delete a learner's facts an erasure covers that were written before it."""
+    known = tables()
+    summary_scope, enrolment = scope
+    everything = summary_scope is None and enrolment is None
+    for name in ERASABLE:
+        table = known[name]
+        cond = [table.c.dataset == dataset, table.c.user_id == user_id,
+                table.c.updated_at <= at]
+        if name == "enrolments":
+            if not everything and enrolment is None:
+                continue
+            if enrolment is not None:
+                cond += [table.c.collection_id == enrolment[0],
+                         table.c.context_id == enrolment[1]]
+        else:
+            if not everything and summary_scope is None:
+                continue
+            if summary_scope is not None:
+                cond += [table.c.collection_key == summary_scope[0],
+                         table.c.context_key == summary_scope[1]]
+        if name in SUMMARY_FACTS:
+            for r in uow.conn.execute(select(table).where(*cond)).mappings():
+                touched.keys.add(rows.key_of(r))
+        uow.conn.execute(delete(table).where(*cond))
+    # Summaries under the scope with nothing left are refolded (and so removed).
+    cond = [summaries.c.dataset == dataset, summaries.c.user_id == user_id]
+    if summary_scope is not None:
+        cond += [summaries.c.collection_key == summary_scope[0],
+                 summaries.c.context_key == summary_scope[1]]
+    if everything or summary_scope is not None:
+        for r in uow.conn.execute(select(summaries).where(*cond)).mappings():
+            touched.keys.add(rows.key_of(r))
+    touched.learners.add((dataset, user_id))
+
+
+def _note(name: str, row: Row, touched: _Touched) -> None:
+    """Remember what a written (or deleted) fact means for folds and group figures."""
+    if "user_id" in row and name != TOMBSTONES:
+        touched.learners.add((row["dataset"], row["user_id"]))
+    if name in SUMMARY_FACTS:
+        touched.keys.add(rows.key_of(row))
+    elif name == "enrolments":
+        touched.enrolments.add((row["dataset"], row["user_id"], row["collection_id"],
+                                row["context_id"]))
+    elif name == "collections":
+        touched.collections.add((row["dataset"], row["collection_id"]))
+    elif name == "memberships":
+        touched.members.add((row["dataset"], row["user_id"]))
+    elif name == "group_activities":
+        touched.groups.add((row["dataset"], row["group_id"]))
+
+
+# -- folds --------------------------------------------------------------------------------
+
+def _by_key(uow: BatchUnitOfWork, table: Table, keys: Sequence[SummaryKey]
+            ) -> dict[SummaryKey, list[Any]]:
+    found: dict[SummaryKey, list[Any]] = {}
+    for part in chunks(list(keys), 400):
+        wanted = [(k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id)
+                  for k in part]
+        for r in uow.conn.execute(select_by_keys(table, SUMMARY_PK, wanted)).mappings():
+            found.setdefault(rows.key_of(r), []).append(r)
+    return found
+
+
+def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey]) -> list[SummaryKey]:
+    """Recompute the summaries of these keys from their sessions and attempts (stored and
+    this batch's); a key with no session left loses its summary. Returns the keys whose
+    summary changed."""
+    wanted = sorted(set(keys))
+    uow.load_summaries(wanted)
+    found_sessions = _by_key(uow, sessions, wanted)
+    found_attempts = _by_key(uow, attempts, wanted)
+    changed = []
+    for key in wanted:
+        stored = uow.summary(key)
+        facts: list[Session] = [rows.session_from_row(r) for r in found_sessions.get(key, [])]
+        if not facts:
+            if stored is not None:
+                uow.drop_summary(key)
+                changed.append(key)
+            continue
+        best = best_score([rows.attempt_from_row(r) for r in found_attempts.get(key, [])])
+        folded = replace(fold(key, facts), best_score=best.score,
+                         best_max_score=best.max_score, attempts_count=best.attempts_count)
+        if folded != stored:
+            uow.put_summary(folded)
+            changed.append(key)
+    return changed
+
+
+def _refold(uow: BatchUnitOfWork, ctx: ServiceContext, touched: _Touched) -> None:
+    changed = refold(uow, touched.keys)
+    pks = set(touched.enrolments)
+    for key in changed:
+        pks.update(e.pk for e in touched_enrolments(uow, ctx, key))
+    for pk in sorted(pks):
+        enrolment = uow.enrolment(*pk)
+        if enrolment is not None:
+            refresh_enrolment(uow, ctx, enrolment)
+    for dataset, user_id in sorted(touched.learners):
+        queue_member(uow, dataset, user_id, always=(dataset, user_id) in touched.members)
+    for dataset, group_id in sorted(touched.groups):
+        queue_group_members(uow, dataset, group_id)
+    for dataset, collection_id in sorted(touched.collections):
+        uow.emit(dataset, "structure.changed", {"collectionId": collection_id}, once=True)
+
+
+__all__ = ["ApplyFacts", "Outcome", "refold"]

@@ -1,0 +1,206 @@
+"""The calling side of sync (SPEC §5): `learnlog sync` pulls what this instance lacks from
+a peer, then pushes what the peer lacks.
+
+Each chunk is applied in its own transaction in stream order, and version vectors are
+read afresh at every start, so a sync killed half-way and run again continues where it
+stopped; a chunk applied twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from ..bootstrap import Runtime
+from ..domain.errors import LearnlogError
+from ..store.sync import VersionVectors, held_vectors
+from .apply import ApplyFacts
+from .facts import PROTOCOL, Chunk, Row, check_rows, plan, read_chunk
+from .server import Grant, hello, pull, push_command, refusal
+
+
+class SyncError(Exception):
+    """The peer refused or failed; the message says what to do."""
+
+
+class Peer(Protocol):
+    """The other instance: its three sync calls, JSON in and out."""
+
+    def hello(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def pull(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def push(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _wire(value: Any) -> Any:
+    """What a value looks like after a trip through JSON."""
+    return orjson.loads(orjson.dumps(value))
+
+
+class HttpPeer:
+    """A learnlog server over HTTP (`POST /v1/sync/*` with a bearer token)."""
+
+    def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
+        import httpx
+
+        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers={
+            "authorization": f"Bearer {token}", "content-type": "application/json"})
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = self._http.post(path, content=orjson.dumps(body))
+        except httpx.HTTPError as error:
+            raise SyncError(f"cannot reach the server ({error}); check --server and that "
+                            "the server runs") from error
+        answer = orjson.loads(response.content) if response.content else {}
+        if response.status_code != 200:
+            raise SyncError(f"the server answered {response.status_code}: "
+                            f"{_message(answer)}")
+        result: dict[str, Any] = answer
+        return result
+
+    def hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/v1/sync/hello", body)
+
+    def pull(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/v1/sync/pull", body)
+
+    def push(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post("/v1/sync/push", body)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _message(answer: Any) -> str:
+    params = answer.get("params", {}) if isinstance(answer, dict) else {}
+    return str(params.get("errmsg") or answer)
+
+
+class LocalPeer:
+    """Another instance in this process (tests, tools): the same server functions the
+    HTTP routes call, with every body passed through JSON as on the wire."""
+
+    def __init__(self, rt: Runtime, grant: Grant | None = None) -> None:
+        self.rt = rt
+        self.grant = grant or Grant("default", None)
+
+    def _me(self) -> dict[str, Any]:
+        return {"protocol": PROTOCOL, "contextMode": self.rt.ctx.mode.value,
+                "instanceId": self.rt.ctx.instance_id,
+                "maxBodyBytes": self.rt.settings.max_body_bytes}
+
+    def hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.rt.read_engine.connect() as conn:
+            return dict(_wire(hello(conn, self.grant, self._me(), _wire(body))))
+
+    def pull(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.rt.read_engine.connect() as conn:
+            return dict(_wire(pull(conn, self.grant, _wire(body))))
+
+    def push(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(_wire(self.rt.writer.run_sync(push_command(self.grant, _wire(body)))))
+
+
+@dataclass
+class Report:
+    """What a sync moved."""
+
+    partitions: int = 0
+    pulled: int = 0
+    pushed: int = 0
+    written: int = 0  # facts this instance stored
+    dropped: int = 0  # facts this instance refused (erased or deleted here)
+    peer_written: int = 0
+    chunks: int = 0
+    peer: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[str, int], None]  # (phase, facts moved)
+
+
+def _facts(chunk: dict[str, Any], dataset: str) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for i, group in enumerate(chunk.get("facts", [])):
+        out.setdefault(group["table"], []).extend(check_rows(
+            group["table"], group["columns"], group["rows"], dataset, f"facts[{i}]"))
+    return out
+
+
+def _split(chunk: Chunk, limit: int) -> list[dict[str, Any]]:
+    """The chunk as push bodies of at most `limit` bytes (in stream order: halves)."""
+    body = chunk.wire()
+    if len(orjson.dumps(body)) <= limit or chunk.count <= 1:
+        return [body]
+    ordered = sorted(((r["partition"], r["instance_id"], r["counter"], name, r)
+                      for name, found in chunk.facts.items() for r in found),
+                     key=lambda x: x[:3])
+    half = len(ordered) // 2
+    parts = []
+    for piece in (ordered[:half], ordered[half:]):
+        facts: dict[str, list[Row]] = {}
+        for *_, name, r in piece:
+            facts.setdefault(name, []).append(r)
+        parts += _split(Chunk(facts, None, False), limit)
+    return parts
+
+
+def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
+         dataset: str = "default", limit: int = 2000,
+         progress: Progress | None = None) -> Report:
+    """Pull from the peer what this instance lacks, then push what the peer lacks."""
+    me = {"protocol": PROTOCOL, "contextMode": local.ctx.mode.value,
+          "instanceId": local.ctx.instance_id}
+    with local.read_engine.connect() as conn:
+        mine = held_vectors(conn, partitions)
+    if partitions is None:
+        mine = {p: v for p, v in mine.items() if p.startswith(f"{dataset}:")}
+    answer = peer.hello({**me, "partitions": partitions, "vectors": mine})
+    why = refusal(me, answer)
+    if why is not None:
+        raise SyncError(why)
+    parts: list[str] = answer["partitions"]
+    theirs: VersionVectors = answer["vectors"]
+    report = Report(partitions=len(parts), peer=answer)
+    with local.read_engine.connect() as conn:
+        mine = held_vectors(conn, parts)
+    cursor = None
+    while True:  # pull
+        chunk = peer.pull({"partitions": parts, "vectors": mine, "target": theirs,
+                           "cursor": cursor, "limit": limit})
+        facts = _facts(chunk, dataset)
+        if facts:
+            outcome = local.writer.run_sync(ApplyFacts(facts))
+            report.pulled += outcome["received"]
+            report.written += outcome["written"]
+            report.dropped += outcome["dropped"]
+            report.chunks += 1
+            if progress is not None:
+                progress("pull", outcome["received"])
+        cursor = chunk["cursor"]
+        if chunk["done"]:
+            break
+    with local.read_engine.connect() as conn:
+        steps = plan(held_vectors(conn, parts), theirs)
+    max_bytes = int(answer.get("maxBodyBytes", 1024 * 1024)) * 9 // 10
+    position = None
+    while True:  # push
+        with local.read_engine.connect() as conn:
+            out = read_chunk(conn, steps, position, limit)
+        for body in (_split(out, max_bytes) if out.count else []):
+            result = peer.push(body)
+            report.pushed += body["count"]
+            report.peer_written += result["written"]
+            report.chunks += 1
+            if progress is not None:
+                progress("push", body["count"])
+        position = out.cursor
+        if out.done:
+            return report
+
+
+__all__ = ["HttpPeer", "LearnlogError", "LocalPeer", "Peer", "Report", "SyncError", "sync"]

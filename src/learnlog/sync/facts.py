@@ -1,0 +1,339 @@
+"""Facts on the wire (SPEC §5): which tables travel, how a row is checked, how two versions
+of one row become one, and how the facts a peer lacks are read, in order.
+
+A fact's version is `(instance_id, counter)`. Facts are read per partition and instance in
+counter order, so a receiver that applied a prefix of the stream holds exactly the facts
+up to the last counter it applied, and an interrupted transfer resumes from there.
+
+Summaries, enrolment figures and group figures are folds; they never travel. This module
+never writes: `sync.apply` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Boolean, Connection, Float, Integer, String, Table, Text, select
+
+from ..domain import merge
+from ..domain.errors import InvalidInput
+from ..domain.keys import anonymous_partition, partition_of, shared_partition
+from ..store import rows
+from ..store.schema import (
+    attempts,
+    enrolments,
+    item_attempts,
+    sessions,
+    tombstones,
+    tries,
+)
+from ..store.sync import VersionVectors, synced_tables
+
+PROTOCOL = 1
+VERSION = ("instance_id", "counter")
+Row = dict[str, Any]
+
+# Text columns that hold plain text; every other Text column holds JSON.
+PLAIN_TEXT = frozenset({("collections", "description"), ("item_attempts", "simple_answer"),
+                        ("tombstones", "record_id")})
+
+
+def tables() -> dict[str, Table]:
+    """The tables whose rows travel, by name."""
+    return {t.name: t for t in synced_tables()}
+
+
+# -- how two versions of one row join ----------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """How rows of one table are read as values, joined, and written back."""
+
+    load: Callable[[Row], Any]
+    dump: Callable[[Any, Row], Row]  # the value with a version row's partition/version
+    join: Callable[[Row, Any, Row, Any], Any]  # (row a, value a, row b, value b) → value
+    # A joined value keeps its creator's id and the higher counter (single-writer facts
+    # whose instance id says who created them); otherwise it gets a version of its own.
+    creator_keeps: bool = False
+
+
+def _record_value(row: Row) -> Row:
+    return {k: v for k, v in row.items() if k not in VERSION}
+
+
+def _record_dump(value: Row, version: Row) -> Row:
+    return {**value, "instance_id": version["instance_id"], "counter": version["counter"]}
+
+
+RECORD = Rule(load=_record_value, dump=_record_dump,
+              join=lambda ra, a, rb, b: merge.merge_record(ra["updated_at"], a,
+                                                           rb["updated_at"], b))
+
+RULES: dict[str, Rule] = {
+    "sessions": Rule(
+        load=rows.session_from_row,
+        dump=lambda s, v: rows.session_to_row(s, v["partition"], v["counter"],
+                                              v["updated_at"]),
+        join=lambda ra, a, rb, b: merge.merge_session(a, b), creator_keeps=True),
+    "attempts": Rule(
+        load=rows.attempt_from_row,
+        dump=lambda a, v: rows.attempt_to_row(a, v["partition"], v["instance_id"],
+                                              v["counter"]),
+        join=lambda ra, a, rb, b: merge.merge_attempt(a, b)),
+    "tries": Rule(
+        load=rows.try_from_row,
+        dump=lambda t, v: rows.try_to_row(t, v["partition"], v["instance_id"], v["counter"],
+                                          v["updated_at"]),
+        join=lambda ra, a, rb, b: merge.merge_try(a, b)),
+    "item_attempts": Rule(
+        load=rows.item_attempt_from_row,
+        dump=lambda a, v: rows.item_attempt_to_row(a, v["partition"], v["instance_id"],
+                                                   v["counter"], v["updated_at"]),
+        join=lambda ra, a, rb, b: merge.merge_item_attempt(a, b)),
+    "enrolments": Rule(
+        load=rows.enrolment_from_row,
+        dump=lambda e, v: rows.enrolment_to_row(e, v["partition"], v["instance_id"],
+                                                v["counter"], v["updated_at"]),
+        join=lambda ra, a, rb, b: merge.merge_enrolment(ra["updated_at"], a,
+                                                        rb["updated_at"], b)),
+}
+
+
+def rule(table: str) -> Rule:
+    """The join rule of a table (records any instance may rewrite: the last written)."""
+    return RULES.get(table, RECORD)
+
+
+def version_of(row: Row) -> tuple[int, str]:
+    """A total order of versions, to pick one of two equal values the same way everywhere."""
+    return (row["counter"], row["instance_id"])
+
+
+def join_rows(table: str, stored: Row, incoming: Row,
+              fresh: Callable[[], int], instance_id: str) -> Row | None:
+    """The row to keep when `incoming` meets `stored` (same key), or None to keep `stored`.
+
+    The join of the two values decides: if it is the incoming value, the incoming row
+    (with its version) replaces the stored one; if it is the stored value, nothing
+    changes; equal values keep the greater version, so every holder ends with the same
+    row. A value that is neither (a true merge) is written with a new version: this
+    instance's next counter, or the creator's higher counter for single-writer facts.
+    """
+    r = rule(table)
+    a, b = r.load(stored), r.load(incoming)
+    joined = r.join(stored, a, incoming, b)
+    if joined == b and (joined != a or version_of(incoming) > version_of(stored)):
+        return incoming
+    if joined == a:
+        return None
+    at = max(stored["updated_at"], incoming["updated_at"])
+    if r.creator_keeps:
+        version = {"partition": stored["partition"], "instance_id": stored["instance_id"],
+                   "counter": max(stored["counter"], incoming["counter"]), "updated_at": at}
+    else:
+        version = {"partition": stored["partition"], "instance_id": instance_id,
+                   "counter": fresh(), "updated_at": at}
+    out = r.dump(joined, version)
+    out["updated_at"] = at if table != "attempts" else out["updated_at"]
+    return out
+
+
+# -- checking rows that arrive ------------------------------------------------------------
+
+def _bad(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", code="INVALID_FACT", field=field)
+
+
+def _check_value(table: Table, name: str, value: Any, field: str) -> None:
+    column = table.c[name]
+    if value is None:
+        if not column.nullable:
+            raise _bad(field, "must not be null")
+        return
+    kind = column.type
+    if isinstance(kind, Boolean):
+        ok = isinstance(value, bool)
+    elif isinstance(kind, Integer):  # BigInteger too
+        ok = isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    elif isinstance(kind, Float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and (
+            value == value and abs(value) != float("inf"))
+    elif isinstance(kind, String | Text):
+        ok = isinstance(value, str) and (
+            kind.length is None or len(value) <= kind.length)
+        if ok and isinstance(kind, Text) and (table.name, name) not in PLAIN_TEXT:
+            try:
+                rows.loads(value)
+            except ValueError:
+                raise _bad(field, "must be JSON text") from None
+    else:  # pragma: no cover - every synced column has one of the types above
+        ok = False
+    if not ok:
+        raise _bad(field, f"is not a valid {kind}")
+
+
+def expected_partition(table: str, row: Row) -> str | None:
+    """The partition a row must be in, from its own columns (None: any of the dataset's;
+    tombstones name theirs)."""
+    if "user_id" in row and table != "tombstones":
+        return partition_of(row["dataset"], row["user_id"])
+    if table == "visitor_sessions":
+        return anonymous_partition(row["dataset"])
+    if table == "tombstones":
+        return None
+    return shared_partition(row["dataset"])
+
+
+def check_rows(table_name: str, columns: Sequence[Any], raw_rows: Sequence[Any],
+               dataset: str, field: str) -> list[Row]:
+    """Rows of one table as sent by a peer, checked: every column present and typed, the
+    dataset the caller's, the partition the one the row belongs to, JSON columns JSON, and
+    domain values readable. Raises InvalidInput naming the first bad field."""
+    known = tables()
+    if table_name not in known:
+        raise _bad(f"{field}.table", f"{table_name!r} is not a synced table")
+    table = known[table_name]
+    names = [c.name for c in table.columns]
+    if not isinstance(columns, list) or sorted(map(str, columns)) != sorted(names) or len(
+            columns) != len(names):
+        raise _bad(f"{field}.columns", f"must name the columns of {table_name}: "
+                   f"{', '.join(names)}")
+    out: list[Row] = []
+    r = rule(table_name)
+    for i, raw in enumerate(raw_rows):
+        where = f"{field}.rows[{i}]"
+        if not isinstance(raw, list) or len(raw) != len(columns):
+            raise _bad(where, f"must be a list of {len(columns)} values")
+        row = dict(zip(columns, raw, strict=True))
+        for name in names:
+            _check_value(table, name, row[name], f"{where}.{name}")
+        if row["dataset"] != dataset:
+            raise _bad(f"{where}.dataset", f"must be {dataset!r}, the caller's dataset")
+        want = expected_partition(table_name, row)
+        if want is not None and row["partition"] != want:
+            raise _bad(f"{where}.partition", f"must be {want!r}")
+        if want is None and not row["partition"].startswith(f"{dataset}:"):
+            raise _bad(f"{where}.partition", f"must be a partition of {dataset!r}")
+        if row["counter"] < 1:
+            raise _bad(f"{where}.counter", "must be at least 1")
+        try:
+            r.load(row)
+            if table_name == "collections":
+                rows.collection_from_row(row)
+            if table_name == "tombstones" and row["kind"] == "erasure":
+                from ..store.uow import parse_erasure
+
+                parse_erasure(row["record_id"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise _bad(where, f"is not a readable {table_name} fact ({error})") from error
+        out.append(row)
+    return out
+
+
+# -- reading what a peer lacks ---------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Facts in (partition, instance, counter) order, grouped by table for the wire."""
+
+    facts: dict[str, list[Row]]
+    cursor: tuple[str, str, int] | None  # the last fact's position, None when empty
+    done: bool
+
+    @property
+    def count(self) -> int:
+        return sum(len(r) for r in self.facts.values())
+
+    def wire(self) -> dict[str, Any]:
+        """The chunk as JSON: per table its columns once, then rows as lists."""
+        out = []
+        for name, found in self.facts.items():
+            if found:
+                columns = list(found[0])
+                out.append({"table": name, "columns": columns,
+                            "rows": [[r[c] for c in columns] for r in found]})
+        return {"facts": out, "cursor": None if self.cursor is None else list(self.cursor),
+                "done": self.done, "count": self.count}
+
+
+Plan = list[tuple[str, str, int, int]]  # (partition, instance, held by the peer, top)
+
+
+def plan(target: VersionVectors, peer: VersionVectors) -> Plan:
+    """Which counters of which (partition, instance) the peer lacks, in stream order."""
+    out = []
+    for partition in sorted(target):
+        theirs = peer.get(partition, {})
+        for instance, top in sorted(target[partition].items()):
+            if top > theirs.get(instance, 0):
+                out.append((partition, instance, theirs.get(instance, 0), top))
+    return out
+
+
+def read_chunk(conn: Connection, steps: Plan, cursor: tuple[str, str, int] | None,
+               limit: int) -> Chunk:
+    """At most `limit` facts of the plan after `cursor`, in stream order."""
+    found: dict[str, list[Row]] = {}
+    taken = 0
+    last = cursor
+    for partition, instance, low, top in steps:
+        if cursor is not None and (partition, instance) < cursor[:2]:
+            continue
+        if cursor is not None and (partition, instance) == cursor[:2]:
+            low = max(low, cursor[2])
+        want = limit - taken
+        if want <= 0:
+            return Chunk(found, last, False)
+        batch: list[tuple[int, str, Row]] = []
+        for table in synced_tables():
+            for found_row in conn.execute(
+                    select(table).where(table.c.partition == partition,
+                                        table.c.instance_id == instance,
+                                        table.c.counter > low, table.c.counter <= top)
+                    .order_by(table.c.counter).limit(want)).mappings():
+                batch.append((found_row["counter"], table.name, dict(found_row)))
+        batch.sort(key=lambda x: x[0])
+        for counter, name, fact in batch[:want]:
+            found.setdefault(name, []).append(fact)
+            last = (partition, instance, counter)
+        taken += min(len(batch), want)
+        if len(batch) > want:
+            return Chunk(found, last, False)
+    return Chunk(found, last, True)
+
+
+def parse_cursor(raw: Any, field: str) -> tuple[str, str, int] | None:
+    """A cursor as sent back by a peer: null or [partition, instance, counter]."""
+    if raw is None:
+        return None
+    if (isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], str)
+            and isinstance(raw[1], str) and isinstance(raw[2], int)
+            and not isinstance(raw[2], bool)):
+        return (raw[0], raw[1], raw[2])
+    raise _bad(field, "must be null or [partition, instance, counter]")
+
+
+def parse_vectors(raw: Any, field: str) -> VersionVectors:
+    """Version vectors as sent by a peer: {partition: {instance: counter}}."""
+    if not isinstance(raw, Mapping):
+        raise _bad(field, "must be an object of partition → {instance → counter}")
+    out: VersionVectors = {}
+    for partition, vector in raw.items():
+        if not isinstance(vector, Mapping) or not all(
+                isinstance(i, str) and isinstance(c, int) and not isinstance(c, bool)
+                and c >= 0 for i, c in vector.items()):
+            raise _bad(f"{field}.{partition}", "must map instance ids to counters")
+        out[str(partition)] = dict(vector)
+    return out
+
+
+def partitions_of(facts: Mapping[str, Iterable[Row]]) -> set[str]:
+    """Every partition the facts are in."""
+    return {r["partition"] for found in facts.values() for r in found}
+
+
+TOMBSTONES = tombstones.name
+SUMMARY_FACTS = (sessions.name, attempts.name)  # what a summary folds
+ERASABLE = (sessions.name, attempts.name, tries.name, item_attempts.name, enrolments.name)

@@ -1,0 +1,182 @@
+"""Offline sync between two real instances (SPEC §5), in-process: the same server
+functions the HTTP routes call, every body through JSON. One side runs on each engine;
+the other is an SQLite file, as on a school server or a laptop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from learnlog.api.app import create_app
+from learnlog.api.auth import mint
+from learnlog.bootstrap import Runtime, bootstrap
+from learnlog.domain.errors import Forbidden
+from learnlog.service.verify import verify
+from learnlog.settings import Settings
+from learnlog.store.schema import sessions
+from learnlog.store.sync import held_vectors, synced_tables
+from learnlog.sync.client import LocalPeer, SyncError, sync
+from learnlog.sync.server import Grant
+from tests.support import Api, leaf
+
+
+@pytest.fixture
+def laptop(tmp_path: Path, settings: Settings) -> Iterator[tuple[Api, Runtime]]:
+    """A second instance: its own SQLite file, its own instance id."""
+    rt = bootstrap(settings.model_copy(update={
+        "database_url": f"sqlite:///{tmp_path / 'laptop.db'}"}))
+    rt.start()
+    with TestClient(create_app(rt.settings, rt)) as client:
+        yield Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret), rt
+    rt.close()
+
+
+def facts(rt: Runtime) -> dict[str, set[tuple[Any, ...]]]:
+    """Every fact row an instance holds, versions included."""
+    out = {}
+    with rt.read_engine.connect() as conn:
+        for table in synced_tables():
+            out[table.name] = {tuple(r) for r in conn.execute(select(table))}
+    return out
+
+
+def seconds(api: Api, user: str, content: str, collection: str) -> float:
+    return float(api.one(user, content, collection)["timeSpent"])
+
+
+def test_the_kolibri_loss_case_ends_with_the_sum_on_both_sides(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    """The same learner's content advanced by 100 s on one instance and 7 s on the other:
+    after syncing both ways both show 107 s more, and both sessions exist on both."""
+    lapi, lrt = laptop
+    for side in (api, lapi):
+        side.put_collection("k1", [leaf("c1"), leaf("c2")])
+    api.start("ana", "c1", "k1")
+    api.update("ana", "c1", "k1", progress=40, timespent=100)
+    lapi.start("ana", "c1", "k1")
+    lapi.update("ana", "c1", "k1", progress=70, timespent=7)
+    report = sync(lrt, LocalPeer(runtime))
+    assert report.pulled > 0 and report.pushed > 0
+    for side in (api, lapi):
+        assert seconds(side, "ana", "c1", "k1") == pytest.approx(107)
+        assert side.one("ana", "c1", "k1")["progress"] == 70
+    for rt in (runtime, lrt):
+        with rt.read_engine.connect() as conn:
+            owners = sorted(conn.execute(select(sessions.c.instance_id)).scalars())
+            assert owners == sorted([runtime.ctx.instance_id, lrt.ctx.instance_id])
+            assert not verify(conn, rt.ctx.mode).problems
+    assert facts(runtime) == facts(lrt)
+    again = sync(lrt, LocalPeer(runtime))  # nothing left to move
+    assert (again.pulled, again.pushed) == (0, 0)
+
+
+def test_a_device_receives_only_its_partition_and_may_push_only_there(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    _, lrt = laptop
+    api.put_collection("k1", [leaf("c1")])
+    for user in ("ana", "ben"):
+        api.start(user, "c1", "k1")
+        api.update(user, "c1", "k1", progress=50, timespent=5)
+    grant = Grant("default", frozenset({"default:user:ana"}))
+    report = sync(lrt, LocalPeer(runtime, grant))
+    assert report.pulled > 0
+    with lrt.read_engine.connect() as conn:
+        assert set(held_vectors(conn)) == {"default:user:ana"}
+        assert set(conn.execute(select(sessions.c.user_id)).scalars()) == {"ana"}
+    # A push into ben's partition is refused whole, and nothing changes.
+    before = facts(runtime)
+    with runtime.read_engine.connect() as conn:
+        ana, ben = (dict(conn.execute(select(sessions).where(sessions.c.user_id == u))
+                         .mappings().one()) for u in ("ana", "ben"))
+    forged = [{**ana, "session_id": "forged-a"}, {**ben, "session_id": "forged-b"}]
+    body = {"facts": [{"table": "sessions", "columns": list(ana),
+                       "rows": [list(r.values()) for r in forged]}]}
+    with pytest.raises(Forbidden, match="default:user:ben"):
+        LocalPeer(runtime, grant).push(body)
+    assert facts(runtime) == before
+
+
+def test_an_erased_learner_does_not_come_back_from_a_device(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    lapi, lrt = laptop
+    api.put_collection("k1", [leaf("c1")])
+    api.start("ana", "c1", "k1")
+    api.update("ana", "c1", "k1", progress=50, timespent=5)
+    sync(lrt, LocalPeer(runtime))
+    lapi.update("ana", "c1", "k1", progress=60, timespent=5)  # more, before the erasure
+    api.call("DELETE", "/v1/summary/delete/ana?all=true")
+    sync(lrt, LocalPeer(runtime))
+    for side, rt in ((api, runtime), (lapi, lrt)):
+        assert side.summaries("ana") == []
+        with rt.read_engine.connect() as conn:
+            assert conn.execute(select(sessions)).first() is None
+    assert facts(runtime) == facts(lrt)
+
+
+class Flaky:
+    """A peer whose connection drops after `calls` calls."""
+
+    def __init__(self, peer: LocalPeer, calls: int) -> None:
+        self.peer, self.left = peer, calls
+
+    def _tick(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SyncError("connection lost")
+
+    def hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._tick()
+        return self.peer.hello(body)
+
+    def pull(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._tick()
+        return self.peer.pull(body)
+
+    def push(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._tick()
+        return self.peer.push(body)
+
+
+def test_an_interrupted_sync_run_again_completes_with_nothing_duplicated(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    lapi, lrt = laptop
+    for side in (api, lapi):
+        side.put_collection("k1", [leaf(f"c{i}") for i in range(6)])
+    for i in range(6):
+        for user in ("ana", "ben", "cy"):
+            api.start(user, f"c{i}", "k1")
+            api.update(user, f"c{i}", "k1", progress=30, timespent=2)
+            lapi.start(user, f"c{i}", "k1")
+            lapi.update(user, f"c{i}", "k1", progress=60, timespent=3)
+    interrupted = 0
+    for _ in range(20):  # each run: hello and two calls, then the connection drops
+        try:
+            sync(lrt, Flaky(LocalPeer(runtime), 3), limit=7)
+            break
+        except SyncError:
+            interrupted += 1
+    assert interrupted >= 3  # 36 sessions move 7 facts at a time
+    sync(lrt, LocalPeer(runtime), limit=7)
+    assert facts(runtime) == facts(lrt)
+    for side in (api, lapi):
+        assert seconds(side, "ben", "c3", "k1") == pytest.approx(5)
+    for rt in (runtime, lrt):
+        with rt.read_engine.connect() as conn:
+            assert len(conn.execute(select(sessions)).all()) == 36
+            assert not verify(conn, rt.ctx.mode).problems
+
+
+def test_different_context_modes_are_refused_saying_what_differs(
+        runtime: Runtime, tmp_path: Path, settings: Settings) -> None:
+    other = bootstrap(settings.model_copy(update={
+        "database_url": f"sqlite:///{tmp_path / 'other.db'}", "context_mode": "content"}))
+    try:
+        with pytest.raises(Exception, match=r"context modes differ.*strict.*content"):
+            sync(other, LocalPeer(runtime))
+    finally:
+        other.close()

@@ -157,7 +157,7 @@ def no_422(ctx: Any, response: Any, case: Case) -> None:
 
 def envelope(ctx: Any, response: Any, case: Case) -> None:
     """Every /v1 answer is the Sunbird envelope, every error too (an UPPER_SNAKE code);
-    the logger family's successes are Kolibri's plain JSON."""
+    the logger family's successes are Kolibri's plain JSON, sync's its own."""
     label, status = case.operation.label, response.status_code
     if label in OPS or (label in RAW_DOWNLOADS and status == 200):
         return
@@ -174,6 +174,10 @@ def envelope(ctx: Any, response: Any, case: Case) -> None:
                   isinstance(body.get("state"), str),  # exports
                   isinstance(body.get("results"), list) and "next" in body)  # listings
         assert any(shapes), body
+        return
+    if status == 200 and " /v1/sync/" in label:
+        # Sync answers plain JSON on success (docs/sync.md; errors are the envelope).
+        assert "vectors" in body or "done" in body or "received" in body, body
         return
     assert set(body) == {"id", "ver", "ts", "params", "responseCode", "result"}, body
     params = body["params"]

@@ -99,6 +99,9 @@ FAMILIES: dict[str, tuple[Request, dict[str, int]]] = {
                        {**ADMIN, "other_dataset": 404}),
     "group read": (lambda w: ("GET", "/v1/groups/class-a", None),
                    {**ADMIN, "coach_a": 200, "other_dataset": 404}),
+    # Sync: admins of the dataset (and devices granted the partition, test_sync.py).
+    "sync": (lambda w: ("POST", "/v1/sync/pull", {"partitions": ["default:user:la"]}),
+             {**ADMIN, "other_dataset": 403}),
 }
 
 

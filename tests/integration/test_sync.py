@@ -15,7 +15,7 @@ from sqlalchemy import select
 from learnlog.api.app import create_app
 from learnlog.api.auth import mint
 from learnlog.bootstrap import Runtime, bootstrap
-from learnlog.domain.errors import Forbidden
+from learnlog.domain.errors import Conflict, Forbidden, InvalidInput
 from learnlog.service.verify import verify
 from learnlog.settings import Settings
 from learnlog.store.schema import sessions
@@ -180,3 +180,46 @@ def test_different_context_modes_are_refused_saying_what_differs(
             sync(other, LocalPeer(runtime))
     finally:
         other.close()
+
+
+def _push_one(runtime: Runtime, table: str, row: dict[str, Any],
+              grant: Grant | None = None) -> dict[str, Any]:
+    return LocalPeer(runtime, grant).push({"facts": [{"table": table, "columns": list(row),
+                                                      "rows": [list(row.values())]}]})
+
+
+@pytest.mark.parametrize(("change", "error", "where"), [
+    ({"time_spent": -1e9}, InvalidInput, "time_spent"),
+    ({"progress": 5.0}, InvalidInput, "progress"),
+    ({"user_id": "", "partition": "default:user:"}, InvalidInput, "user_id"),
+    ({"counter": 0}, InvalidInput, "counter"),
+    ({"content_id": "another"}, Conflict, "sessions"),  # a stored session's id, reused
+], ids=["negative time", "progress above 1", "empty user", "counter 0", "same id"])
+def test_pushed_facts_keep_the_rules_of_the_write_routes(
+        api: Api, runtime: Runtime, change: dict[str, Any], error: type[Exception],
+        where: str) -> None:
+    api.start("ana", "c1")
+    api.update("ana", "c1", progress=50, timespent=5)
+    before = facts(runtime)
+    with runtime.read_engine.connect() as conn:
+        row = dict(conn.execute(select(sessions)).mappings().one())
+    with pytest.raises(error, match=where):
+        _push_one(runtime, "sessions", {**row, "counter": row["counter"] + 100, **change})
+    assert facts(runtime) == before
+
+
+def test_tombstones_are_checked_and_grants_never_cross_datasets(
+        api: Api, runtime: Runtime) -> None:
+    api.start("ana", "c1")
+    before = facts(runtime)
+    tomb = {"dataset": "default", "partition": "default:shared", "kind": "erasure",
+            "record_id": "*", "instance_id": "zz", "counter": 12, "updated_at": 1}
+    with pytest.raises(InvalidInput, match="partition"):
+        _push_one(runtime, "tombstones", tomb)
+    with pytest.raises(InvalidInput, match="kind"):
+        _push_one(runtime, "tombstones", {**tomb, "kind": "summaries"})
+    assert facts(runtime) == before
+    # A device token naming another dataset's partition gets nothing of it.
+    foreign = Grant("other", frozenset({"default:user:ana"}))
+    with pytest.raises(Forbidden):
+        LocalPeer(runtime, foreign).pull({"partitions": ["default:user:ana"]})

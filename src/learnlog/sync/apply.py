@@ -140,7 +140,7 @@ class ApplyFacts:
         known = tables()
         dataset, at = tomb["dataset"], tomb["updated_at"]
         if tomb["kind"] == "erasure":
-            user_id = tomb["partition"].split(":user:", 1)[1]
+            user_id = tomb["partition"].partition(":user:")[2]
             scope = parse_erasure(tomb["record_id"])
             _erase(uow, dataset, user_id, scope, at, touched)
             return

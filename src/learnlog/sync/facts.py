@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Float, Integer, String, Table, Text, select
 
 from ..domain import merge
-from ..domain.errors import InvalidInput
+from ..domain.errors import Conflict, InvalidInput
 from ..domain.keys import anonymous_partition, partition_of, shared_partition
 from ..store import rows
 from ..store.schema import (
@@ -123,7 +123,11 @@ def join_rows(table: str, stored: Row, incoming: Row,
     """
     r = rule(table)
     a, b = r.load(stored), r.load(incoming)
-    joined = r.join(stored, a, incoming, b)
+    try:
+        joined = r.join(stored, a, incoming, b)
+    except ValueError as error:  # one id, two different things: refuse the chunk
+        raise Conflict(f"A {table} fact has the id of a stored one but is another: "
+                       f"{error}", code="CONFLICT", field=f"facts.{table}") from error
     if joined == b and (joined != a or version_of(incoming) > version_of(stored)):
         return incoming
     if joined == a:
@@ -174,6 +178,38 @@ def _check_value(table: Table, name: str, value: Any, field: str) -> None:
         raise _bad(field, f"is not a valid {kind}")
 
 
+SHARE = ("progress",)  # fractions 0..1 where the table keeps progress as one
+NEVER_NEGATIVE = ("time_spent", "counter", "updated_at", "started_at", "ended_at")
+
+
+def _check_values(table_name: str, row: Row, where: str) -> None:
+    """The value rules the write routes keep, kept by pushed facts too: ids of 1 to 256
+    printable characters, times and counters never negative, a session's progress 0..1,
+    tombstones of a known kind in the partition that kind lives in."""
+    table = tables()[table_name]
+    for column in table.primary_key.columns:
+        value = row[column.name]
+        if isinstance(value, str) and column.name not in ("partition", "record_id") and (
+                not value or any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value)):
+            raise _bad(f"{where}.{column.name}", "must be 1 to 256 printable characters")
+    for name in NEVER_NEGATIVE:
+        if name in row and row[name] is not None and row[name] < 0:
+            raise _bad(f"{where}.{name}", "must not be negative")
+    if row["counter"] < 1:
+        raise _bad(f"{where}.counter", "must be at least 1")
+    if table_name in ("sessions", "visitor_sessions") and not 0 <= row["progress"] <= 1:
+        raise _bad(f"{where}.progress", "must be a fraction from 0 to 1")
+    if table_name == "tombstones":
+        kind, partition = row["kind"], row["partition"]
+        if kind == "erasure":
+            user = partition.partition(":user:")[2]
+            if not partition.startswith(f"{row['dataset']}:user:") or not user:
+                raise _bad(f"{where}.partition", "an erasure must be in a learner's "
+                           "partition ({dataset}:user:{user})")
+        elif kind not in tables() or kind == "tombstones":
+            raise _bad(f"{where}.kind", "must be 'erasure' or the name of a synced table")
+
+
 def expected_partition(table: str, row: Row) -> str | None:
     """The partition a row must be in, from its own columns (None: any of the dataset's;
     tombstones name theirs)."""
@@ -216,8 +252,7 @@ def check_rows(table_name: str, columns: Sequence[Any], raw_rows: Sequence[Any],
             raise _bad(f"{where}.partition", f"must be {want!r}")
         if want is None and not row["partition"].startswith(f"{dataset}:"):
             raise _bad(f"{where}.partition", f"must be a partition of {dataset!r}")
-        if row["counter"] < 1:
-            raise _bad(f"{where}.counter", "must be at least 1")
+        _check_values(table_name, row, where)
         try:
             r.load(row)
             if table_name == "collections":

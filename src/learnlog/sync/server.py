@@ -30,9 +30,9 @@ class Grant:
     partitions: frozenset[str] | None
 
     def allows(self, partition: str) -> bool:
-        if self.partitions is None:
-            return partition.startswith(f"{self.dataset}:")
-        return partition in self.partitions
+        if not partition.startswith(f"{self.dataset}:"):
+            return False  # nothing crosses datasets, whatever a token names
+        return self.partitions is None or partition in self.partitions
 
     def check(self, partitions: Sequence[str], field: str) -> None:
         """Refuse (403) any partition outside the grant."""

@@ -515,6 +515,8 @@ class BatchUnitOfWork:
         for staged in (self._cmd, self._done):
             if pk in staged.enrolments:
                 return staged.enrolments[pk]
+        if pk not in self._enrolments and (dataset, user_id) in self._user_enrolments:
+            return None  # every stored enrolment of the learner is loaded: not one of them
         if pk not in self._enrolments:
             row = self._one(enrolments, {"dataset": dataset, "user_id": user_id,
                                          "collection_id": collection_id,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Boolean, Table, delete, select
 
 from ..domain.assessment import best_score
 from ..domain.keys import SummaryKey
@@ -25,7 +25,7 @@ from ..service.viewer import refresh_enrolment, touched_enrolments
 from ..store import rows
 from ..store.fastsql import SUMMARY_PK
 from ..store.schema import attempts, sessions, summaries, tombstones
-from ..store.uow import BatchUnitOfWork, chunks, parse_erasure, select_by_keys, upsert
+from ..store.uow import BatchUnitOfWork, chunks, parse_erasure, upsert
 from .facts import ERASABLE, SUMMARY_FACTS, TOMBSTONES, Row, join_rows, tables
 
 FAST = frozenset({"sessions", "attempts", "tries", "item_attempts", "enrolments"})
@@ -117,8 +117,8 @@ class ApplyFacts:
                 name, held, row, lambda: next(uow.allocate(1)), uow.instance_id) or held)
         stored: dict[tuple[Any, ...], Row] = {}
         for part in chunks(list(latest), 400):
-            for r in uow.conn.execute(select_by_keys(table, names, part)).mappings():
-                held_row = dict(r)
+            for r in uow.fast.rows_by_keys(table, names, part):
+                held_row = _typed(table, dict(r))
                 stored[_pk(table, held_row)] = held_row
         out = []
         for pk, row in latest.items():
@@ -157,6 +157,14 @@ class ApplyFacts:
         if gone is not None:
             uow.conn.execute(delete(table).where(*cond))
             _note(table.name, dict(gone), touched)
+
+
+def _typed(table: Table, row: Row) -> Row:
+    """A row read on the driver with its booleans as booleans (SQLite returns 0/1)."""
+    for column in table.columns:
+        if isinstance(column.type, Boolean) and row[column.name] is not None:
+            row[column.name] = bool(row[column.name])
+    return row
 
 
 def _gone(name: str, row: Row, erasures: dict[str, list[tuple[Scope, int]]],
@@ -253,7 +261,7 @@ def _by_key(uow: BatchUnitOfWork, table: Table, keys: Sequence[SummaryKey]
     for part in chunks(list(keys), 400):
         wanted = [(k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id)
                   for k in part]
-        for r in uow.conn.execute(select_by_keys(table, SUMMARY_PK, wanted)).mappings():
+        for r in uow.fast.rows_by_keys(table, SUMMARY_PK, wanted):
             found.setdefault(rows.key_of(r), []).append(r)
     return found
 
@@ -286,6 +294,8 @@ def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey]) -> list[SummaryKey]
 
 def _refold(uow: BatchUnitOfWork, ctx: ServiceContext, touched: _Touched) -> None:
     changed = refold(uow, touched.keys)
+    for dataset, user_id in sorted({(k.dataset, k.user_id) for k in changed}):
+        uow.enrolments_of(dataset, user_id)  # one query per learner, not one per key
     pks = set(touched.enrolments)
     for key in changed:
         pks.update(e.pk for e in touched_enrolments(uow, ctx, key))

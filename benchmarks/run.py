@@ -15,7 +15,10 @@ is dropped afterwards) it:
    wrk against `POST /v1/view/read` (20 contents) and `GET /v1/summary/list/{userId}`,
    and, when Redis answers, `view/read` once more with the Redis cache on;
 3. CSV export (`export_bench.py`): `learnlog export` over 100 thousand and 1 million seeded
-   sessions in a child process, its time and peak memory.
+   sessions in a child process, its time and peak memory;
+4. sync (`sync_bench.py`, when PostgreSQL is among the engines): `learnlog sync` pushing
+   1 million seeded session facts from a SQLite instance to a `learnlog serve` instance on a
+   fresh PostgreSQL database, its wall time, and the target's facts and summaries checked.
 
 Servers are `learnlog serve --workers 2` subprocesses (their own process group, killed on
 exit). The CPU used by wrk, the server, PostgreSQL and the whole machine during every
@@ -59,6 +62,7 @@ sys.path.insert(0, str(HERE))
 import export_bench as exporting  # noqa: E402  (benchmarks/export_bench.py)
 import group_lag  # noqa: E402  (benchmarks/group_lag.py)
 import seed as seeding  # noqa: E402  (benchmarks/seed.py)
+import sync_bench as syncing  # noqa: E402  (benchmarks/sync_bench.py)
 
 err = Console(stderr=True)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -1023,6 +1027,15 @@ def evaluate(results: dict[str, Any], engines: list[str], large_label: str,
                                 f"{small['latency_ms']['p99']:.1f} ms); p99 x{p99r:.2f}",
                                 clean(big) and clean(small) and ratio >= FLAT_MIN_RATIO,
                                 f"{engine}/{route}/{large_label}"))
+    sync = results.get("sync")
+    if sync:
+        full = sync["facts"] >= syncing.TARGET_FACTS
+        rows.append(Row(f"sync, {sync['facts']:,} facts (`learnlog sync`, server "
+                        f"`--workers {sync['best_workers']}`)", "sqlite → postgresql",
+                        f"{syncing.TARGET_FACTS:,} facts in ≤ {syncing.TARGET_SECONDS:.0f} s",
+                        None, f"{sync['seconds']:,.1f} s, {sync['facts_per_second']:,} facts/s",
+                        sync["ok"], "sync",
+                        "" if full else f"fewer facts than the SPEC's {syncing.TARGET_FACTS:,}"))
     return rows
 
 
@@ -1087,7 +1100,7 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
           f"{r.derived or '—'} | {verdict} |")
     w("")
     w("Not covered by this suite yet (SPEC §8 rows measured elsewhere or not at all): "
-      "tracking-log analytics (DuckDB, ≥ 500,000 events/s), sync (1,000,000 facts in ≤ 60 s).")
+      "tracking-log analytics (DuckDB, ≥ 500,000 events/s).")
     w("")
     w("Group aggregate lag (benchmarks/group_lag.py): during the measured `view/update` run, "
       "one probe write at a time — a learner of the 10,000-learner group starts a content of "
@@ -1133,6 +1146,8 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
     w("")
     if "export" in results:
         out.extend(exporting.section(results["export"]))
+    if "sync" in results:
+        out.extend(syncing.section(results["sync"]))
     w("## Is the load generator the bottleneck?")
     w("")
     w(f"CPU used during each measured run, as a share of the whole machine ({NCPU} cores = "
@@ -1242,6 +1257,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-reads", action="store_true")
     parser.add_argument("--skip-export", action="store_true",
                         help="keep the CSV export figures of the last run")
+    parser.add_argument("--skip-sync", action="store_true",
+                        help="keep the sync figures of the last run")
+    parser.add_argument("--sync-facts", type=int,
+                        help="facts the sync benchmark moves (default 1,000,000; quick 20,000)")
+    parser.add_argument("--sync-workers", default="1",
+                        help="comma list of `learnlog serve --workers` for the sync target "
+                        "(default 1: one writer process takes the pushes either way)")
     parser.add_argument("--output", help="report path (default benchmarks/RESULTS.md; "
                         "quick: benchmarks/RESULTS.quick.md)")
     parser.add_argument("--strict", action="store_true",
@@ -1314,7 +1336,18 @@ def main(argv: list[str] | None = None) -> int:
             results["export"] = exporting.measure(engines, sizes, workdir, dbs.fresh)
         elif last_export.exists():
             results["export"] = json.loads(last_export.read_text())
-    except (BenchError, httpx.HTTPError, subprocess.SubprocessError) as error:
+        last_sync = results_dir / "sync.json"
+        if not args.skip_sync and pg_admin:
+            facts = args.sync_facts or (20_000 if args.quick else syncing.TARGET_FACTS)
+            err.rule(f"sync: {facts:,} facts, SQLite → PostgreSQL")
+            results["sync"] = syncing.measure(
+                facts, [int(w) for w in args.sync_workers.split(",")], workdir,
+                syncing.Helpers(dbs.fresh, app_env, cli, Server, CpuWindow, pg_family))
+            results["sync"]["commit"] = commit
+        elif last_sync.exists():
+            results["sync"] = json.loads(last_sync.read_text())
+    except (BenchError, httpx.HTTPError, subprocess.SubprocessError,
+            syncing.SyncFailed) as error:
         failure = f"{type(error).__name__}: {error}"
         err.print(f"[bold red]benchmark failed:[/bold red] {failure}")
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ local ones (outbox, exports, meta) do not, and are never exchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from sqlalchemy import Connection, Table, func, select, union_all
 
@@ -17,8 +18,9 @@ from .schema import metadata
 VersionVectors = dict[str, dict[str, int]]  # partition → instance id → highest counter
 
 
+@cache
 def synced_tables() -> tuple[Table, ...]:
-    """The tables whose rows are facts, in a fixed order."""
+    """The tables whose rows are facts, in a fixed order (computed once)."""
     return tuple(t for t in metadata.sorted_tables
                  if {"partition", "instance_id", "counter"} <= set(t.c.keys()))
 

@@ -8,7 +8,9 @@ stopped; a chunk applied twice changes nothing the second time.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +20,7 @@ from ..bootstrap import Runtime
 from ..domain.errors import LearnlogError
 from ..store.sync import VersionVectors, held_vectors
 from .apply import ApplyFacts
-from .facts import PROTOCOL, Chunk, Row, check_rows, plan, read_chunk
+from .facts import PROTOCOL, Chunk, Plan, Row, check_rows, plan, read_chunk
 from .server import Grant, hello, pull, push_command, refusal
 
 
@@ -121,6 +123,7 @@ class Report:
 
 
 Progress = Callable[[str, int], None]  # (phase, facts moved)
+LANES = 2  # pushes in flight at once, each over its own partitions
 
 
 def _facts(chunk: dict[str, Any], dataset: str) -> dict[str, list[Row]]:
@@ -187,20 +190,34 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
     with local.read_engine.connect() as conn:
         steps = plan(held_vectors(conn, parts), theirs)
     max_bytes = int(answer.get("maxBodyBytes", 1024 * 1024)) * 9 // 10
-    position = None
-    while True:  # push
-        with local.read_engine.connect() as conn:
-            out = read_chunk(conn, steps, position, limit)
-        for body in (_split(out, max_bytes) if out.count else []):
-            result = peer.push(body)
-            report.pushed += body["count"]
-            report.peer_written += result["written"]
-            report.chunks += 1
-            if progress is not None:
-                progress("push", body["count"])
-        position = out.cursor
-        if out.done:
-            return report
+    # Partitions are independent streams: two lanes of them push at once, so this side
+    # reads the next chunk while the peer applies the last one. Within a lane chunks go
+    # one after another, which keeps every (partition, instance) stream a prefix.
+    lane_of = {p: i % LANES for i, p in enumerate(sorted({step[0] for step in steps}))}
+    lanes = [[s for s in steps if lane_of[s[0]] == k] for k in range(LANES)]
+    lock = threading.Lock()
+
+    def push_lane(lane: Plan) -> None:
+        position = None
+        while True:
+            with local.read_engine.connect() as conn:
+                out = read_chunk(conn, lane, position, limit)
+            for body in (_split(out, max_bytes) if out.count else []):
+                result = peer.push(body)
+                with lock:
+                    report.pushed += body["count"]
+                    report.peer_written += result["written"]
+                    report.chunks += 1
+                    if progress is not None:
+                        progress("push", body["count"])
+            position = out.cursor
+            if out.done:
+                return
+
+    with ThreadPoolExecutor(LANES) as pool:
+        for done in [pool.submit(push_lane, lane) for lane in lanes if lane]:
+            done.result()
+    return report
 
 
 __all__ = ["HttpPeer", "LearnlogError", "LocalPeer", "Peer", "Report", "SyncError", "sync"]

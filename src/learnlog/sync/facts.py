@@ -11,11 +11,14 @@ never writes: `sync.apply` does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Float, Integer, String, Table, Text, select
+import orjson
+from sqlalchemy import Boolean, Connection, Float, Integer, Table, Text, select
 
 from ..domain import merge
 from ..domain.errors import Conflict, InvalidInput
@@ -40,8 +43,9 @@ PLAIN_TEXT = frozenset({("collections", "description"), ("item_attempts", "simpl
                         ("tombstones", "record_id")})
 
 
+@cache
 def tables() -> dict[str, Table]:
-    """The tables whose rows travel, by name."""
+    """The tables whose rows travel, by name (computed once; do not change it)."""
     return {t.name: t for t in synced_tables()}
 
 
@@ -150,48 +154,94 @@ def _bad(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", code="INVALID_FACT", field=field)
 
 
-def _check_value(table: Table, name: str, value: Any, field: str) -> None:
-    column = table.c[name]
-    if value is None:
-        if not column.nullable:
-            raise _bad(field, "must not be null")
-        return
-    kind = column.type
-    if isinstance(kind, Boolean):
-        ok = isinstance(value, bool)
-    elif isinstance(kind, Integer):  # BigInteger too
-        ok = isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
-    elif isinstance(kind, Float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and (
-            value == value and abs(value) != float("inf"))
-    elif isinstance(kind, String | Text):
-        ok = isinstance(value, str) and (
-            kind.length is None or len(value) <= kind.length)
-        if ok and isinstance(kind, Text) and (table.name, name) not in PLAIN_TEXT:
+def _is_bool(value: Any) -> bool:
+    return value is True or value is False
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int and -2**63 <= value < 2**63
+
+
+def _is_float(value: Any) -> bool:
+    return (type(value) is float and value == value and abs(value) != INF) or (
+        type(value) is int)
+
+
+def _is_text(limit: int | None) -> Callable[[Any], bool]:
+    if limit is None:
+        return lambda value: type(value) is str
+    return lambda value: type(value) is str and len(value) <= limit
+
+
+INF = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    name: str
+    check: Callable[[Any], bool]
+    nullable: bool
+    json: bool
+    label: str
+
+
+@cache
+def _columns(table_name: str) -> tuple[_Column, ...]:
+    """How each column of a synced table is checked (built once per table)."""
+    out = []
+    for column in tables()[table_name].columns:
+        kind = column.type
+        check: Callable[[Any], bool]
+        if isinstance(kind, Boolean):
+            check = _is_bool
+        elif isinstance(kind, Integer):  # BigInteger too
+            check = _is_int
+        elif isinstance(kind, Float):
+            check = _is_float
+        else:  # String and Text: every other synced column
+            check = _is_text(getattr(kind, "length", None))
+        json = isinstance(kind, Text) and (table_name, column.name) not in PLAIN_TEXT
+        out.append(_Column(column.name, check, bool(column.nullable), json, str(kind)))
+    return tuple(out)
+
+
+def _check_columns(table_name: str, row: Row, where: str) -> None:
+    for c in _columns(table_name):
+        value = row[c.name]
+        if value is None:
+            if not c.nullable:
+                raise _bad(f"{where}.{c.name}", "must not be null")
+            continue
+        if not c.check(value):
+            raise _bad(f"{where}.{c.name}", f"is not a valid {c.label}")
+        if c.json:
             try:
-                rows.loads(value)
-            except ValueError:
-                raise _bad(field, "must be JSON text") from None
-    else:  # pragma: no cover - every synced column has one of the types above
-        ok = False
-    if not ok:
-        raise _bad(field, f"is not a valid {kind}")
+                orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise _bad(f"{where}.{c.name}", "must be JSON text") from None
+
+
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 SHARE = ("progress",)  # fractions 0..1 where the table keeps progress as one
 NEVER_NEGATIVE = ("time_spent", "counter", "updated_at", "started_at", "ended_at")
 
 
+@cache
+def _id_columns(table_name: str) -> tuple[str, ...]:
+    return tuple(c.name for c in tables()[table_name].primary_key.columns
+                 if c.name not in ("partition", "record_id"))
+
+
 def _check_values(table_name: str, row: Row, where: str) -> None:
     """The value rules the write routes keep, kept by pushed facts too: ids of 1 to 256
     printable characters, times and counters never negative, a session's progress 0..1,
     tombstones of a known kind in the partition that kind lives in."""
-    table = tables()[table_name]
-    for column in table.primary_key.columns:
-        value = row[column.name]
-        if isinstance(value, str) and column.name not in ("partition", "record_id") and (
-                not value or any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value)):
-            raise _bad(f"{where}.{column.name}", "must be 1 to 256 printable characters")
+    for name in _id_columns(table_name):
+        value = row[name]
+        if isinstance(value, str) and (not value or UNPRINTABLE.search(value)):
+            raise _bad(f"{where}.{name}", "must be 1 to 256 printable characters")
     for name in NEVER_NEGATIVE:
         if name in row and row[name] is not None and row[name] < 0:
             raise _bad(f"{where}.{name}", "must not be negative")
@@ -243,8 +293,7 @@ def check_rows(table_name: str, columns: Sequence[Any], raw_rows: Sequence[Any],
         if not isinstance(raw, list) or len(raw) != len(columns):
             raise _bad(where, f"must be a list of {len(columns)} values")
         row = dict(zip(columns, raw, strict=True))
-        for name in names:
-            _check_value(table, name, row[name], f"{where}.{name}")
+        _check_columns(table_name, row, where)
         if row["dataset"] != dataset:
             raise _bad(f"{where}.dataset", f"must be {dataset!r}, the caller's dataset")
         want = expected_partition(table_name, row)

@@ -45,7 +45,7 @@ def facts(rt: Runtime) -> dict[str, set[tuple[Any, ...]]]:
     return out
 
 
-def seconds(api: Api, user: str, content: str, collection: str) -> float:
+def seconds(api: Api, user: str, content: str, collection: str | None) -> float:
     return float(api.one(user, content, collection)["timeSpent"])
 
 
@@ -223,3 +223,28 @@ def test_tombstones_are_checked_and_grants_never_cross_datasets(
     foreign = Grant("other", frozenset({"default:user:ana"}))
     with pytest.raises(Forbidden):
         LocalPeer(runtime, foreign).pull({"partitions": ["default:user:ana"]})
+
+
+def test_large_chunks_are_stored_in_bulk_and_folded(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    """Chunks of hundreds of facts take the bulk path (COPY on PostgreSQL), including
+    rows that replace stored ones."""
+    lapi, lrt = laptop
+    contents = [f"c{i}" for i in range(40)]
+    for user in ("ana", "ben", "cy"):
+        for content in contents:
+            lapi.start(user, content)
+            lapi.update(user, content, progress=30, timespent=4)
+    first = sync(lrt, LocalPeer(runtime), limit=1000)
+    assert first.pushed >= 120
+    for user in ("ana", "ben"):  # the same sessions, grown: their new versions replace
+        for content in contents:
+            lapi.update(user, content, progress=90, timespent=6)
+    again = sync(lrt, LocalPeer(runtime), limit=1000)
+    assert again.pushed >= 80
+    assert facts(runtime) == facts(lrt)
+    assert seconds(api, "ana", "c7", None) == seconds(lapi, "ana", "c7", None) == 10
+    assert seconds(api, "cy", "c7", None) == 4
+    with runtime.read_engine.connect() as conn:
+        assert len(conn.execute(select(sessions)).all()) == 120
+        assert not verify(conn, runtime.ctx.mode).problems

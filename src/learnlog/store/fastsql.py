@@ -113,6 +113,23 @@ def latest_sql(dialect_name: str, table: Table, names: tuple[str, ...], order: s
             f"LIMIT %(limit_)s) x")
 
 
+@cache
+def pg_bulk_sql(table: Table) -> tuple[str, str, str, str]:
+    """PostgreSQL: create a session-local staging table like `table`, COPY into it, merge
+    it into `table` (replacing rows whose key exists), empty it."""
+    stage = f"sync_in_{table.name}"
+    cols = ", ".join(c.name for c in table.columns)
+    keys = [c.name for c in table.primary_key.columns]
+    sets = ", ".join(f"{c.name} = EXCLUDED.{c.name}" for c in table.columns
+                     if c.name not in keys)
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) "
+            "ON COMMIT DELETE ROWS",
+            f"COPY {stage} ({cols}) FROM STDIN",
+            f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}",
+            f"DELETE FROM {stage}")
+
+
 class FastSql:
     """Runs the write path's statements on one connection's driver connection."""
 
@@ -194,6 +211,22 @@ class FastSql:
         with self.raw.cursor(row_factory=dict_row) as pg:
             pg.execute(sql, tuple(where.values()))
             return list(pg.fetchall())
+
+    def upsert_bulk(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace many rows at once (sync): on PostgreSQL through COPY into a
+        temporary table and one INSERT … SELECT … ON CONFLICT; the keys must be distinct."""
+        if self.dialect == "sqlite" or len(new_rows) < 32:
+            self.upsert(table, new_rows)
+            return
+        create, copy, merge, clear = pg_bulk_sql(table)
+        names = [c.name for c in table.columns]
+        with self.raw.cursor() as cur:
+            cur.execute(create)
+            with cur.copy(copy) as out:
+                for row in new_rows:
+                    out.write_row([row[n] for n in names])
+            cur.execute(merge)
+            cur.execute(clear)
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

@@ -129,7 +129,7 @@ class ApplyFacts:
                 out.append(kept)
                 _note(name, kept, touched)
         if name in FAST:
-            uow.fast.upsert(table, out)
+            uow.fast.upsert_bulk(table, out)
         else:
             upsert(uow.conn, table, out)
         outcome.written += len(out)

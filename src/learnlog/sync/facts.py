@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Connection, Float, Integer, Table, Text, select
+from sqlalchemy import Boolean, Connection, Float, Integer, Table, Text
 
 from ..domain import merge
 from ..domain.errors import Conflict, InvalidInput
@@ -356,6 +356,19 @@ def plan(target: VersionVectors, peer: VersionVectors) -> Plan:
     return out
 
 
+@cache
+def _range_sql(dialect: str, table: Table) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """A table's facts of one partition and instance in a counter range, in counter
+    order: its column names, the SQL (for the driver's paramstyle), its boolean columns."""
+    names = tuple(c.name for c in table.columns)
+    mark = "?" if dialect == "sqlite" else "%s"
+    sql = (f"SELECT {', '.join(names)} FROM {table.name} WHERE partition = {mark} "
+           f"AND instance_id = {mark} AND counter > {mark} AND counter <= {mark} "
+           f"ORDER BY counter LIMIT {mark}")
+    flags = tuple(c.name for c in table.columns if isinstance(c.type, Boolean))
+    return names, sql, flags if dialect == "sqlite" else ()
+
+
 def read_chunk(conn: Connection, steps: Plan, cursor: tuple[str, str, int] | None,
                limit: int) -> Chunk:
     """At most `limit` facts of the plan after `cursor`, in stream order."""
@@ -371,13 +384,18 @@ def read_chunk(conn: Connection, steps: Plan, cursor: tuple[str, str, int] | Non
         if want <= 0:
             return Chunk(found, last, False)
         batch: list[tuple[int, str, Row]] = []
+        raw: Any = conn.connection.driver_connection
         for table in synced_tables():
-            for found_row in conn.execute(
-                    select(table).where(table.c.partition == partition,
-                                        table.c.instance_id == instance,
-                                        table.c.counter > low, table.c.counter <= top)
-                    .order_by(table.c.counter).limit(want)).mappings():
-                batch.append((found_row["counter"], table.name, dict(found_row)))
+            names, sql, flags = _range_sql(conn.dialect.name, table)
+            cur = raw.cursor()  # the driver directly: Core's per-row cost doubled the read
+            cur.execute(sql, (partition, instance, low, top, want))
+            for values in cur.fetchall():
+                fact = dict(zip(names, values, strict=True))
+                for name in flags:  # SQLite keeps booleans as 0/1
+                    if fact[name] is not None:
+                        fact[name] = bool(fact[name])
+                batch.append((fact["counter"], table.name, fact))
+            cur.close()
         batch.sort(key=lambda x: x[0])
         for counter, name, fact in batch[:want]:
             found.setdefault(name, []).append(fact)

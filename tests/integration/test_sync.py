@@ -248,3 +248,20 @@ def test_large_chunks_are_stored_in_bulk_and_folded(
     with runtime.read_engine.connect() as conn:
         assert len(conn.execute(select(sessions)).all()) == 120
         assert not verify(conn, runtime.ctx.mode).problems
+
+
+def test_a_view_after_an_erasure_in_the_same_millisecond_survives_everywhere(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    """Found by the property test: deletion order on the erasing instance is its counter,
+    not the clock."""
+    lapi, lrt = laptop
+    lapi.start("ana", "c1")
+    lapi.update("ana", "c1", progress=20, timespent=3)
+    lrt.writer.clock = lambda: 1_800_000_000_000  # every write in the same millisecond
+    lapi.call("DELETE", "/v1/summary/delete/ana?all=true")
+    lapi.start("ana", "c1")
+    lapi.update("ana", "c1", progress=50, timespent=8)
+    sync(lrt, LocalPeer(runtime))
+    assert facts(runtime) == facts(lrt)
+    for side in (api, lapi):
+        assert seconds(side, "ana", "c1", None) == 8

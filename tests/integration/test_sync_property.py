@@ -157,6 +157,19 @@ def snapshot(rt: Runtime) -> tuple[dict[str, set[tuple[Any, ...]]], set[tuple[An
     return facts, folded
 
 
+def _difference(a: Any, b: Any) -> str:
+    """Where two snapshots differ (table by table), for the failure message."""
+    out = []
+    for name in a[0]:
+        if a[0][name] != b[0][name]:
+            out.append(f"{name}: only first {sorted(a[0][name] - b[0][name])[:3]}, "
+                       f"only other {sorted(b[0][name] - a[0][name])[:3]}")
+    if a[1] != b[1]:
+        out.append(f"summaries: only first {sorted(a[1] - b[1])[:3]}, "
+                   f"only other {sorted(b[1] - a[1])[:3]}")
+    return "\n".join(out)
+
+
 def check_folds(rt: Runtime) -> None:
     """Each summary is the fold of its sessions, and every key with sessions has one."""
     with rt.read_engine.connect() as conn:
@@ -200,6 +213,7 @@ def test_everyone_ends_with_the_same_facts_and_the_fold_of_them(
                     sync(rts[a], LocalPeer(rts[b]), limit=limit)
         first = snapshot(rts[0])
         for rt in rts[1:]:
-            assert snapshot(rt) == first
+            other = snapshot(rt)
+            assert other == first, _difference(first, other)
         for rt in rts:
             check_folds(rt)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Boolean, Table, delete, select
+from sqlalchemy import Boolean, Table, and_, delete, or_, select
 
 from ..domain.assessment import best_score
 from ..domain.keys import SummaryKey
@@ -30,6 +30,26 @@ from .facts import ERASABLE, SUMMARY_FACTS, TOMBSTONES, Row, join_rows, tables
 
 FAST = frozenset({"sessions", "attempts", "tries", "item_attempts", "enrolments"})
 Scope = tuple[tuple[str, str] | None, tuple[str, str] | None]
+Stamp = tuple[int, str, int]  # a tombstone's (updated_at, instance_id, counter)
+
+
+def before(row: Row, stamp: Stamp) -> bool:
+    """Whether a fact was written before a deletion: by the deleting instance, a lower
+    counter (its own order, exact); by another, no later time (clocks: milliseconds)."""
+    at, instance_id, counter = stamp
+    if row["instance_id"] == instance_id:
+        return bool(row["counter"] < counter)
+    return bool(row["updated_at"] <= at)
+
+
+def _before_sql(table: Table, stamp: Stamp) -> Any:
+    at, instance_id, counter = stamp
+    return or_(and_(table.c.instance_id == instance_id, table.c.counter < counter),
+               and_(table.c.instance_id != instance_id, table.c.updated_at <= at))
+
+
+def _stamp(tomb: Any) -> Stamp:
+    return (tomb["updated_at"], tomb["instance_id"], tomb["counter"])
 
 
 @dataclass
@@ -52,6 +72,7 @@ class _Touched:
     collections: set[tuple[str, str]] = field(default_factory=set)
     groups: set[tuple[str, str]] = field(default_factory=set)
     members: set[tuple[str, str]] = field(default_factory=set)  # their groups changed
+    sessions: dict[SummaryKey, list[Session]] = field(default_factory=dict)  # just written
 
 
 def _pk(table: Table, row: Row) -> tuple[Any, ...]:
@@ -128,6 +149,9 @@ class ApplyFacts:
             if kept is not None:
                 out.append(kept)
                 _note(name, kept, touched)
+                if name == "sessions":
+                    s = rows.session_from_row(kept)
+                    touched.sessions.setdefault(s.key, []).append(s)
         if name in FAST:
             uow.fast.upsert_bulk(table, out)
         else:
@@ -138,11 +162,11 @@ class ApplyFacts:
     def _honour(self, uow: BatchUnitOfWork, tomb: Row, touched: _Touched) -> None:
         """Delete what a tombstone says is gone, if it was written before the tombstone."""
         known = tables()
-        dataset, at = tomb["dataset"], tomb["updated_at"]
+        dataset, stamp = tomb["dataset"], _stamp(tomb)
         if tomb["kind"] == "erasure":
             user_id = tomb["partition"].partition(":user:")[2]
             scope = parse_erasure(tomb["record_id"])
-            _erase(uow, dataset, user_id, scope, at, touched)
+            _erase(uow, dataset, user_id, scope, stamp, touched)
             return
         table = known.get(tomb["kind"])
         if table is None:
@@ -152,7 +176,7 @@ class ApplyFacts:
         if len(values) != len(names):
             return
         cond = [table.c[n] == v for n, v in zip(names, values, strict=True)]
-        gone = uow.conn.execute(select(table).where(*cond, table.c.updated_at <= at)
+        gone = uow.conn.execute(select(table).where(*cond, _before_sql(table, stamp))
                                 ).mappings().first()
         if gone is not None:
             uow.conn.execute(delete(table).where(*cond))
@@ -167,39 +191,40 @@ def _typed(table: Table, row: Row) -> Row:
     return row
 
 
-def _gone(name: str, row: Row, erasures: dict[str, list[tuple[Scope, int]]],
-          deletions: dict[tuple[str, str, str], int]) -> bool:
+def _gone(name: str, row: Row, erasures: dict[str, list[tuple[Scope, Stamp]]],
+          deletions: dict[tuple[str, str, str], Stamp]) -> bool:
     """Whether a fact arrives after the erasure or deletion of what it belongs to."""
     if name in ERASABLE:
-        for scope, at in erasures.get(row["partition"], ()):
-            if row["updated_at"] <= at and _erasure_covers(scope, name, row):
+        for scope, stamp in erasures.get(row["partition"], ()):
+            if before(row, stamp) and _erasure_covers(scope, name, row):
                 return True
         return False
     table = tables()[name]
     record_id = "\x1f".join(str(v) for v in _pk(table, row)[1:])
     deleted = deletions.get((row["partition"], name, record_id))
-    return deleted is not None and bool(row["updated_at"] <= deleted)
+    return deleted is not None and before(row, deleted)
 
 
 def _tombstones_of(uow: BatchUnitOfWork, facts: dict[str, list[Row]]
-                   ) -> tuple[dict[str, list[tuple[Scope, int]]], dict[tuple[str, str, str], int]]:
+                   ) -> tuple[dict[str, list[tuple[Scope, Stamp]]],
+                              dict[tuple[str, str, str], Stamp]]:
     """The stored erasures (by partition) and deletions of the partitions facts are in."""
     parts = sorted({r["partition"] for name, found in facts.items() if name != TOMBSTONES
                     for r in found})
-    erasures: dict[str, list[tuple[Scope, int]]] = {}
-    deletions: dict[tuple[str, str, str], int] = {}
+    erasures: dict[str, list[tuple[Scope, Stamp]]] = {}
+    deletions: dict[tuple[str, str, str], Stamp] = {}
     for part in chunks(parts, 400):
         for t in uow.conn.execute(select(tombstones).where(
                 tombstones.c.partition.in_(part))).mappings():
             if t["kind"] == "erasure":
                 erasures.setdefault(t["partition"], []).append(
-                    (parse_erasure(t["record_id"]), t["updated_at"]))
+                    (parse_erasure(t["record_id"]), _stamp(t)))
             else:
-                deletions[(t["partition"], t["kind"], t["record_id"])] = t["updated_at"]
+                deletions[(t["partition"], t["kind"], t["record_id"])] = _stamp(t)
     return erasures, deletions
 
 
-def _erase(uow: BatchUnitOfWork, dataset: str, user_id: str, scope: Scope, at: int,
+def _erase(uow: BatchUnitOfWork, dataset: str, user_id: str, scope: Scope, stamp: Stamp,
            touched: _Touched) -> None:
     """Delete a learner's facts an erasure covers that were written before it."""
     known = tables()
@@ -208,7 +233,7 @@ def _erase(uow: BatchUnitOfWork, dataset: str, user_id: str, scope: Scope, at: i
     for name in ERASABLE:
         table = known[name]
         cond = [table.c.dataset == dataset, table.c.user_id == user_id,
-                table.c.updated_at <= at]
+                _before_sql(table, stamp)]
         if name == "enrolments":
             if not everything and enrolment is None:
                 continue
@@ -266,18 +291,25 @@ def _by_key(uow: BatchUnitOfWork, table: Table, keys: Sequence[SummaryKey]
     return found
 
 
-def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey]) -> list[SummaryKey]:
+def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey],
+           fresh: dict[SummaryKey, list[Session]] | None = None) -> list[SummaryKey]:
     """Recompute the summaries of these keys from their sessions and attempts (stored and
-    this batch's); a key with no session left loses its summary. Returns the keys whose
-    summary changed."""
+    this batch's); a key with no session left loses its summary. `fresh` holds the
+    sessions just written, by key. Returns the keys whose summary changed."""
     wanted = sorted(set(keys))
     uow.load_summaries(wanted)
-    found_sessions = _by_key(uow, sessions, wanted)
-    found_attempts = _by_key(uow, attempts, wanted)
+    fresh = fresh or {}
+    # A key with no summary has no stored session (sessions are written with their
+    # summary and erased with it): its sessions are the ones just written.
+    stored_facts = [k for k in wanted if k not in fresh or uow.summary(k) is not None]
+    found_sessions = _by_key(uow, sessions, stored_facts)
+    found_attempts = _by_key(uow, attempts, wanted)  # this chunk's attempts are stored
     changed = []
     for key in wanted:
         stored = uow.summary(key)
-        facts: list[Session] = [rows.session_from_row(r) for r in found_sessions.get(key, [])]
+        facts: list[Session] = (
+            [rows.session_from_row(r) for r in found_sessions.get(key, [])]
+            if stored is not None or key not in fresh else fresh[key])
         if not facts:
             if stored is not None:
                 uow.drop_summary(key)
@@ -293,7 +325,7 @@ def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey]) -> list[SummaryKey]
 
 
 def _refold(uow: BatchUnitOfWork, ctx: ServiceContext, touched: _Touched) -> None:
-    changed = refold(uow, touched.keys)
+    changed = refold(uow, touched.keys, touched.sessions)
     for dataset, user_id in sorted({(k.dataset, k.user_id) for k in changed}):
         uow.enrolments_of(dataset, user_id)  # one query per learner, not one per key
     pks = set(touched.enrolments)

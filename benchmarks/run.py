@@ -1261,9 +1261,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the sync figures of the last run")
     parser.add_argument("--sync-facts", type=int,
                         help="facts the sync benchmark moves (default 1,000,000; quick 20,000)")
-    parser.add_argument("--sync-workers", default="1",
+    parser.add_argument("--sync-workers", default="2",
                         help="comma list of `learnlog serve --workers` for the sync target "
-                        "(default 1: one writer process takes the pushes either way)")
+                        "(default 2: the client pushes two lanes of partitions at once)")
     parser.add_argument("--output", help="report path (default benchmarks/RESULTS.md; "
                         "quick: benchmarks/RESULTS.quick.md)")
     parser.add_argument("--strict", action="store_true",

@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--facts", type=int, default=TARGET_FACTS,
                         help="session facts to sync (default 1,000,000)")
-    parser.add_argument("--workers", default="1",
+    parser.add_argument("--workers", default="2",
                         help="comma list of `learnlog serve --workers` to run it with "
                         "(default 1: one push is in flight at a time, one process takes it)")
     parser.add_argument("--timeout", type=float, default=3600,

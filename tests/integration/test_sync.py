@@ -19,7 +19,8 @@ from learnlog.domain.errors import Conflict, Forbidden, InvalidInput
 from learnlog.service.verify import verify
 from learnlog.settings import Settings
 from learnlog.store.schema import sessions
-from learnlog.store.sync import held_vectors, synced_tables
+from learnlog.store.sync import held_vectors, sendable_vectors, synced_tables
+from learnlog.store.uow import BatchUnitOfWork
 from learnlog.sync.client import LocalPeer, SyncError, sync
 from learnlog.sync.server import Grant
 from tests.support import Api, leaf
@@ -265,3 +266,32 @@ def test_a_view_after_an_erasure_in_the_same_millisecond_survives_everywhere(
     assert facts(runtime) == facts(lrt)
     for side in (api, lapi):
         assert seconds(side, "ana", "c1", None) == 8
+
+
+def test_postgresql_sends_no_counter_above_an_open_transaction(
+        pg_url_factory: Any, tmp_path: Path) -> None:
+    """Concurrent writers commit counters out of order; a peer is sent this instance's
+    facts only up to the lowest counter an open transaction holds, so none is skipped."""
+    settings = Settings(database_url=pg_url_factory(), jwt_secret="s" * 40,
+                        exports_dir=str(tmp_path / "exports"),
+                        _env_file=None)  # type: ignore[call-arg]
+    rt = bootstrap(settings)
+    rt.start()
+    try:
+        with TestClient(create_app(rt.settings, rt)) as client:
+            api = Api(client, mint(rt.secret, "admin", ["admin"]), rt.secret)
+            api.start("ana", "c1")
+            me, ana = rt.ctx.instance_id, ["default:user:ana"]
+            with rt.engine.connect() as conn:
+                open_txn = conn.begin()
+                taken = list(BatchUnitOfWork(conn, me, 0).allocate(2))  # not committed
+                api.update("ana", "c1", progress=50, timespent=3)  # commits counters above
+                with rt.read_engine.connect() as reader:
+                    full = held_vectors(reader, ana)["default:user:ana"][me]
+                    sent = sendable_vectors(reader, me, ana)["default:user:ana"][me]
+                assert sent == taken[0] - 1 < full
+                open_txn.rollback()
+            with rt.read_engine.connect() as reader:
+                assert sendable_vectors(reader, me, ana) == held_vectors(reader, ana)
+    finally:
+        rt.close()

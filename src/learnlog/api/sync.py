@@ -63,7 +63,8 @@ async def sync_pull(request: Request) -> Response:
     grant = grant_of(caller(request, write=False))
     body = await _body(request)
     rt = runtime(request)
-    return _json(await rt.read(lambda conn: server.pull(conn, grant, body)))
+    return _json(await rt.read(lambda conn: server.pull(conn, grant, body,
+                                                        rt.ctx.instance_id)))
 
 
 @router.post("/v1/sync/push", name="api.sync.push")

@@ -65,13 +65,13 @@ from .schema import (
     users,
     visitor_sessions,
 )
+from .sync import take_counters
 
 _ABSENT = object()
 SYNC_COLUMNS = frozenset({"partition", "instance_id", "counter", "updated_at"})
 RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_sessions,
                  group_activities)
 COUNTER_KEY = "counter"
-COUNTER_LOCK = (0x6C6C, 1)  # the two-key advisory lock that orders counters on PostgreSQL
 TRY_PK = (*SUMMARY_PK, "mastery_level")  # a try's attempts: the ix_item_attempts_try range
 LATEST_FIRST = "started_at DESC, ordinal DESC, attempt_id DESC"  # ItemAttempt.order, reversed
 
@@ -633,15 +633,9 @@ class BatchUnitOfWork:
         if n == 0:
             return iter(())
         if self.conn.dialect.name == "postgresql":
-            # Counters must become visible in the order they are taken, or a peer that
-            # read counter n+1 before n committed would never ask for n (SPEC §5): one
-            # writer at a time allocates and commits (SQLite's single writer does this).
-            self.conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                              {"a": COUNTER_LOCK[0], "b": COUNTER_LOCK[1]})
-            values = self.conn.execute(
-                text("SELECT nextval('fact_counter') FROM generate_series(1, :n)"), {"n": n}
-            ).scalars().all()
-            return iter(sorted(int(v) for v in values))
+            # Taken from a sequence by concurrent writers: registered until commit, so a
+            # peer is sent only counters below every open transaction (store.sync).
+            return iter(take_counters(self.conn, n))
         self.conn.execute(update(meta).where(meta.c.key == COUNTER_KEY).values(
             value=func.cast(func.cast(meta.c.value, BigInteger) + n, Text)))
         last = int(self.conn.execute(select(meta.c.value).where(meta.c.key == COUNTER_KEY)

@@ -18,7 +18,7 @@ import orjson
 
 from ..bootstrap import Runtime
 from ..domain.errors import LearnlogError
-from ..store.sync import VersionVectors, held_vectors
+from ..store.sync import VersionVectors, held_vectors, sendable_vectors
 from .apply import ApplyFacts
 from .facts import PROTOCOL, Chunk, Plan, Row, check_rows, plan, read_chunk
 from .server import Grant, hello, pull, push_command, refusal
@@ -102,7 +102,8 @@ class LocalPeer:
 
     def pull(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.rt.read_engine.connect() as conn:
-            return dict(_wire(pull(conn, self.grant, _wire(body))))
+            return dict(_wire(pull(conn, self.grant, _wire(body),
+                                   self.rt.ctx.instance_id)))
 
     def push(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(_wire(self.rt.writer.run_sync(push_command(self.grant, _wire(body)))))
@@ -188,7 +189,7 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
         if chunk["done"]:
             break
     with local.read_engine.connect() as conn:
-        steps = plan(held_vectors(conn, parts), theirs)
+        steps = plan(sendable_vectors(conn, local.ctx.instance_id, parts), theirs)
     max_bytes = int(answer.get("maxBodyBytes", 1024 * 1024)) * 9 // 10
     # Partitions are independent streams: two lanes of them push at once, so this side
     # reads the next chunk while the peer applies the last one. Within a lane chunks go

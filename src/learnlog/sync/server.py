@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..domain.errors import Conflict, Forbidden, InvalidInput
-from ..store.sync import VersionVectors, held_vectors
+from ..store.sync import VersionVectors, held_vectors, sendable_vectors
 from .apply import ApplyFacts
 from .facts import Row, check_rows, parse_cursor, parse_vectors, plan, read_chunk
 
@@ -86,11 +86,12 @@ def hello(conn: Connection, grant: Grant, me: Mapping[str, Any], body: Any) -> d
     else:
         held = held_vectors(conn)
         partitions = sorted(p for p in set(held) | set(theirs) if grant.allows(p))
-    return {**me, "partitions": partitions, "vectors": held_vectors(conn, partitions)}
+    return {**me, "partitions": partitions,
+            "vectors": sendable_vectors(conn, me["instanceId"], partitions)}
 
 
-def pull(conn: Connection, grant: Grant, body: Any) -> dict[str, Any]:
-    """The next chunk of facts the peer lacks."""
+def pull(conn: Connection, grant: Grant, body: Any, instance_id: str) -> dict[str, Any]:
+    """The next chunk of facts the peer lacks (up to the `target` hello returned)."""
     body = _object(body)
     partitions = _partitions(body.get("partitions"), "partitions")
     if partitions is None:
@@ -99,7 +100,8 @@ def pull(conn: Connection, grant: Grant, body: Any) -> dict[str, Any]:
     grant.check(partitions, "partitions")
     theirs = parse_vectors(body.get("vectors", {}), "vectors")
     raw_target = body.get("target")
-    target: VersionVectors = (held_vectors(conn, partitions) if raw_target is None
+    target: VersionVectors = (sendable_vectors(conn, instance_id, partitions)
+                              if raw_target is None
                               else parse_vectors(raw_target, "target"))
     target = {p: target.get(p, {}) for p in partitions}
     cursor = parse_cursor(body.get("cursor"), "cursor")

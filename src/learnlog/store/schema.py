@@ -76,7 +76,6 @@ sessions = Table(
     Column("kind", String(32)),
     Column("mastery_level", Integer),
     Index("ix_sessions_key", "dataset", "user_id", "collection_key", "context_key", "content_id"),
-    Index("ix_sessions_version", "instance_id", "counter"),
 )
 
 summaries = Table(
@@ -120,7 +119,6 @@ attempts = Table(
     Column("created_on", BigInteger, nullable=False),
     Column("responses", Text, nullable=False),
     *_sync_columns(),
-    Index("ix_attempts_version", "instance_id", "counter"),
 )
 
 # Exercise tries (Kolibri's MasteryLog) and the item attempts within them (AttemptLog).
@@ -137,7 +135,6 @@ tries = Table(
     Column("completed_at", BigInteger),
     Column("attempt_count", Integer, nullable=False, server_default="0"),  # migration 0008
     *_sync_columns(),
-    Index("ix_tries_version", "instance_id", "counter"),
 )
 
 item_attempts = Table(
@@ -168,7 +165,6 @@ item_attempts = Table(
     # A try's attempts, newest last (migration 0008): its latest n are n index entries.
     Index("ix_item_attempts_latest", "dataset", "user_id", "collection_key", "context_key",
           "content_id", "mastery_level", "started_at", "ordinal", "attempt_id"),
-    Index("ix_item_attempts_version", "instance_id", "counter"),
 )
 
 # Identity (migration 0004): the users registry, groups and memberships with roles.
@@ -320,7 +316,6 @@ enrolments = Table(
     Column("certificates", Text, nullable=False),
     *_sync_columns(),
     Index("ix_enrolments_collection", "dataset", "collection_id"),
-    Index("ix_enrolments_version", "instance_id", "counter"),
 )
 
 collections = Table(

@@ -1,7 +1,9 @@
 """sync order: every fact table indexed by (partition, instance_id, counter)
 
 A peer reads the facts another lacks per partition and instance, in counter order
-(SPEC §5); this index makes each such read one range scan.
+(SPEC §5); this index makes each such read one range scan. It replaces the
+(instance_id, counter) indexes of 0001, which no query used: one index less to keep on
+every write.
 
 Revision ID: 0011
 Revises: 0010
@@ -22,11 +24,18 @@ TABLES = ("sessions", "attempts", "tries", "item_attempts", "users", "groups", "
           "collections", "contexts", "tombstones")
 
 
+VERSIONED = ("sessions", "attempts", "tries", "item_attempts", "enrolments")
+
+
 def upgrade() -> None:
     for table in TABLES:
         op.create_index(f"ix_{table}_sync", table, ["partition", "instance_id", "counter"])
+    for table in VERSIONED:
+        op.drop_index(f"ix_{table}_version", table_name=table)
 
 
 def downgrade() -> None:
+    for table in VERSIONED:
+        op.create_index(f"ix_{table}_version", table, ["instance_id", "counter"])
     for table in TABLES:
         op.drop_index(f"ix_{table}_sync", table_name=table)

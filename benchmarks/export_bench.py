@@ -225,14 +225,16 @@ def section(result: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def update_report(path: Path, lines: list[str]) -> None:
-    """Put the section into RESULTS.md: in place of the last one, else after Seeding."""
+def update_report(path: Path, lines: list[str], section: str = SECTION) -> None:
+    """Put a section into RESULTS.md: in place of the last one with its heading, else
+    before "Is the load generator the bottleneck?", else at the end (the sync benchmark's
+    section goes through here too)."""
     text = path.read_text() if path.exists() else ""
-    block = "\n".join(lines)
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        text = head + block + tail.removeprefix("\n")
+    block = "\n".join(lines).rstrip("\n") + "\n"
+    if section + "\n" in text:
+        head, _, rest = text.partition(section + "\n")
+        tail = rest[rest.find("\n## ") + 1:] if "\n## " in rest else ""
+        text = head + block + ("\n" + tail if tail else "")
     elif "## Is the load generator the bottleneck?" in text:
         text = text.replace("## Is the load generator the bottleneck?",
                             block + "\n## Is the load generator the bottleneck?", 1)

@@ -56,6 +56,7 @@ from rich.console import Console
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import export_bench as exporting  # noqa: E402  (benchmarks/export_bench.py)
 import seed as seeding  # noqa: E402  (benchmarks/seed.py)
 
 err = Console(stderr=True)
@@ -439,23 +440,6 @@ def _other(run: dict[str, Any]) -> float:
                - run["postgres_cpu_s"])
 
 
-def update_report(path: Path, lines: list[str]) -> None:
-    """Put the section into RESULTS.md: in place of the last one, else before the CPU
-    section."""
-    text = path.read_text() if path.exists() else ""
-    block = "\n".join(lines)
-    if SECTION + "\n" in text:
-        head, _, rest = text.partition(SECTION + "\n")
-        tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        text = head + block + tail
-    elif "## Is the load generator the bottleneck?" in text:
-        text = text.replace("## Is the load generator the bottleneck?",
-                            block + "\n## Is the load generator the bottleneck?", 1)
-    else:
-        text = text + "\n" + block
-    path.write_text(text)
-
-
 # -- profiles ---------------------------------------------------------------------------------
 
 PROFILE_RATE = 100  # py-spy samples per second and thread
@@ -564,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "sync.json").write_text(
             json.dumps({"name": "sync", **result}, indent=1) + "\n")
-        update_report(Path(args.output), lines)
+        exporting.update_report(Path(args.output), lines, SECTION)
     print("\n".join(lines))
     if profile is not None:
         for w in result["runs"]:

@@ -1,4 +1,5 @@
-"""Test helpers: a thin client of the viewer API and a real server process."""
+"""Test helpers: a thin client of the viewer API, a real server process, an unreliable
+sync peer."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 
 from learnlog.api.auth import mint
+from learnlog.sync.client import SyncError
 
 
 def keys(user: str, content: str, collection: str | None = None,
@@ -171,3 +173,38 @@ class ServerProcess:
         client = httpx.Client(base_url=self.base_url, timeout=30)
         self.clients.append(client)
         return Api(client, mint(self.secret, user, list(roles) or ["admin"]), self.secret)
+
+
+class Unreliable:
+    """A sync peer whose chunks may arrive twice (`twice`) and whose connection drops
+    after `drop_after` calls."""
+
+    def __init__(self, peer: Any, twice: bool = False, drop_after: int | None = None
+                 ) -> None:
+        self.peer, self.twice, self.left = peer, twice, drop_after
+        self._seen: set[str] = set()
+
+    def _tick(self) -> None:
+        if self.left is not None:
+            self.left -= 1
+            if self.left < 0:
+                raise SyncError("connection lost")
+
+    def hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._tick()
+        return self.peer.hello(body)
+
+    def pull(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._tick()
+        chunk = self.peer.pull(body)
+        mark = repr(body["cursor"])
+        if self.twice and mark not in self._seen and chunk["count"]:
+            self._seen.add(mark)  # the same chunk again: the client applies it twice
+            return {**chunk, "cursor": body["cursor"], "done": False}
+        return chunk
+
+    def push(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._tick()
+        if self.twice:
+            self.peer.push(body)
+        return self.peer.push(body)

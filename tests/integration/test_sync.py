@@ -23,7 +23,7 @@ from learnlog.store.sync import held_vectors, sendable_vectors, synced_tables
 from learnlog.store.uow import BatchUnitOfWork
 from learnlog.sync.client import LocalPeer, SyncError, sync
 from learnlog.sync.server import Grant
-from tests.support import Api, leaf
+from tests.support import Api, Unreliable, leaf
 
 
 @pytest.fixture
@@ -119,30 +119,6 @@ def test_an_erased_learner_does_not_come_back_from_a_device(
     assert facts(runtime) == facts(lrt)
 
 
-class Flaky:
-    """A peer whose connection drops after `calls` calls."""
-
-    def __init__(self, peer: LocalPeer, calls: int) -> None:
-        self.peer, self.left = peer, calls
-
-    def _tick(self) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise SyncError("connection lost")
-
-    def hello(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._tick()
-        return self.peer.hello(body)
-
-    def pull(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._tick()
-        return self.peer.pull(body)
-
-    def push(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._tick()
-        return self.peer.push(body)
-
-
 def test_an_interrupted_sync_run_again_completes_with_nothing_duplicated(
         api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
     lapi, lrt = laptop
@@ -157,7 +133,7 @@ def test_an_interrupted_sync_run_again_completes_with_nothing_duplicated(
     interrupted = 0
     for _ in range(20):  # each run: hello and two calls, then the connection drops
         try:
-            sync(lrt, Flaky(LocalPeer(runtime), 3), limit=7)
+            sync(lrt, Unreliable(LocalPeer(runtime), drop_after=3), limit=7)
             break
         except SyncError:
             interrupted += 1

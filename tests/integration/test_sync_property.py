@@ -37,6 +37,7 @@ from learnlog.settings import Settings
 from learnlog.store.schema import sessions, summaries
 from learnlog.store.sync import synced_tables
 from learnlog.sync.client import LocalPeer, SyncError, sync
+from tests.support import Unreliable
 
 USERS = ("ana", "ben")
 CONTENTS = ("c1", "c2")
@@ -113,39 +114,6 @@ def apply_edit(rt: Runtime, edit: tuple[Any, ...]) -> None:
                                               None))
     except LearnlogError:
         pass  # e.g. ending a view never started here: refused, nothing written
-
-
-class Unreliable:
-    """A peer whose chunks may arrive twice and whose connection may drop."""
-
-    def __init__(self, peer: LocalPeer, twice: bool, drop_after: int | None) -> None:
-        self.peer, self.twice, self.left = peer, twice, drop_after
-        self._seen: set[str] = set()
-
-    def _tick(self) -> None:
-        if self.left is not None:
-            self.left -= 1
-            if self.left < 0:
-                raise SyncError("connection lost")
-
-    def hello(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._tick()
-        return self.peer.hello(body)
-
-    def pull(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._tick()
-        chunk = self.peer.pull(body)
-        mark = repr(body["cursor"])
-        if self.twice and mark not in self._seen and chunk["count"]:
-            self._seen.add(mark)  # the same chunk again: the client applies it twice
-            return {**chunk, "cursor": body["cursor"], "done": False}
-        return chunk
-
-    def push(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._tick()
-        if self.twice:
-            self.peer.push(body)
-        return self.peer.push(body)
 
 
 def snapshot(rt: Runtime) -> tuple[dict[str, set[tuple[Any, ...]]], set[tuple[Any, ...]]]:

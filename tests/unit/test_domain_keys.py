@@ -205,3 +205,13 @@ def test_other_learners_never_share_a_key() -> None:
     for mode in ContextMode:
         assert rahul(mode, SDA, COURSE, "batch-1") != key(mode, SDA, COURSE, "batch-1",
                                                           user="Priya")
+
+
+def test_the_learner_of_a_partition() -> None:
+    from learnlog.domain.keys import learner_of
+
+    assert learner_of("d", partition_of("d", "ana")) == "ana"
+    assert learner_of("d", partition_of("d", "a:user:b")) == "a:user:b"
+    assert learner_of("d", "d:shared") is None
+    assert learner_of("d", "d:user:") is None  # no learner named
+    assert learner_of("other", partition_of("d", "ana")) is None  # another dataset's

@@ -172,3 +172,25 @@ def test_an_enrolment_keeps_its_first_time_its_last_state_and_each_certificate_o
 def test_a_record_is_the_one_written_last() -> None:
     assert merge_record(1, {"role": "coach"}, 2, {"role": "learner"}) == {"role": "learner"}
     assert merge_record(2, {"role": "coach"}, 1, {"role": "learner"}) == {"role": "coach"}
+
+
+def test_a_deletion_removes_what_was_written_before_it() -> None:
+    from learnlog.domain.merge import written_before
+
+    erasure = (1_000, "a", 50)
+    # By the deleting instance: its counter orders, even within one millisecond.
+    assert written_before((1_000, "a", 49), erasure)
+    assert not written_before((1_000, "a", 51), erasure)
+    # By another instance: its clock, a tie counting as before.
+    assert written_before((1_000, "b", 999), erasure)
+    assert not written_before((1_001, "b", 1), erasure)
+
+
+def test_what_an_erasure_covers() -> None:
+    from learnlog.domain.merge import erasure_covers
+
+    assert erasure_covers(None, None, ("k", "x"), is_enrolment=False)  # everything
+    assert erasure_covers(("k", "x"), ("k", "b"), ("k", "x"), is_enrolment=False)
+    assert not erasure_covers(("k", "x"), ("k", "b"), ("k", "y"), is_enrolment=False)
+    assert erasure_covers(None, ("k", "b"), ("k", "b"), is_enrolment=True)
+    assert not erasure_covers(("k", "x"), None, ("k", "x"), is_enrolment=True)

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request, Response
 
 from ..domain.errors import Forbidden, InvalidInput
 from ..sync import server
-from ..sync.facts import PROTOCOL
 from .auth import Principal
 from .viewer import caller, runtime
 
@@ -52,8 +51,7 @@ async def sync_hello(request: Request) -> Response:
     grant = grant_of(caller(request, write=True))
     body = await _body(request)
     rt = runtime(request)
-    me = {"protocol": PROTOCOL, "contextMode": rt.ctx.mode.value,
-          "instanceId": rt.ctx.instance_id, "maxBodyBytes": rt.settings.max_body_bytes}
+    me = server.describe(rt.ctx, rt.settings.max_body_bytes)
     return _json(await rt.read(lambda conn: server.hello(conn, grant, me, body)))
 
 

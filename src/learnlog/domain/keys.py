@@ -61,6 +61,13 @@ def partition_of(dataset: str, user_id: str) -> str:
     return f"{dataset}:user:{user_id}"
 
 
+def learner_of(dataset: str, partition: str) -> str | None:
+    """The learner whose partition of `dataset` this is, or None (not a learner's)."""
+    prefix = partition_of(dataset, "")
+    user_id = partition[len(prefix):] if partition.startswith(prefix) else ""
+    return user_id or None
+
+
 ANONYMOUS = "anonymous"
 
 

@@ -182,3 +182,28 @@ def join_vectors(a: VersionVector, b: VersionVector) -> dict[str, int]:
 def held(vector: VersionVector, instance_id: str, counter: int) -> bool:
     """Whether a holder with this vector already has the version (instance, counter)."""
     return counter <= vector.get(instance_id, 0)
+
+
+Stamp = tuple[int, str, int]  # a fact's or a deletion's (updated_at, instance_id, counter)
+
+
+def written_before(fact: Stamp, deletion: Stamp) -> bool:
+    """Whether a fact was written before a deletion (so the deletion removes it): by the
+    deleting instance, a lower counter (its own order, exact); by another, no later time
+    (clocks are all two instances share)."""
+    if fact[1] == deletion[1]:
+        return fact[2] < deletion[2]
+    return fact[0] <= deletion[0]
+
+
+Scope = tuple[str, str]  # (collection key, context key) of summaries; (collection, context)
+
+
+def erasure_covers(summaries: Scope | None, enrolment: Scope | None, fact: Scope, *,
+                   is_enrolment: bool) -> bool:
+    """Whether an erasure of the summaries under `summaries` and of `enrolment` (both
+    None: every record of the learner) removes a fact: an enrolment (collection, context)
+    or a session, attempt or try under (collection key, context key)."""
+    if summaries is None and enrolment is None:
+        return True
+    return fact == (enrolment if is_enrolment else summaries)

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Boolean, Table, and_, delete, or_, select
 
 from ..domain.assessment import best_score
-from ..domain.keys import SummaryKey
+from ..domain.keys import SummaryKey, learner_of
+from ..domain.merge import Scope, Stamp, erasure_covers, written_before
 from ..domain.summary import Session, fold
 from ..service.group_aggregates import queue_member
 from ..service.identity import queue_group_members
@@ -29,27 +30,19 @@ from ..store.uow import BatchUnitOfWork, chunks, parse_erasure, upsert
 from .facts import ERASABLE, SUMMARY_FACTS, TOMBSTONES, Row, join_rows, tables
 
 FAST = frozenset({"sessions", "attempts", "tries", "item_attempts", "enrolments"})
-Scope = tuple[tuple[str, str] | None, tuple[str, str] | None]
-Stamp = tuple[int, str, int]  # a tombstone's (updated_at, instance_id, counter)
-
-
-def before(row: Row, stamp: Stamp) -> bool:
-    """Whether a fact was written before a deletion: by the deleting instance, a lower
-    counter (its own order, exact); by another, no later time (clocks: milliseconds)."""
-    at, instance_id, counter = stamp
-    if row["instance_id"] == instance_id:
-        return bool(row["counter"] < counter)
-    return bool(row["updated_at"] <= at)
+ErasureScope = tuple[Scope | None, Scope | None]  # (summaries' scope, enrolment)
 
 
 def _before_sql(table: Table, stamp: Stamp) -> Any:
+    """`domain.merge.written_before` as a condition on a table's rows."""
     at, instance_id, counter = stamp
     return or_(and_(table.c.instance_id == instance_id, table.c.counter < counter),
                and_(table.c.instance_id != instance_id, table.c.updated_at <= at))
 
 
-def _stamp(tomb: Any) -> Stamp:
-    return (tomb["updated_at"], tomb["instance_id"], tomb["counter"])
+def _stamp(row: Any) -> Stamp:
+    """A fact's or a tombstone's (updated_at, instance_id, counter)."""
+    return (row["updated_at"], row["instance_id"], row["counter"])
 
 
 @dataclass
@@ -79,15 +72,12 @@ def _pk(table: Table, row: Row) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in table.primary_key.columns)
 
 
-def _erasure_covers(scope: Scope, table: str, row: Row) -> bool:
-    """Whether an erasure of `scope` (summaries' scope, enrolment) removes the row."""
-    summary_scope, enrolment = scope
-    if summary_scope is None and enrolment is None:
-        return True
+def _covers(scope: ErasureScope, table: str, row: Row) -> bool:
     if table == "enrolments":
-        return enrolment is not None and (row["collection_id"], row["context_id"]) == enrolment
-    return summary_scope is not None and (
-        row["collection_key"], row["context_key"]) == summary_scope
+        return erasure_covers(*scope, (row["collection_id"], row["context_id"]),
+                              is_enrolment=True)
+    return erasure_covers(*scope, (row["collection_key"], row["context_key"]),
+                          is_enrolment=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +92,9 @@ class ApplyFacts:
         """The learners whose records the chunk writes (the writer locks them)."""
         return {(r["dataset"], r["user_id"]) for name, found in self.facts.items()
                 if name != TOMBSTONES for r in found if "user_id" in r} | {
-            (r["dataset"], r["partition"].split(":user:", 1)[1])
-            for r in self.facts.get(TOMBSTONES, ()) if ":user:" in r["partition"]}
+            (r["dataset"], learner)
+            for r in self.facts.get(TOMBSTONES, ())
+            if (learner := learner_of(r["dataset"], r["partition"])) is not None}
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, int]:
         outcome = Outcome(received=sum(len(r) for r in self.facts.values()))
@@ -130,12 +121,15 @@ class ApplyFacts:
             return
         table = tables()[name]
         names = tuple(c.name for c in table.primary_key.columns)
+        def fresh() -> int:
+            return next(uow.allocate(1))
+
         latest: dict[tuple[Any, ...], Row] = {}
         for row in found:  # the same fact twice in one chunk: join them first
             pk = _pk(table, row)
             held = latest.get(pk)
-            latest[pk] = row if held is None else (join_rows(
-                name, held, row, lambda: next(uow.allocate(1)), uow.instance_id) or held)
+            latest[pk] = row if held is None else (
+                join_rows(name, held, row, fresh, uow.instance_id) or held)
         stored: dict[tuple[Any, ...], Row] = {}
         for part in chunks(list(latest), 400):
             for r in uow.fast.rows_by_keys(table, names, part):
@@ -144,8 +138,7 @@ class ApplyFacts:
         out = []
         for pk, row in latest.items():
             held = stored.get(pk)
-            kept = row if held is None else join_rows(
-                name, held, row, lambda: next(uow.allocate(1)), uow.instance_id)
+            kept = row if held is None else join_rows(name, held, row, fresh, uow.instance_id)
             if kept is not None:
                 out.append(kept)
                 _note(name, kept, touched)
@@ -164,7 +157,7 @@ class ApplyFacts:
         known = tables()
         dataset, stamp = tomb["dataset"], _stamp(tomb)
         if tomb["kind"] == "erasure":
-            user_id = tomb["partition"].partition(":user:")[2]
+            user_id = learner_of(dataset, tomb["partition"]) or ""
             scope = parse_erasure(tomb["record_id"])
             _erase(uow, dataset, user_id, scope, stamp, touched)
             return
@@ -191,27 +184,27 @@ def _typed(table: Table, row: Row) -> Row:
     return row
 
 
-def _gone(name: str, row: Row, erasures: dict[str, list[tuple[Scope, Stamp]]],
+def _gone(name: str, row: Row, erasures: dict[str, list[tuple[ErasureScope, Stamp]]],
           deletions: dict[tuple[str, str, str], Stamp]) -> bool:
     """Whether a fact arrives after the erasure or deletion of what it belongs to."""
     if name in ERASABLE:
         for scope, stamp in erasures.get(row["partition"], ()):
-            if before(row, stamp) and _erasure_covers(scope, name, row):
+            if written_before(_stamp(row), stamp) and _covers(scope, name, row):
                 return True
         return False
     table = tables()[name]
     record_id = "\x1f".join(str(v) for v in _pk(table, row)[1:])
     deleted = deletions.get((row["partition"], name, record_id))
-    return deleted is not None and before(row, deleted)
+    return deleted is not None and written_before(_stamp(row), deleted)
 
 
 def _tombstones_of(uow: BatchUnitOfWork, facts: dict[str, list[Row]]
-                   ) -> tuple[dict[str, list[tuple[Scope, Stamp]]],
+                   ) -> tuple[dict[str, list[tuple[ErasureScope, Stamp]]],
                               dict[tuple[str, str, str], Stamp]]:
     """The stored erasures (by partition) and deletions of the partitions facts are in."""
     parts = sorted({r["partition"] for name, found in facts.items() if name != TOMBSTONES
                     for r in found})
-    erasures: dict[str, list[tuple[Scope, Stamp]]] = {}
+    erasures: dict[str, list[tuple[ErasureScope, Stamp]]] = {}
     deletions: dict[tuple[str, str, str], Stamp] = {}
     for part in chunks(parts, 400):
         for t in uow.conn.execute(select(tombstones).where(
@@ -224,7 +217,8 @@ def _tombstones_of(uow: BatchUnitOfWork, facts: dict[str, list[Row]]
     return erasures, deletions
 
 
-def _erase(uow: BatchUnitOfWork, dataset: str, user_id: str, scope: Scope, stamp: Stamp,
+def _erase(uow: BatchUnitOfWork, dataset: str, user_id: str, scope: ErasureScope,
+           stamp: Stamp,
            touched: _Touched) -> None:
     """Delete a learner's facts an erasure covers that were written before it."""
     known = tables()

@@ -20,8 +20,8 @@ from ..bootstrap import Runtime
 from ..domain.errors import LearnlogError
 from ..store.sync import VersionVectors, held_vectors, sendable_vectors
 from .apply import ApplyFacts
-from .facts import PROTOCOL, Chunk, Plan, Row, check_rows, plan, read_chunk
-from .server import Grant, hello, pull, push_command, refusal
+from .facts import Chunk, Plan, Row, plan, read_chunk
+from .server import Grant, describe, hello, parse_facts, pull, push_command, refusal
 
 
 class SyncError(Exception):
@@ -91,14 +91,10 @@ class LocalPeer:
         self.rt = rt
         self.grant = grant or Grant("default", None)
 
-    def _me(self) -> dict[str, Any]:
-        return {"protocol": PROTOCOL, "contextMode": self.rt.ctx.mode.value,
-                "instanceId": self.rt.ctx.instance_id,
-                "maxBodyBytes": self.rt.settings.max_body_bytes}
-
     def hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        me = describe(self.rt.ctx, self.rt.settings.max_body_bytes)
         with self.rt.read_engine.connect() as conn:
-            return dict(_wire(hello(conn, self.grant, self._me(), _wire(body))))
+            return dict(_wire(hello(conn, self.grant, me, _wire(body))))
 
     def pull(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.rt.read_engine.connect() as conn:
@@ -127,14 +123,6 @@ Progress = Callable[[str, int], None]  # (phase, facts moved)
 LANES = 2  # pushes in flight at once, each over its own partitions
 
 
-def _facts(chunk: dict[str, Any], dataset: str) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = {}
-    for i, group in enumerate(chunk.get("facts", [])):
-        out.setdefault(group["table"], []).extend(check_rows(
-            group["table"], group["columns"], group["rows"], dataset, f"facts[{i}]"))
-    return out
-
-
 def _split(chunk: Chunk, limit: int) -> list[dict[str, Any]]:
     """The chunk as push bodies of at most `limit` bytes (in stream order: halves)."""
     body = chunk.wire()
@@ -157,8 +145,7 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
          dataset: str = "default", limit: int = 2000,
          progress: Progress | None = None) -> Report:
     """Pull from the peer what this instance lacks, then push what the peer lacks."""
-    me = {"protocol": PROTOCOL, "contextMode": local.ctx.mode.value,
-          "instanceId": local.ctx.instance_id}
+    me = describe(local.ctx, local.settings.max_body_bytes)
     with local.read_engine.connect() as conn:
         mine = held_vectors(conn, partitions)
     if partitions is None:
@@ -176,7 +163,7 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
     while True:  # pull
         chunk = peer.pull({"partitions": parts, "vectors": mine, "target": theirs,
                            "cursor": cursor, "limit": limit})
-        facts = _facts(chunk, dataset)
+        facts = parse_facts(chunk, dataset)
         if facts:
             outcome = local.writer.run_sync(ApplyFacts(facts))
             report.pulled += outcome["received"]

@@ -22,7 +22,7 @@ from sqlalchemy import Boolean, Connection, Float, Integer, Table, Text
 
 from ..domain import merge
 from ..domain.errors import Conflict, InvalidInput
-from ..domain.keys import anonymous_partition, partition_of, shared_partition
+from ..domain.keys import anonymous_partition, learner_of, partition_of, shared_partition
 from ..store import rows
 from ..store.schema import (
     attempts,
@@ -33,6 +33,7 @@ from ..store.schema import (
     tries,
 )
 from ..store.sync import VersionVectors, synced_tables
+from ..store.uow import parse_erasure
 
 PROTOCOL = 1
 VERSION = ("instance_id", "counter")
@@ -143,9 +144,7 @@ def join_rows(table: str, stored: Row, incoming: Row,
     else:
         version = {"partition": stored["partition"], "instance_id": instance_id,
                    "counter": fresh(), "updated_at": at}
-    out = r.dump(joined, version)
-    out["updated_at"] = at if table != "attempts" else out["updated_at"]
-    return out
+    return r.dump(joined, version)
 
 
 # -- checking rows that arrive ------------------------------------------------------------
@@ -224,7 +223,6 @@ def _check_columns(table_name: str, row: Row, where: str) -> None:
 UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-SHARE = ("progress",)  # fractions 0..1 where the table keeps progress as one
 NEVER_NEGATIVE = ("time_spent", "counter", "updated_at", "started_at", "ended_at")
 
 
@@ -252,8 +250,7 @@ def _check_values(table_name: str, row: Row, where: str) -> None:
     if table_name == "tombstones":
         kind, partition = row["kind"], row["partition"]
         if kind == "erasure":
-            user = partition.partition(":user:")[2]
-            if not partition.startswith(f"{row['dataset']}:user:") or not user:
+            if learner_of(row["dataset"], partition) is None:
                 raise _bad(f"{where}.partition", "an erasure must be in a learner's "
                            "partition ({dataset}:user:{user})")
         elif kind not in tables() or kind == "tombstones":
@@ -307,8 +304,6 @@ def check_rows(table_name: str, columns: Sequence[Any], raw_rows: Sequence[Any],
             if table_name == "collections":
                 rows.collection_from_row(row)
             if table_name == "tombstones" and row["kind"] == "erasure":
-                from ..store.uow import parse_erasure
-
                 parse_erasure(row["record_id"])
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
             raise _bad(where, f"is not a readable {table_name} fact ({error})") from error

@@ -15,9 +15,19 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..domain.errors import Conflict, Forbidden, InvalidInput
+from ..service.ports import ServiceContext
 from ..store.sync import VersionVectors, held_vectors, sendable_vectors
 from .apply import ApplyFacts
-from .facts import Row, check_rows, parse_cursor, parse_vectors, plan, read_chunk
+from .facts import (
+    PROTOCOL,
+    Row,
+    check_rows,
+    parse_cursor,
+    parse_vectors,
+    partitions_of,
+    plan,
+    read_chunk,
+)
 
 MAX_CHUNK = 5000
 
@@ -140,10 +150,11 @@ def push_command(grant: Grant, body: Any) -> ApplyFacts:
     """The writer command that applies a push (refused whole if any fact is outside the
     grant)."""
     facts = parse_facts(body, grant.dataset)
-    for name, found in facts.items():
-        for i, row in enumerate(found):
-            if not grant.allows(row["partition"]):
-                raise Forbidden(f"This token is not granted partition {row['partition']!r}.",
-                                code="PARTITION_NOT_GRANTED",
-                                field=f"facts.{name}[{i}].partition")
+    grant.check(sorted(partitions_of(facts)), "facts.partition")
     return ApplyFacts(facts)
+
+
+def describe(ctx: ServiceContext, max_body_bytes: int) -> dict[str, Any]:
+    """What an instance tells a peer about itself in hello."""
+    return {"protocol": PROTOCOL, "contextMode": ctx.mode.value,
+            "instanceId": ctx.instance_id, "maxBodyBytes": max_body_bytes}

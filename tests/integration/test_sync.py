@@ -18,6 +18,7 @@ from learnlog.bootstrap import Runtime, bootstrap
 from learnlog.domain.errors import Conflict, Forbidden, InvalidInput
 from learnlog.service.verify import verify
 from learnlog.settings import Settings
+from learnlog.store.fastsql import FastSql
 from learnlog.store.schema import sessions
 from learnlog.store.sync import held_vectors, sendable_vectors, synced_tables
 from learnlog.store.uow import BatchUnitOfWork
@@ -271,3 +272,28 @@ def test_postgresql_sends_no_counter_above_an_open_transaction(
                 assert sendable_vectors(reader, me, ana) == held_vectors(reader, ana)
     finally:
         rt.close()
+
+
+def test_new_facts_are_copied_at_once_and_a_stored_key_writes_nothing(
+        runtime: Runtime) -> None:
+    """The bulk path for facts never seen: one COPY on PostgreSQL when no key is stored;
+    when one is, nothing of the batch is written and the transaction goes on (the caller
+    then looks the keys up and joins). SQLite always takes the lookup path."""
+    base = {"dataset": "default", "user_id": "ana", "collection_key": "c1",
+            "context_key": "c1", "content_id": "c1", "started_at": 1_000,
+            "ended_at": 2_000, "progress": 0.5, "time_spent": 1.0, "completed_at": None,
+            "repeat": False, "closed": True, "progress_details": None,
+            "extra_fields": None, "partition": "default:user:ana", "instance_id": "i1",
+            "updated_at": 2_000, "kind": "video", "mastery_level": None}
+    first = [{**base, "session_id": f"s{i:03d}", "counter": i + 1} for i in range(40)]
+    second = [{**base, "session_id": f"t{i:03d}", "counter": 100 + i} for i in range(40)]
+    with runtime.engine.begin() as conn:
+        fast = FastSql(conn)
+        copied = fast.insert_new(sessions, first)
+        again = fast.insert_new(sessions, [*second, first[0]])
+        held = sorted(conn.execute(select(sessions.c.session_id)).scalars())
+    if runtime.engine.dialect.name == "postgresql":
+        assert (copied, again) == (True, False)
+        assert held == [r["session_id"] for r in first]
+    else:
+        assert (copied, again, held) == (False, False, [])

@@ -183,3 +183,25 @@ def test_incremental_summary_is_monotonic_without_repeats(data: st.DataObject) -
         summary = after
     assert 0.0 <= summary.progress <= 1.0
     assert summary.view_count == len(scenario.chains)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_fold_is_apply_session_in_start_order_from_an_empty_summary(
+        data: st.DataObject) -> None:
+    """The fold keeps its running figures in locals; it must be exactly the summary that
+    applying each session in start order gives, every field (floats included)."""
+    finals = data.draw(scenarios(repeats=True)).finals
+    base = data.draw(st.one_of(st.none(), st.builds(
+        lambda score, count: Summary(KEY, best_score=score, best_max_score=10.0,
+                                     attempts_count=count),
+        st.floats(0, 10), st.integers(1, 5))))
+    expected = Summary(KEY) if base is None else Summary(
+        KEY, best_score=base.best_score, best_max_score=base.best_max_score,
+        attempts_count=base.attempts_count)
+    for session in sorted(finals, key=lambda s: s.order):
+        expected = apply_session(expected, None, session)
+    assert fold(KEY, finals, base) == expected
+    assert fold(KEY, [], base) == (Summary(KEY) if base is None else Summary(
+        KEY, best_score=base.best_score, best_max_score=base.best_max_score,
+        attempts_count=base.attempts_count))

@@ -199,20 +199,49 @@ def apply_session(summary: Summary, old: Session | None, new: Session) -> Summar
 def fold(key: SummaryKey, sessions: Iterable[Session], base: Summary | None = None) -> Summary:
     """The summary of a key computed from scratch from all its sessions, in any order.
 
-    `base` carries the assessment figures, which are not a fold of sessions.
+    `base` carries the assessment figures, which are not a fold of sessions. The result is
+    exactly `apply_session` of each session in start order from an empty summary (a test
+    holds the two equal), with the running figures kept in locals instead of one summary
+    per session: sync folds a million sessions at a time.
     """
-    ordered = sorted(sessions, key=lambda s: s.order)
-    summary = Summary(key)
-    if base is not None:
-        summary = replace(
-            summary,
-            best_score=base.best_score,
-            best_max_score=base.best_max_score,
-            attempts_count=base.attempts_count,
-        )
-    for session in ordered:
-        summary = apply_session(summary, None, session)
-    return summary
+    ordered = sorted(sessions, key=lambda s: (s.started_at, s.session_id))
+    if not ordered:
+        return Summary(key) if base is None else Summary(
+            key, best_score=base.best_score, best_max_score=base.best_max_score,
+            attempts_count=base.attempts_count)
+    progress, time_spent, completed = 0.0, 0.0, False
+    first_access: int | None = None
+    last_access: int | None = None
+    completed_at: int | None = None
+    last_completed_at: int | None = None
+    details: JSONMap | None = None
+    extra: JSONMap | None = None
+    details_from: tuple[int, str] | None = None
+    repeat_from: tuple[int, str] | None = None
+    frontier: tuple[tuple[tuple[int, str], float], ...] = ()
+    for s in ordered:
+        order = (s.started_at, s.session_id)
+        if s.repeat and (repeat_from is None or order > repeat_from):
+            repeat_from = order
+        # In start order no session comes before the latest repeat: each one raises.
+        frontier = _raise(frontier, order, s.progress)
+        if repeat_from is not None:
+            frontier = tuple(e for e in frontier if e[0] >= repeat_from)
+        progress = frontier[0][1] if frontier else progress
+        written = (s.ended_at, s.session_id)
+        if details_from is None or written >= details_from:
+            details_from, details, extra = written, s.progress_details, s.extra_fields
+        completed = completed or s.completed_at is not None
+        time_spent = time_spent + s.time_spent
+        first_access = _min(first_access, s.started_at)
+        last_access = _max(last_access, max(s.ended_at, s.started_at))
+        completed_at = _min(completed_at, s.completed_at)
+        last_completed_at = _max(last_completed_at, s.completed_at)
+    return Summary(
+        key, COMPLETED if completed else IN_PROGRESS, progress, time_spent, first_access,
+        last_access, len(ordered), completed_at, last_completed_at, details, extra,
+        details_from, repeat_from, frontier,
+        *((base.best_score, base.best_max_score, base.attempts_count) if base else ()))
 
 
 SESSION_FIELDS = (

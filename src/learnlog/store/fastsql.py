@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Table, bindparam
@@ -130,6 +131,12 @@ def pg_bulk_sql(table: Table) -> tuple[str, str, str, str]:
             f"DELETE FROM {stage}")
 
 
+@cache
+def copy_sql(table: Table) -> str:
+    """PostgreSQL: COPY rows of every column into `table`."""
+    return f"COPY {table.name} ({', '.join(c.name for c in table.columns)}) FROM STDIN"
+
+
 class FastSql:
     """Runs the write path's statements on one connection's driver connection."""
 
@@ -219,14 +226,48 @@ class FastSql:
             self.upsert(table, new_rows)
             return
         create, copy, merge, clear = pg_bulk_sql(table)
-        names = [c.name for c in table.columns]
+        values = itemgetter(*(c.name for c in table.columns))
         with self.raw.cursor() as cur:
             cur.execute(create)
             with cur.copy(copy) as out:
                 for row in new_rows:
-                    out.write_row([row[n] for n in names])
+                    out.write_row(values(row))
             cur.execute(merge)
             cur.execute(clear)
+
+    def insert_new(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> bool:
+        """PostgreSQL: COPY many rows straight into the table if no key of theirs is stored
+        (True), or write nothing (False: a key is stored, or on SQLite, or for few rows);
+        the keys must be distinct. It saves looking the keys up first when they are new,
+        as when an instance receives facts it never saw."""
+        if self.dialect == "sqlite" or len(new_rows) < 32:
+            return False
+        from psycopg.errors import UniqueViolation
+
+        values = itemgetter(*(c.name for c in table.columns))
+        with self.raw.cursor() as cur:
+            cur.execute("SAVEPOINT learnlog_copy")
+            try:
+                with cur.copy(copy_sql(table)) as out:
+                    for row in new_rows:
+                        out.write_row(values(row))
+            except UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT learnlog_copy")
+                return False
+            finally:
+                cur.execute("RELEASE SAVEPOINT learnlog_copy")
+        return True
+
+    def insert_bulk(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
+        """Insert many rows whose keys are not stored (the caller looked them up under
+        locks that keep them so): on PostgreSQL one COPY straight into the table."""
+        if self.dialect == "sqlite" or len(new_rows) < 32:
+            self.upsert(table, new_rows)
+            return
+        values = itemgetter(*(c.name for c in table.columns))
+        with self.raw.cursor() as cur, cur.copy(copy_sql(table)) as out:
+            for row in new_rows:
+                out.write_row(values(row))
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

@@ -9,9 +9,11 @@ applied twice changes nothing the second time (every join is idempotent).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import cache
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import Boolean, Table, and_, delete, or_, select
 
@@ -68,8 +70,13 @@ class _Touched:
     sessions: dict[SummaryKey, list[Session]] = field(default_factory=dict)  # just written
 
 
-def _pk(table: Table, row: Row) -> tuple[Any, ...]:
-    return tuple(row[c.name] for c in table.primary_key.columns)
+@cache
+def _key_getter(table: Table) -> Callable[[Row], tuple[Any, ...]]:
+    """A row's primary key, as a tuple."""
+    names = [c.name for c in table.primary_key.columns]
+    if len(names) == 1:
+        return lambda row: (row[names[0]],)
+    return cast(Callable[[Row], tuple[Any, ...]], itemgetter(*names))
 
 
 def _covers(scope: ErasureScope, table: str, row: Row) -> bool:
@@ -85,6 +92,9 @@ class ApplyFacts:
     """Apply a chunk of facts (already checked) from a peer."""
 
     facts: dict[str, list[Row]]
+    # Each table's domain values as the check loaded them, in the order of its rows (a
+    # table without them is loaded here).
+    values: dict[str, list[Any]] = field(default_factory=dict)
     exclusive = True  # alone in its transaction: the chunk is applied whole or not at all
 
     @property
@@ -101,55 +111,77 @@ class ApplyFacts:
         touched = _Touched()
         with uow.conn.begin_nested():  # nothing of a failed chunk stays
             incoming_tombs = self.facts.get(TOMBSTONES, [])
-            self._write(uow, TOMBSTONES, incoming_tombs, touched, outcome)
+            self._write(uow, TOMBSTONES, [(t, None) for t in incoming_tombs], touched,
+                        outcome)
             for tomb in incoming_tombs:
                 self._honour(uow, tomb, touched)
             erasures, deletions = _tombstones_of(uow, self.facts)
             for name, found in self.facts.items():
                 if name == TOMBSTONES:
                     continue
-                kept = [r for r in found if not _gone(name, r, erasures, deletions)]
+                loaded = self.values.get(name) or [None] * len(found)
+                kept = [(r, v) for r, v in zip(found, loaded, strict=True)
+                        if not _gone(name, r, erasures, deletions)]
                 outcome.dropped += len(found) - len(kept)
                 self._write(uow, name, kept, touched, outcome)
             _refold(uow, ctx, touched)
         return outcome.as_json()
 
     # -- writing rows -----------------------------------------------------------------
-    def _write(self, uow: BatchUnitOfWork, name: str, found: Sequence[Row],
+    def _write(self, uow: BatchUnitOfWork, name: str, found: Sequence[tuple[Row, Any]],
                touched: _Touched, outcome: Outcome) -> None:
+        """Join rows (with their domain values, if loaded) with the stored versions and
+        write what changes."""
         if not found:
             return
         table = tables()[name]
-        names = tuple(c.name for c in table.primary_key.columns)
+        pk_of = _key_getter(table)
+
         def fresh() -> int:
             return next(uow.allocate(1))
 
-        latest: dict[tuple[Any, ...], Row] = {}
-        for row in found:  # the same fact twice in one chunk: join them first
-            pk = _pk(table, row)
+        latest: dict[tuple[Any, ...], tuple[Row, Any]] = {}
+        for row, value in found:  # the same fact twice in one chunk: join them first
+            pk = pk_of(row)
             held = latest.get(pk)
-            latest[pk] = row if held is None else (
-                join_rows(name, held, row, fresh, uow.instance_id) or held)
+            if held is None:
+                latest[pk] = (row, value)
+            else:
+                joined = join_rows(name, held[0], row, fresh, uow.instance_id)
+                if joined is not None:
+                    latest[pk] = (joined, value if joined is row else None)
+        # New keys first: written at once if none is stored, else looked up and joined.
+        copied = name in FAST and uow.fast.insert_new(table, [r for r, _ in latest.values()])
+        names = tuple(c.name for c in table.primary_key.columns)
         stored: dict[tuple[Any, ...], Row] = {}
-        for part in chunks(list(latest), 400):
+        for part in [] if copied else chunks(list(latest), 400):
             for r in uow.fast.rows_by_keys(table, names, part):
                 held_row = _typed(table, dict(r))
-                stored[_pk(table, held_row)] = held_row
-        out = []
-        for pk, row in latest.items():
-            held = stored.get(pk)
-            kept = row if held is None else join_rows(name, held, row, fresh, uow.instance_id)
-            if kept is not None:
-                out.append(kept)
-                _note(name, kept, touched)
-                if name == "sessions":
-                    s = rows.session_from_row(kept)
-                    touched.sessions.setdefault(s.key, []).append(s)
-        if name in FAST:
-            uow.fast.upsert_bulk(table, out)
+                stored[pk_of(held_row)] = held_row
+        new: list[Row] = []  # keys not stored: the writer's learner locks keep them so
+        changed: list[Row] = []
+        for pk, (row, value) in latest.items():
+            before = stored.get(pk)
+            if before is None:
+                new.append(row)
+            else:
+                joined = join_rows(name, before, row, fresh, uow.instance_id)
+                if joined is None:
+                    continue
+                changed.append(joined)
+                value, row = (value if joined is row else None), joined
+            _note(name, row, touched)
+            if name == "sessions":
+                s = value if value is not None else rows.session_from_row(row)
+                touched.sessions.setdefault(s.key, []).append(s)
+        if copied:
+            pass
+        elif name in FAST:
+            uow.fast.insert_bulk(table, new)
+            uow.fast.upsert_bulk(table, changed)
         else:
-            upsert(uow.conn, table, out)
-        outcome.written += len(out)
+            upsert(uow.conn, table, new + changed)
+        outcome.written += len(new) + len(changed)
 
     # -- deletions and erasures ---------------------------------------------------------
     def _honour(self, uow: BatchUnitOfWork, tomb: Row, touched: _Touched) -> None:
@@ -193,7 +225,7 @@ def _gone(name: str, row: Row, erasures: dict[str, list[tuple[ErasureScope, Stam
                 return True
         return False
     table = tables()[name]
-    record_id = "\x1f".join(str(v) for v in _pk(table, row)[1:])
+    record_id = "\x1f".join(str(v) for v in _key_getter(table)(row)[1:])
     deleted = deletions.get((row["partition"], name, record_id))
     return deleted is not None and written_before(_stamp(row), deleted)
 

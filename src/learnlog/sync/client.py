@@ -33,12 +33,19 @@ class Peer(Protocol):
 
     def hello(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def pull(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def push(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def push(self, body: Body) -> dict[str, Any]: ...
+
+
+Body = dict[str, Any] | bytes  # a push body, or the same already encoded as JSON
+
+
+def _encoded(body: Body) -> bytes:
+    return body if isinstance(body, bytes) else orjson.dumps(body)
 
 
 def _wire(value: Any) -> Any:
     """What a value looks like after a trip through JSON."""
-    return orjson.loads(orjson.dumps(value))
+    return orjson.loads(_encoded(value))
 
 
 class HttpPeer:
@@ -50,11 +57,11 @@ class HttpPeer:
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers={
             "authorization": f"Bearer {token}", "content-type": "application/json"})
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: Body) -> dict[str, Any]:
         import httpx
 
         try:
-            response = self._http.post(path, content=orjson.dumps(body))
+            response = self._http.post(path, content=_encoded(body))
         except httpx.HTTPError as error:
             raise SyncError(f"cannot reach the server ({error}); check --server and that "
                             "the server runs") from error
@@ -71,7 +78,7 @@ class HttpPeer:
     def pull(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._post("/v1/sync/pull", body)
 
-    def push(self, body: dict[str, Any]) -> dict[str, Any]:
+    def push(self, body: Body) -> dict[str, Any]:
         return self._post("/v1/sync/push", body)
 
     def close(self) -> None:
@@ -101,7 +108,7 @@ class LocalPeer:
             return dict(_wire(pull(conn, self.grant, _wire(body),
                                    self.rt.ctx.instance_id)))
 
-    def push(self, body: dict[str, Any]) -> dict[str, Any]:
+    def push(self, body: Body) -> dict[str, Any]:
         return dict(_wire(self.rt.writer.run_sync(push_command(self.grant, _wire(body)))))
 
 
@@ -120,14 +127,15 @@ class Report:
 
 
 Progress = Callable[[str, int], None]  # (phase, facts moved)
-LANES = 2  # pushes in flight at once, each over its own partitions
+LANES = 4  # pushes in flight at once, each over its own partitions
 
 
-def _split(chunk: Chunk, limit: int) -> list[dict[str, Any]]:
-    """The chunk as push bodies of at most `limit` bytes (in stream order: halves)."""
-    body = chunk.wire()
-    if len(orjson.dumps(body)) <= limit or chunk.count <= 1:
-        return [body]
+def _split(chunk: Chunk, limit: int) -> list[tuple[int, bytes]]:
+    """The chunk as push bodies of at most `limit` bytes (in stream order: halves), each
+    with its count of facts, encoded once."""
+    body = orjson.dumps(chunk.wire())
+    if len(body) <= limit or chunk.count <= 1:
+        return [(chunk.count, body)]
     ordered = sorted(((r["partition"], r["instance_id"], r["counter"], name, r)
                       for name, found in chunk.facts.items() for r in found),
                      key=lambda x: x[:3])
@@ -163,9 +171,9 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
     while True:  # pull
         chunk = peer.pull({"partitions": parts, "vectors": mine, "target": theirs,
                            "cursor": cursor, "limit": limit})
-        facts = parse_facts(chunk, dataset)
+        facts, values = parse_facts(chunk, dataset)
         if facts:
-            outcome = local.writer.run_sync(ApplyFacts(facts))
+            outcome = local.writer.run_sync(ApplyFacts(facts, values))
             report.pulled += outcome["received"]
             report.written += outcome["written"]
             report.dropped += outcome["dropped"]
@@ -178,29 +186,39 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
     with local.read_engine.connect() as conn:
         steps = plan(sendable_vectors(conn, local.ctx.instance_id, parts), theirs)
     max_bytes = int(answer.get("maxBodyBytes", 1024 * 1024)) * 9 // 10
-    # Partitions are independent streams: two lanes of them push at once, so this side
-    # reads the next chunk while the peer applies the last one. Within a lane chunks go
-    # one after another, which keeps every (partition, instance) stream a prefix.
+    # Partitions are independent streams: LANES lanes of them push at once, so each of the
+    # peer's workers has a chunk to check while its writer applies another (with two
+    # lanes, both connections often landed on one worker of two and the other idled).
+    # Each lane reads its next chunk while the peer applies the last one. Within a lane
+    # chunks go one after another, which keeps every (partition, instance) stream a prefix.
     lane_of = {p: i % LANES for i, p in enumerate(sorted({step[0] for step in steps}))}
     lanes = [[s for s in steps if lane_of[s[0]] == k] for k in range(LANES)]
     lock = threading.Lock()
 
+    def read(lane: Plan, position: tuple[str, str, int] | None
+             ) -> tuple[Chunk, list[tuple[int, bytes]]]:
+        with local.read_engine.connect() as conn:
+            out = read_chunk(conn, lane, position, limit)
+        return out, (_split(out, max_bytes) if out.count else [])
+
     def push_lane(lane: Plan) -> None:
-        position = None
-        while True:
-            with local.read_engine.connect() as conn:
-                out = read_chunk(conn, lane, position, limit)
-            for body in (_split(out, max_bytes) if out.count else []):
-                result = peer.push(body)
-                with lock:
-                    report.pushed += body["count"]
-                    report.peer_written += result["written"]
-                    report.chunks += 1
-                    if progress is not None:
-                        progress("push", body["count"])
-            position = out.cursor
-            if out.done:
-                return
+        # The next chunk is read and encoded while the peer applies this one.
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(read, lane, None)
+            while True:
+                out, bodies = ahead.result()
+                if not out.done:
+                    ahead = reader.submit(read, lane, out.cursor)
+                for count, body in bodies:
+                    result = peer.push(body)
+                    with lock:
+                        report.pushed += count
+                        report.peer_written += result["written"]
+                        report.chunks += 1
+                        if progress is not None:
+                            progress("push", count)
+                if out.done:
+                    return
 
     with ThreadPoolExecutor(LANES) as pool:
         for done in [pool.submit(push_lane, lane) for lane in lanes if lane]:

@@ -122,14 +122,16 @@ def pull(conn: Connection, grant: Grant, body: Any, instance_id: str) -> dict[st
     return read_chunk(conn, plan(target, theirs), cursor, limit).wire()
 
 
-def parse_facts(body: Any, dataset: str) -> dict[str, list[Row]]:
-    """The facts of a push, checked (400 naming the field)."""
+def parse_facts(body: Any, dataset: str) -> tuple[dict[str, list[Row]], dict[str, list[Any]]]:
+    """The facts of a push or a pulled chunk, checked (400 naming the field), by table,
+    with their domain values (in the same order)."""
     body = _object(body)
     raw = body.get("facts")
     if not isinstance(raw, list):
         raise InvalidInput("facts must be a list of {table, columns, rows}.",
                            code="INVALID_PARAMETER_VALUE", field="facts")
     out: dict[str, list[Row]] = {}
+    values: dict[str, list[Any]] = {}
     count = 0
     for i, group in enumerate(raw):
         where = f"facts[{i}]"
@@ -140,18 +142,20 @@ def parse_facts(body: Any, dataset: str) -> dict[str, list[Row]]:
         if count > MAX_CHUNK:
             raise InvalidInput(f"A push carries at most {MAX_CHUNK} facts.",
                                code="INVALID_PARAMETER_VALUE", field=f"{where}.rows")
-        name = group.get("table")
-        out.setdefault(str(name), []).extend(
-            check_rows(str(name), group.get("columns") or [], group["rows"], dataset, where))
-    return out
+        name = str(group.get("table"))
+        found, loaded = check_rows(name, group.get("columns") or [], group["rows"], dataset,
+                                   where)
+        out.setdefault(name, []).extend(found)
+        values.setdefault(name, []).extend(loaded)
+    return out, values
 
 
 def push_command(grant: Grant, body: Any) -> ApplyFacts:
     """The writer command that applies a push (refused whole if any fact is outside the
     grant)."""
-    facts = parse_facts(body, grant.dataset)
+    facts, values = parse_facts(body, grant.dataset)
     grant.check(sorted(partitions_of(facts)), "facts.partition")
-    return ApplyFacts(facts)
+    return ApplyFacts(facts, values)
 
 
 def describe(ctx: ServiceContext, max_body_bytes: int) -> dict[str, Any]:

@@ -127,15 +127,25 @@ def signer(secret: str) -> Any:
     return sign
 
 
-def exports_dir(settings: Settings) -> Path:
-    """Where export files go: the setting, else `exports` beside the SQLite file, else
-    `./exports` (absolute: the path is stored with each export)."""
-    if settings.exports_dir:
-        return Path(settings.exports_dir).resolve()
+def _beside_database(settings: Settings, chosen: str, folder: str) -> Path:
+    """A folder for this instance's files: the chosen one, else `folder` beside the SQLite
+    file, else `./folder` (absolute: paths under it are stored)."""
+    if chosen:
+        return Path(chosen).resolve()
     url = make_url(normalise_url(settings.database_url))
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).resolve().parent / "exports"
-    return Path("exports").resolve()
+        return Path(url.database).resolve().parent / folder
+    return Path(folder).resolve()
+
+
+def exports_dir(settings: Settings) -> Path:
+    """Where export files go (setting `exports_dir`)."""
+    return _beside_database(settings, settings.exports_dir, "exports")
+
+
+def analytics_dir(settings: Settings) -> Path:
+    """Where parsed tracking-log events are kept (setting `analytics_dir`)."""
+    return _beside_database(settings, settings.analytics_dir, "analytics")
 
 
 def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -280,6 +280,109 @@ def sync_command(
               f"({report.written:,} stored, {report.dropped:,} erased or deleted here), "
               f"pushed {report.pushed:,} ({report.peer_written:,} stored there) "
               f"in {report.chunks:,} chunks")
+
+
+logs = typer.Typer(help="Open edX tracking-log analytics (SPEC §6).", no_args_is_help=True)
+app.add_typer(logs, name="logs")
+EngineOption = Annotated[str | None, typer.Option(
+    help="duckdb (embedded) or spark; default: LEARNLOG_ANALYTICS_ENGINE")]
+MasterOption = Annotated[str | None, typer.Option(
+    help="Spark master URL (local[2], spark://host:7077); default: LEARNLOG_SPARK_MASTER")]
+
+
+def _ingest_once(settings: Settings, paths: list[Path], engine: str | None,
+                 master: str | None, dataset: str) -> None:
+    from .analytics.engines import open_engine
+    from .analytics.ingest import ingest
+    from .bootstrap import analytics_dir
+
+    name = engine or settings.analytics_engine
+    if name not in ("duckdb", "spark"):
+        err.print(f"[red]--engine must be duckdb or spark[/red], not {name!r}")
+        raise typer.Exit(2)
+    store = analytics_dir(settings)
+    rt = bootstrap(settings)
+    runner = open_engine(name, store / name / "work", memory_limit=settings.analytics_memory_limit,
+                         threads=settings.analytics_threads,
+                         master=master or settings.spark_master)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                      console=err) as bar:
+            tasks: dict[str, Any] = {}
+
+            def show(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    label = "reading logs" if step == "read" else "computing statistics"
+                    tasks[step] = bar.add_task(label, total=max(total, 1))
+                bar.update(tasks[step], completed=done, total=max(total, 1))
+            report = ingest(rt.engine, runner, store, paths, dataset=dataset,
+                            staff=settings.staff,
+                            completed_at=settings.video_completed_coverage, progress=show)
+    except FileNotFoundError as error:
+        err.print(f"[red]cannot read the logs[/red]: {error}")
+        raise typer.Exit(1) from error
+    finally:
+        runner.close()
+        rt.close()
+    c = report.counts
+    err.print(f"[green]ingested[/green] {report.files} files ({report.skipped} unchanged, "
+              f"{report.grown} grown) with {name}: {c.lines:,} lines read, "
+              f"{c.comments:,} comments, {report.accepted:,} events accepted, "
+              f"{report.rejected:,} rejected ({c.malformed:,} malformed, "
+              f"{c.events - report.accepted:,} without a user or a course); "
+              f"{len(report.courses)} courses recomputed in {report.seconds:.1f} s")
+
+
+@logs.command("ingest")
+def logs_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="log files (plain or .gz) or folders")],
+    engine: EngineOption = None,
+    master: MasterOption = None,
+    dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
+) -> None:
+    """Read what is new in tracking logs and recompute the statistics of the courses it
+    touches. Files already read are skipped; a grown file is read from where it stopped."""
+    _ingest_once(_settings(), paths, engine, master, dataset)
+
+
+def _seconds(text: str) -> float:
+    """`1h`, `15m`, `30s`, `1h30m` or a number of seconds."""
+    import re
+
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not text or parts is None:
+        raise typer.BadParameter(f"{text!r} is not a duration like 1h, 15m, 30s or 1h30m")
+    h, m, s = (int(p or 0) for p in parts.groups())
+    return float(h * 3600 + m * 60 + s)
+
+
+@logs.command("watch")
+def logs_watch(
+    paths: Annotated[list[Path], typer.Argument(help="log files (plain or .gz) or folders")],
+    every: Annotated[str, typer.Option(help="how often: 1h, 15m, 30s, 1h30m")] = "1h",
+    engine: EngineOption = None,
+    master: MasterOption = None,
+    dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
+    runs: Annotated[int, typer.Option(help="stop after this many runs (0: never)",
+                                      min=0)] = 0,
+) -> None:
+    """Ingest the logs now and then again on a schedule (new files and grown ones)."""
+    import time
+
+    pause = _seconds(every)
+    if pause <= 0:
+        raise typer.BadParameter("--every must be longer than 0 s")
+    done = 0
+    while True:
+        _ingest_once(_settings(), paths, engine, master, dataset)
+        done += 1
+        if runs and done >= runs:
+            return
+        err.print(f"next run in {every}")
+        time.sleep(pause)
 
 
 def _bar() -> Progress:

@@ -44,3 +44,24 @@ class Settings(BaseSettings):
     exports_dir: str = Field(
         default="", description="where CSV exports are written; empty: an `exports` folder "
         "next to the SQLite database file, else `./exports`")
+    # Tracking-log analytics (SPEC §6).
+    analytics_dir: str = Field(
+        default="", description="where parsed tracking-log events are kept; empty: an "
+        "`analytics` folder next to the SQLite database file, else `./analytics`")
+    analytics_engine: str = Field(default="duckdb", pattern="^(duckdb|spark)$",
+                                  description="duckdb (embedded) or spark")
+    analytics_memory_limit: str = Field(
+        default="1GB", description="DuckDB's memory limit (it spills to disk beyond it)")
+    analytics_threads: int = Field(default=0, ge=0, description="DuckDB threads; 0: all cores")
+    spark_master: str = Field(default="local[2]",
+                              description="Spark master URL for --engine spark")
+    staff_users: str = Field(
+        default="", description="comma-separated usernames left out of the statistics "
+        "(course staff are also found by their instructor-dashboard events)")
+    video_completed_coverage: float = Field(
+        default=0.9, gt=0, le=1, description="coverage at which a video counts as completed")
+
+    @property
+    def staff(self) -> list[str]:
+        return [u.strip() for u in self.staff_users.split(",") if u.strip()]
+

@@ -397,3 +397,71 @@ exports = Table(
     Column("finished_at", BigInteger),
     _id("requested_by"),
 )
+
+# Tracking-log analytics (SPEC §6, migration 0012). Local to this instance (never synced):
+# they are computed from log files on this machine. `log_files` says how much of each file
+# was read; `log_batches` names the Parquet files of parsed events the statistics are
+# computed from (a batch not listed here was never committed and is ignored).
+log_files = Table(
+    "log_files",
+    metadata,
+    _id("dataset", primary_key=True),
+    Column("path", String(2048), primary_key=True),
+    Column("size", BigInteger, nullable=False),  # bytes read (plain) or the file's size (gzip)
+    Column("fingerprint", String(64), nullable=False),  # of the first `size` bytes
+    Column("lines", BigInteger, nullable=False),
+    Column("ingested_at", BigInteger, nullable=False),
+)
+
+log_batches = Table(
+    "log_batches",
+    metadata,
+    _id("dataset", primary_key=True),
+    Column("batch_id", String(64), primary_key=True),
+    Column("engine", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("courses", Text, nullable=False),  # JSON list of the course ids it holds
+    Column("created_at", BigInteger, nullable=False),
+)
+
+stats_videos = Table(
+    "stats_videos",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    _id("video_id", primary_key=True),
+    Column("duration", Float),
+    Column("viewers", Integer, nullable=False),
+    Column("watch_time", Float, nullable=False),
+    Column("completed_viewers", Integer, nullable=False),
+    Column("avg_coverage", Float, nullable=False),
+    Column("users_at_start", Integer, nullable=False),
+    Column("users_at_end", Integer, nullable=False),
+    Column("total_viewed_seconds", BigInteger, nullable=False),
+)
+
+stats_video_users = Table(
+    "stats_video_users",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    _id("video_id", primary_key=True),
+    _id("username", primary_key=True),
+    Column("viewings", Integer, nullable=False),
+    Column("watch_time", Float, nullable=False),
+    Column("covered", Float, nullable=False),
+    Column("coverage", Float, nullable=False),
+    Column("completed", Boolean, nullable=False),
+)
+
+stats_timeline = Table(
+    "stats_timeline",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    _id("video_id", primary_key=True),
+    Column("segment", Integer, primary_key=True, autoincrement=False),
+    Column("num_users", Integer, nullable=False),
+    Column("num_views", Integer, nullable=False),
+)

@@ -1,0 +1,333 @@
+"""Ingesting tracking logs (SPEC §6): find the files, read what is new in them, keep the
+parsed events, recompute the statistics of every course they touch, store the results.
+
+Incremental and replay-safe:
+- a file is known by its path; its size and a fingerprint of the bytes read say whether
+  it changed: the same size and fingerprint is skipped, a plain file that grew (the same
+  fingerprint over the bytes read before) is read from where it stopped, anything else
+  is read again as a new file;
+- the parsed events of one run are one Parquet batch, registered in `log_batches` in the
+  same transaction as the files' new state and the courses' new statistics: a run that
+  dies half-way leaves an unregistered batch, which is ignored and removed next time;
+- a course's statistics are always recomputed from all its registered events, so they
+  equal a from-scratch run whatever order the files came in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from ..domain.tracking import SEGMENT_SECONDS, users_at_end
+from ..store.schema import (
+    log_batches,
+    log_files,
+    stats_timeline,
+    stats_video_users,
+    stats_videos,
+)
+from . import pipelines
+from .engines import Counts, Piece
+
+PROBE = 1 << 20  # bytes hashed at each end of a file for its fingerprint
+
+
+class AnalyticsEngine(Protocol):
+    name: str
+
+    def parse(self, pieces: Sequence[Piece], out: Path,
+              done: Callable[[Piece], None] | None = None) -> list[Counts]: ...
+    def events(self, files: Sequence[Path]) -> Any: ...
+    def execute(self, expr: Any) -> list[dict[str, Any]]: ...
+    def count(self, files: Sequence[Path]) -> tuple[int, list[str]]: ...
+
+
+@dataclass
+class Report:
+    """What an ingestion did."""
+
+    files: int = 0
+    skipped: int = 0  # unchanged since the last run
+    grown: int = 0  # read from where the last run stopped
+    counts: Counts = field(default_factory=Counts)
+    accepted: int = 0  # events kept: with a user and a course
+    courses: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rejected(self) -> int:
+        return self.counts.malformed + self.counts.events - self.accepted
+
+    def as_json(self) -> dict[str, Any]:
+        return {"files": self.files, "skipped": self.skipped, "grown": self.grown,
+                "lines": self.counts.lines, "comments": self.counts.comments,
+                "malformed": self.counts.malformed, "events": self.counts.events,
+                "accepted": self.accepted,
+                "withoutUserOrCourse": self.counts.events - self.accepted,
+                "rejected": self.rejected, "courses": self.courses,
+                "seconds": round(self.seconds, 3)}
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Log files named or inside the named directories (`*.log`, `*.log.gz`, `*.json`,
+    `*.gz`, and rotated `tracking.log-*`), in name order; hidden files are not logs."""
+    found: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            found.update(p for p in path.rglob("*") if p.is_file() and _is_log(p))
+        elif path.is_file():
+            found.add(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or directory")
+    return sorted(p.resolve() for p in found)
+
+
+def _is_log(path: Path) -> bool:
+    name = path.name
+    return not name.startswith(".") and (
+        name.endswith((".log", ".gz", ".json", ".jsonl")) or ".log" in name)
+
+
+def fingerprint(path: Path, size: int) -> str:
+    """SHA-256 of the first and last MiB of the file's first `size` bytes (and the size):
+    enough to tell a grown file from a replaced one without reading gigabytes."""
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(min(size, PROBE)))
+        if size > PROBE:
+            f.seek(max(PROBE, size - PROBE))
+            digest.update(f.read(size - max(PROBE, size - PROBE)))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to read, and the state each file will have once read."""
+
+    pieces: list[Piece]
+    state: list[dict[str, Any]]
+    skipped: int
+    grown: int
+
+
+def plan(conn: Connection, dataset: str, files: Sequence[Path], scratch: Path) -> Plan:
+    held = {r.path: r for r in conn.execute(
+        select(log_files).where(log_files.c.dataset == dataset))}
+    pieces: list[Piece] = []
+    state: list[dict[str, Any]] = []
+    skipped = grown = 0
+    for path in files:
+        size = path.stat().st_size
+        mark = fingerprint(path, size)
+        before = held.get(str(path))
+        lines_before = 0
+        if before is not None and before.size == size and before.fingerprint == mark:
+            skipped += 1
+            continue
+        if before is not None and size > before.size and fingerprint(
+                path, before.size) == before.fingerprint:
+            grown += 1
+            lines_before = before.lines
+            if path.suffix == ".gz":
+                pieces.append(Piece(_gzip_tail(path, before.lines, scratch)))
+            else:
+                pieces.append(Piece(path, before.size))
+        else:
+            pieces.append(Piece(path))
+        state.append({"dataset": dataset, "path": str(path), "size": size,
+                      "fingerprint": mark, "lines": lines_before})
+    return Plan(pieces, state, skipped, grown)
+
+
+def _gzip_tail(path: Path, skip: int, scratch: Path) -> Path:
+    """The lines of a grown gzip file after the first `skip`, as a plain file."""
+    out = scratch / f"{uuid.uuid4().hex}.log"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "rb") as f, open(out, "wb") as tail:
+        for i, line in enumerate(f):
+            if i >= skip:
+                tail.write(line)
+    return out
+
+
+Progress = Callable[[str, int, int], None]  # (step, done, total)
+
+
+def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Path], *,
+           dataset: str = "default", staff: Sequence[str] = (),
+           completed_at: float = 0.9, progress: Progress | None = None) -> Report:
+    """Read what is new in the log files and recompute the courses it touches."""
+    started = time.perf_counter()
+    report = Report()
+    files = discover(paths)
+    report.files = len(files)
+    batches_dir = store / engine.name / "events"
+    batches_dir.mkdir(parents=True, exist_ok=True)
+    scratch = store / engine.name / "scratch"
+    with db.connect() as conn:
+        todo = plan(conn, dataset, files, scratch)
+        registered = [Path(r.path) for r in conn.execute(
+            select(log_batches).where(log_batches.c.dataset == dataset,
+                                      log_batches.c.engine == engine.name))]
+    _forget_unregistered(batches_dir, registered)
+    report.skipped, report.grown = todo.skipped, todo.grown
+    total = sum(_size(p) for p in todo.pieces)
+    read = 0
+
+    def piece_done(piece: Piece) -> None:
+        nonlocal read
+        read += _size(piece)
+        if progress is not None:
+            progress("read", read, total)
+    if progress is not None:
+        progress("read", 0, total)
+    batch_id = uuid.uuid4().hex
+    batch = batches_dir / f"{batch_id}.parquet"
+    parsed = engine.parse(todo.pieces, batch, piece_done) if todo.pieces else []
+    for entry, found in zip(todo.state, parsed, strict=True):
+        entry["lines"] += found.lines
+        report.counts.add(found)
+    accepted, courses = engine.count([batch]) if batch.exists() else (0, [])
+    report.accepted, report.courses = accepted, sorted(courses)
+    now = int(time.time() * 1000)
+    files_now = [*registered, batch] if accepted else registered
+    results = _recompute(engine, files_now, report.courses, dataset, staff, completed_at,
+                         progress)
+    with db.begin() as conn:
+        for entry in todo.state:
+            conn.execute(delete(log_files).where(log_files.c.dataset == dataset,
+                                                 log_files.c.path == entry["path"]))
+            conn.execute(insert(log_files).values(**entry, ingested_at=now))
+        if accepted:
+            conn.execute(insert(log_batches).values(
+                dataset=dataset, batch_id=batch_id, engine=engine.name, path=str(batch),
+                events=accepted, courses=json.dumps(report.courses), created_at=now))
+        _store(conn, dataset, report.courses, results)
+    if not accepted:
+        _remove(batch)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _size(piece: Piece) -> int:
+    return piece.path.stat().st_size - piece.offset
+
+
+def _forget_unregistered(batches_dir: Path, registered: Sequence[Path]) -> None:
+    """Remove batches a run wrote but never committed (it died before its commit)."""
+    keep = {p.resolve() for p in registered}
+    for found in batches_dir.glob("*.parquet"):
+        if found.resolve() not in keep:
+            _remove(found)
+
+
+def _remove(path: Path) -> None:
+    """A batch: one Parquet file (DuckDB) or a directory of part files (Spark)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+@dataclass
+class Results:
+    videos: list[dict[str, Any]] = field(default_factory=list)
+    video_users: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence[str],
+               dataset: str, staff: Sequence[str], completed_at: float,
+               progress: Progress | None) -> Results:
+    out = Results()
+    if not courses or not files:
+        return out
+    if progress is not None:
+        progress("compute", 0, 1)
+    evs = engine.events(files)
+    evs = evs.filter(evs.course_id.isin(list(courses)))
+    learners = pipelines.learners(evs, list(staff))
+    views = pipelines.viewings(learners)
+    users = engine.execute(pipelines.video_users(views, completed_at))
+    segments = engine.execute(pipelines.timeline(views))
+    out.video_users = [{"dataset": dataset, "course_id": u["course_id"],
+                        "video_id": u["video_id"], "username": u["username"],
+                        "viewings": int(u["viewings"]), "watch_time": float(u["watch_time"]),
+                        "covered": float(u["covered"]), "coverage": float(u["coverage"]),
+                        "completed": bool(u["completed"])} for u in users]
+    out.timeline = [{"dataset": dataset, "course_id": s["course_id"],
+                     "video_id": s["video_id"], "segment": int(s["segment"]),
+                     "num_users": int(s["num_users"]), "num_views": int(s["num_views"])}
+                    for s in segments]
+    out.videos = _videos(dataset, out.video_users, users, out.timeline)
+    if progress is not None:
+        progress("compute", 1, 1)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    """A float, or None for a missing one (engines give None or NaN)."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
+def _videos(dataset: str, video_users: list[dict[str, Any]], raw: list[dict[str, Any]],
+            segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per video: its viewers' figures and its timeline's audience."""
+    by_video: dict[tuple[str, str], dict[str, Any]] = {}
+    for u, r in zip(video_users, raw, strict=True):
+        key = (u["course_id"], u["video_id"])
+        v = by_video.setdefault(key, {"duration": None, "users": []})
+        v["users"].append(u)
+        duration = _number(r["duration"])
+        if duration is not None:
+            v["duration"] = duration
+    timeline: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    views: dict[tuple[str, str], int] = {}
+    for s in segments:
+        key = (s["course_id"], s["video_id"])
+        timeline.setdefault(key, []).append((s["segment"], s["num_users"]))
+        views[key] = views.get(key, 0) + s["num_views"]
+    out = []
+    for (course, video), v in sorted(by_video.items()):
+        users = v["users"]
+        line = sorted(timeline.get((course, video), []))
+        out.append({
+            "dataset": dataset, "course_id": course, "video_id": video,
+            "duration": v["duration"], "viewers": len(users),
+            "watch_time": sum(u["watch_time"] for u in users),
+            "completed_viewers": sum(1 for u in users if u["completed"]),
+            "avg_coverage": sum(u["coverage"] for u in users) / len(users),
+            "users_at_start": dict(line).get(0, 0),
+            "users_at_end": users_at_end(line, v["duration"]),
+            "total_viewed_seconds": SEGMENT_SECONDS * views.get((course, video), 0),
+        })
+    return out
+
+
+def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Results) -> None:
+    """Replace the courses' statistics with the new ones."""
+    for table, found in ((stats_videos, results.videos),
+                         (stats_video_users, results.video_users),
+                         (stats_timeline, results.timeline)):
+        for part in _chunks(list(courses), 500):
+            conn.execute(delete(table).where(table.c.dataset == dataset,
+                                             table.c.course_id.in_(part)))
+        if found:
+            conn.execute(insert(table), found)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,67 @@
+"""Rules of tracking-log analytics that are not dataframe work (SPEC §6): the one form of a
+course id and of a video id, and where a video's audience is read from its timeline.
+
+The pipelines in `analytics/` apply the same id rules inside the engine; a test holds the
+two equal on every form the logs use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+SEGMENT_SECONDS = 5
+MAX_VIDEO_SECONDS = 36_000.0  # a time value beyond this is not a real position
+END_DROP = 0.05  # unknown duration: the audience ends where it falls to 5 % of the segment before
+
+_OLD_COURSE = re.compile(r"^([^/+:\s]+)/([^/+:\s]+)/([^/+:\s]+)$")
+_VIDEO_HASH = re.compile(r"(?:^i4x-.+-video-|^block-v1:.+\+type@video\+block@)([^\s/+@]+)$")
+
+
+def course_id(raw: str | None) -> str | None:
+    """A course id in its `course-v1:org+course+run` form; the old `org/course/run` form of
+    the same course becomes that too. Empty or None: None (an event without a course)."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    old = _OLD_COURSE.match(text)
+    if old is not None:
+        return "course-v1:" + "+".join(old.groups())
+    return text
+
+
+def video_id(raw: str | None) -> str | None:
+    """A video id as its bare hash: `i4x-org-course-video-<hash>` and
+    `block-v1:…+type@video+block@<hash>` both become `<hash>`; surrounding whitespace (the
+    logs hold ids with a leading newline) goes. Empty or None: None."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    found = _VIDEO_HASH.match(text)
+    return found.group(1) if found is not None else text
+
+
+def end_segment(duration: float) -> int:
+    """The timeline segment whose viewers count as having watched to the end: the one
+    holding max(duration - 30 s, 95 % of the duration)."""
+    return int(max(duration - 30.0, 0.95 * duration)) // SEGMENT_SECONDS
+
+
+def users_at_end(segments: Sequence[tuple[int, int]], duration: float | None) -> int:
+    """How many users watched to the end, from (segment, users) pairs in ascending order:
+    with a known duration, the users of `end_segment`; with none, the users of the last
+    segment before the count falls to 5 % or less of the segment before it (a missing
+    segment has none)."""
+    users = dict(segments)
+    if duration is not None:
+        return users.get(end_segment(duration), 0)
+    if not segments:
+        return 0
+    segment = segments[0][0]
+    while users.get(segment + 1, 0) > END_DROP * users.get(segment, 0):
+        segment += 1
+    return users.get(segment, 0)

@@ -1,0 +1,83 @@
+"""tracking logs: files read, batches of parsed events, video statistics (SPEC §6)
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-30
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+ID = 256
+
+
+def _ids(*names: str) -> list[sa.Column[str]]:
+    return [sa.Column(n, sa.String(ID), nullable=False) for n in names]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "log_files",
+        *_ids("dataset"),
+        sa.Column("path", sa.String(2048), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("lines", sa.BigInteger(), nullable=False),
+        sa.Column("ingested_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "path"),
+    )
+    op.create_table(
+        "log_batches",
+        *_ids("dataset"),
+        sa.Column("batch_id", sa.String(64), nullable=False),
+        sa.Column("engine", sa.String(16), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("courses", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "batch_id"),
+    )
+    op.create_table(
+        "stats_videos",
+        *_ids("dataset", "course_id", "video_id"),
+        sa.Column("duration", sa.Float()),
+        sa.Column("viewers", sa.Integer(), nullable=False),
+        sa.Column("watch_time", sa.Float(), nullable=False),
+        sa.Column("completed_viewers", sa.Integer(), nullable=False),
+        sa.Column("avg_coverage", sa.Float(), nullable=False),
+        sa.Column("users_at_start", sa.Integer(), nullable=False),
+        sa.Column("users_at_end", sa.Integer(), nullable=False),
+        sa.Column("total_viewed_seconds", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "video_id"),
+    )
+    op.create_table(
+        "stats_video_users",
+        *_ids("dataset", "course_id", "video_id", "username"),
+        sa.Column("viewings", sa.Integer(), nullable=False),
+        sa.Column("watch_time", sa.Float(), nullable=False),
+        sa.Column("covered", sa.Float(), nullable=False),
+        sa.Column("coverage", sa.Float(), nullable=False),
+        sa.Column("completed", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "video_id", "username"),
+    )
+    op.create_table(
+        "stats_timeline",
+        *_ids("dataset", "course_id", "video_id"),
+        sa.Column("segment", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("num_users", sa.Integer(), nullable=False),
+        sa.Column("num_views", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "video_id", "segment"),
+    )
+
+
+def downgrade() -> None:
+    for table in ("stats_timeline", "stats_video_users", "stats_videos", "log_batches",
+                  "log_files"):
+        op.drop_table(table)

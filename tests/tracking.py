@@ -16,6 +16,24 @@ from learnlog.analytics.ingest import Report, ingest
 from learnlog.store.schema import stats_timeline, stats_video_users, stats_videos
 
 COURSE = "course-v1:LearnX+T1+2025"
+
+
+def edx_logs() -> Path:
+    """The real Open edX logs beside the checkout (`../shared/edx/`; never copied into the
+    repository): LEARNLOG_EDX_LOGS, else `shared/edx` beside this checkout or one of its
+    parents, else the workplace's `/work/shared/edx`. Missing: a failure that says so."""
+    import os
+
+    candidates = [Path(os.environ["LEARNLOG_EDX_LOGS"])] if os.environ.get(
+        "LEARNLOG_EDX_LOGS") else []
+    here = Path(__file__).resolve()
+    candidates += [parent / "shared" / "edx" for parent in here.parents]
+    candidates.append(Path("/work/shared/edx"))
+    for found in candidates:
+        if (found / "video_timeline.log").is_file():
+            return found
+    raise AssertionError("the Open edX tracking logs are not beside the checkout: set "
+                         "LEARNLOG_EDX_LOGS to the folder that holds video_timeline.log")
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)  # a Monday
 
 
@@ -45,6 +63,7 @@ def video(user: str, kind: str, seconds: float, *, vid: str = "v1",
 
 
 def write(path: Path, lines: Sequence[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(line + "\n" for line in lines))
     return path
 

@@ -11,6 +11,7 @@ both are read.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,9 @@ def text_of(piece: Piece, scratch: Path) -> Path:
 
 
 # DuckDB: `read_json` parses the envelope fields it is asked for and nothing else (fast),
-# but after a broken line it can lose the line that follows. So its row count is checked
-# against the text's own line count; text whose counts disagree is read line by line.
+# but after a broken line it can lose the line that follows. So its rows are checked
+# against the text's own counts of lines, blank lines and comment lines: text with any line
+# that is neither an event nor a comment is read line by line (slower, exact).
 ENVELOPE = ("{'username': 'VARCHAR', 'event_type': 'VARCHAR', 'name': 'VARCHAR', "
             "'event_source': 'VARCHAR', 'time': 'VARCHAR', 'page': 'VARCHAR', "
             "'referer': 'VARCHAR', 'context': 'STRUCT(course_id VARCHAR, module "
@@ -193,8 +195,10 @@ class DuckDBEngine(_Engine):
         rows, nulls, timed = self.db.execute(
             f"SELECT count(*), count(*) FILTER (WHERE time IS NULL AND username IS NULL AND "
             f"event IS NULL), count(time) FROM {view}").fetchone() or (0, 0, 0)
-        if rows != lines - blank or nulls < comments:
-            return None  # a broken line took its neighbour with it: read line by line
+        if rows != lines - blank or nulls != comments:
+            # A line that is not an event: it may have taken its neighbour with it (the
+            # neighbour then reads as nothing too), so the text is read line by line.
+            return None
         return Counts(lines=lines, comments=comments + blank,
                       malformed=rows - timed - comments, events=timed)
 
@@ -251,7 +255,34 @@ class SparkEngine(_Engine):
         self.ibis = ibis.pyspark.connect(self.spark)
 
     def close(self) -> None:
+        """Stop Spark and its JVM (and close the Python side's sockets to it)."""
+        from pyspark import SparkContext
+
         self.spark.stop()
+        gateway = SparkContext._gateway
+        if gateway is not None:
+            jvm = getattr(gateway, "proc", None)  # the JVM pyspark started, if it did
+            gateway.shutdown()
+            SparkContext._gateway = None
+            SparkContext._jvm = None
+            if jvm is not None:
+                if jvm.stdin is not None:
+                    jvm.stdin.close()  # the JVM exits when its stdin closes
+                try:
+                    jvm.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # a JVM that will not stop is killed
+                    jvm.kill()
+                    jvm.wait()
+
+    def execute(self, expr: Table) -> list[dict[str, Any]]:
+        """An expression's rows (Ibis collects Spark results through pandas, whose 3.x
+        deprecation warnings about Ibis's own calls are not the user's business)."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="pandas")
+            warnings.filterwarnings("ignore", message=".*(copy keyword|infer_string).*")
+            return super().execute(expr)
 
     def events(self, files: Sequence[Path]) -> Table:
         """The stored events (Spark reads a list of batch directories at once)."""

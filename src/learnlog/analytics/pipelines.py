@@ -90,22 +90,17 @@ def events(raw: Table) -> Table:
                       & out.ts.notnull()).drop("course_raw")
 
 
-def staff(evs: Table, named: list[str]) -> Table:
-    """Users to leave out of every statistic: the named ones and anyone with an
-    instructor-dashboard or course-team (studio) event."""
-    found = evs.filter(evs.event_type.contains("/instructor")
-                       | evs.event_type.startswith("edx.instructor.")
-                       | (evs.event_source == "studio")).select("username").distinct()
-    if not named:
-        return found
-    listed = ibis.memtable({"username": named})
-    return found.union(listed, distinct=True)
+def staff(evs: Table) -> Table:
+    """Users with an instructor-dashboard or course-team (studio) event: course staff."""
+    return evs.filter(evs.event_type.contains("/instructor")
+                      | evs.event_type.startswith("edx.instructor.")
+                      | (evs.event_source == "studio")).select("username").distinct()
 
 
 def learners(evs: Table, named: list[str]) -> Table:
-    """The events of everyone but staff."""
-    gone = staff(evs, named)
-    return evs.anti_join(gone, "username")
+    """The events of everyone but staff: the `named` users and those `staff` finds."""
+    kept = evs.filter(~evs.username.isin(named)) if named else evs
+    return kept.anti_join(staff(evs), "username")
 
 
 # -- video -----------------------------------------------------------------------------

@@ -102,6 +102,9 @@ FAMILIES: dict[str, tuple[Request, dict[str, int]]] = {
     # Sync: admins of the dataset (and devices granted the partition, test_sync.py).
     "sync": (lambda w: ("POST", "/v1/sync/pull", {"partitions": ["default:user:la"]}),
              {**ADMIN, "other_dataset": 403}),
+    # Tracking-log statistics: the course's staff (no group here has the course; another
+    # dataset's admin reads its own dataset's, empty, statistics).
+    "stats": (lambda w: ("GET", "/api/stats/videos?course_id=course-v1:X+Y+Z", None), ADMIN),
 }
 
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bootstrap import Runtime, bootstrap
 from ..domain.errors import LearnlogError
 from ..settings import Settings
-from . import envelope, exports, groups, identity, logger, ops, sync, viewer
+from . import envelope, exports, groups, identity, logger, ops, stats, sync, viewer
 
 _JSON = (b"content-type", b"application/json")
 
@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(identity.router)
     app.include_router(groups.router)
     app.include_router(sync.router)
+    app.include_router(stats.router)
     app.include_router(ops.router)
     app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics)
     return app

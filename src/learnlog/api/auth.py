@@ -101,6 +101,11 @@ class Authenticator:
         roles = claims.get("roles", ["learner"])
         if isinstance(roles, str):
             roles = [roles]
+        if claims.get("administrator") is True and isinstance(roles, list):
+            roles = [*roles, "admin"]  # an Open edX JWT's global staff flag
+        username = claims.get("preferred_username")
+        if isinstance(username, str) and username:
+            sub = username  # Open edX: `sub` is an anonymous id, the user is the username
         if not isinstance(sub, str) or not sub or not isinstance(dataset, str) or not (
                 isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
             raise Unauthorized("You are not authorized: malformed token claims.",
@@ -119,7 +124,21 @@ class Authenticator:
         if not header or not header.startswith("Bearer "):
             raise Unauthorized("You are not authorized: send Authorization: Bearer <token>.",
                                code="UNAUTHORIZED_USER")
-        token = header[7:].strip()
+        return self.authenticate_token(header[7:].strip(), write=write)
+
+    def authenticate_cookies(self, cookies: dict[str, str]) -> Principal:
+        """The caller from Open edX's split JWT cookies: `edx-jwt-cookie-header-payload`
+        (header.payload) and `edx-jwt-cookie-signature`, joined back into one token."""
+        head = cookies.get("edx-jwt-cookie-header-payload")
+        signature = cookies.get("edx-jwt-cookie-signature")
+        if not head or not signature:
+            raise Unauthorized("You are not authorized: send Authorization: Bearer <token> "
+                               "or the edx-jwt-cookie-header-payload and "
+                               "edx-jwt-cookie-signature cookies.", code="UNAUTHORIZED_USER")
+        return self.authenticate_token(f"{head}.{signature}")
+
+    def authenticate_token(self, token: str, *, write: bool = False) -> Principal:
+        """The caller a token names, once it verifies and has not expired."""
         principal = self._cache.get(token)
         if principal is None:
             principal = self._verify(token)

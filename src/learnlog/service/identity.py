@@ -182,6 +182,18 @@ def leads(conn: Connection, dataset: str, reader: str, group_id: str) -> bool:
     return found is not None
 
 
+def teaches(conn: Connection, dataset: str, reader: str, activity_ids: list[str]) -> bool:
+    """Whether `reader` is coach or admin of a group that has one of these activities
+    (a course, under any of its ids)."""
+    taught = select(group_activities.c.group_id).where(
+        group_activities.c.dataset == dataset, group_activities.c.activity_id.in_(activity_ids))
+    found = conn.execute(select(memberships.c.group_id).where(
+        memberships.c.dataset == dataset, memberships.c.user_id == reader,
+        memberships.c.role.in_(READER_ROLES),
+        memberships.c.group_id.in_(taught.scalar_subquery())).limit(1)).first()
+    return found is not None
+
+
 def group_view(conn: Connection, dataset: str, group_id: str) -> dict[str, Any] | None:
     """A group with its members and their roles."""
     found = conn.execute(select(groups).where(

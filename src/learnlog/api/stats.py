@@ -1,0 +1,95 @@
+"""Stats API (SPEC §6): `GET /api/stats/{videos|timeline}?course_id=…` over the statistics
+`learnlog logs ingest` computed from Open edX tracking logs.
+
+Plain JSON in the shapes of SPEC §6 (not the Sunbird envelope). The caller authenticates
+with a bearer token or Open edX's split JWT cookies (`edx-jwt-cookie-header-payload` and
+`edx-jwt-cookie-signature`); only the course's staff may read: admins of the dataset and
+coaches or admins of a group that has the course as an activity. A learner may not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from ..domain.errors import Forbidden, InvalidInput
+from ..domain.tracking import course_id, video_id
+from ..service import stats as svc
+from ..service.identity import teaches
+from .auth import Principal
+from .viewer import runtime
+
+router = APIRouter()
+FILTERS = {"videos": {"course_id", "user"}, "timeline": {"course_id", "video_id"}}
+
+
+def _caller(request: Request) -> Principal:
+    auth = runtime(request).auth
+    header = request.headers.get("authorization")
+    if header:
+        return auth.authenticate(header)
+    return auth.authenticate_cookies(dict(request.cookies))
+
+
+def _params(request: Request, route: str) -> dict[str, str]:
+    """The query, checked: known names only, each once and not empty."""
+    out: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in FILTERS[route]:
+            raise InvalidInput(f"{name} is not a parameter of /api/stats/{route} (it takes "
+                               f"{', '.join(sorted(FILTERS[route]))}).",
+                               code="INVALID_PARAMETER", field=name)
+        if name in out:
+            raise InvalidInput(f"{name} is given twice.", code="INVALID_PARAMETER",
+                               field=name)
+        if not value.strip() or len(value) > 256:
+            raise InvalidInput(f"{name} must be 1 to 256 characters.",
+                               code="INVALID_PARAMETER_VALUE", field=name)
+        out[name] = value
+    if "course_id" not in out:
+        raise InvalidInput("course_id is mandatory.", code="MISSING_PARAMETER",
+                           field="course_id")
+    return out
+
+
+async def _course(request: Request, route: str) -> tuple[Principal, dict[str, str], str]:
+    """The caller (course staff only), the query and the course's stored id."""
+    principal = _caller(request)
+    query = _params(request, route)
+    course = course_id(query["course_id"]) or ""
+    if not principal.is_admin:
+        forms = sorted({course, query["course_id"].strip()})
+        if not await runtime(request).read(lambda conn: teaches(
+                conn, principal.dataset, principal.user_id, forms)):
+            raise Forbidden("Only the course's staff may read its statistics.",
+                            code="FORBIDDEN", field="course_id")
+    return principal, query, course
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value), media_type="application/json")
+
+
+@router.get("/api/stats/videos", name="api.stats.videos")
+async def stats_videos(request: Request) -> Response:
+    """Per video of the course: duration (null if unknown), viewers, watch time (every
+    viewing counts), viewers who completed it (coverage ≥ 0.9) and the average coverage.
+    `user=` gives one viewer's figures."""
+    principal, query, course = await _course(request, "videos")
+    return _json(await runtime(request).read(lambda conn: svc.videos(
+        conn, principal.dataset, course, query["course_id"], query.get("user"))))
+
+
+@router.get("/api/stats/timeline", name="api.stats.timeline")
+async def stats_timeline(request: Request) -> Response:
+    """A video's 5-second timeline (segments with at least one view, ascending), its
+    audience at the start and at the end, and the total seconds viewed."""
+    principal, query, course = await _course(request, "timeline")
+    if "video_id" not in query:
+        raise InvalidInput("video_id is mandatory.", code="MISSING_PARAMETER",
+                           field="video_id")
+    video = video_id(query["video_id"]) or ""
+    return _json(await runtime(request).read(lambda conn: svc.timeline(
+        conn, principal.dataset, course, query["course_id"], video)))

@@ -1,0 +1,59 @@
+"""Reading the tracking-log statistics (SPEC §6) in the response shapes of the stats API.
+
+The figures are computed by `analytics.ingest` and stored per course; these reads only
+select and shape them. Course ids are stored in their `course-v1:` form and video ids as
+the bare hash: a query may use either form of each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..domain.errors import NotFound
+from ..domain.tracking import SEGMENT_SECONDS
+from ..store.schema import stats_timeline, stats_video_users, stats_videos
+
+
+def videos(conn: Connection, dataset: str, course: str, shown: str,
+           user: str | None = None) -> dict[str, Any]:
+    """Per video of the course: duration, viewers, watch time, completed viewers and the
+    average coverage (of one user's viewings with `user`)."""
+    rows = conn.execute(select(stats_videos).where(
+        stats_videos.c.dataset == dataset, stats_videos.c.course_id == course
+    ).order_by(stats_videos.c.video_id)).mappings().all()
+    if user is None:
+        return {"course_id": shown, "videos": [
+            {"video_id": r["video_id"], "duration": r["duration"], "viewers": r["viewers"],
+             "watch_time": r["watch_time"], "completed_viewers": r["completed_viewers"],
+             "avg_coverage": r["avg_coverage"]} for r in rows]}
+    durations = {r["video_id"]: r["duration"] for r in rows}
+    mine = conn.execute(select(stats_video_users).where(
+        stats_video_users.c.dataset == dataset, stats_video_users.c.course_id == course,
+        stats_video_users.c.username == user).order_by(stats_video_users.c.video_id)
+    ).mappings().all()
+    return {"course_id": shown, "videos": [
+        {"video_id": r["video_id"], "duration": durations.get(r["video_id"]), "viewers": 1,
+         "watch_time": r["watch_time"], "completed_viewers": int(r["completed"]),
+         "avg_coverage": r["coverage"]} for r in mine]}
+
+
+def timeline(conn: Connection, dataset: str, course: str, shown: str,
+             video: str) -> dict[str, Any]:
+    """A video's 5-second timeline with its audience at the start and at the end."""
+    head = conn.execute(select(stats_videos).where(
+        stats_videos.c.dataset == dataset, stats_videos.c.course_id == course,
+        stats_videos.c.video_id == video)).mappings().first()
+    if head is None:
+        raise NotFound(f"No viewing of video {video!r} in course {shown!r} is recorded.",
+                       code="VIDEO_NOT_FOUND", field="video_id")
+    segments = conn.execute(select(stats_timeline).where(
+        stats_timeline.c.dataset == dataset, stats_timeline.c.course_id == course,
+        stats_timeline.c.video_id == video).order_by(stats_timeline.c.segment)).mappings()
+    return {"course_id": shown, "video_id": video, "duration": head["duration"],
+            "segment_seconds": SEGMENT_SECONDS, "users_at_start": head["users_at_start"],
+            "users_at_end": head["users_at_end"],
+            "total_viewed_seconds": head["total_viewed_seconds"],
+            "segments": [{"segment": s["segment"], "num_users": s["num_users"],
+                          "num_views": s["num_views"]} for s in segments]}

@@ -13,7 +13,15 @@ from sqlalchemy import Engine, select
 
 from learnlog.analytics.engines import open_engine
 from learnlog.analytics.ingest import Report, ingest
-from learnlog.store.schema import stats_timeline, stats_video_users, stats_videos
+from learnlog.store.schema import (
+    stats_activity,
+    stats_problems,
+    stats_timeline,
+    stats_times,
+    stats_video_users,
+    stats_videos,
+    stats_visits,
+)
 
 COURSE = "course-v1:LearnX+T1+2025"
 
@@ -89,4 +97,6 @@ def stored(db: Engine) -> dict[str, Any]:
         for r in conn.execute(select(stats_timeline).order_by(
                 stats_timeline.c.video_id, stats_timeline.c.segment)):
             segments.setdefault(r.video_id, []).append((r.segment, r.num_users, r.num_views))
-    return {"videos": videos, "users": users, "timeline": segments}
+        per_day = {table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+                   for table in (stats_times, stats_visits, stats_problems, stats_activity)}
+    return {"videos": videos, "users": users, "timeline": segments, **per_day}

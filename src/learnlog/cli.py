@@ -293,7 +293,7 @@ MasterOption = Annotated[str | None, typer.Option(
 def _ingest_once(settings: Settings, paths: list[Path], engine: str | None,
                  master: str | None, dataset: str) -> None:
     from .analytics.engines import open_engine
-    from .analytics.ingest import ingest
+    from .analytics.ingest import ingest, time_rules
     from .bootstrap import analytics_dir
 
     name = engine or settings.analytics_engine
@@ -318,7 +318,8 @@ def _ingest_once(settings: Settings, paths: list[Path], engine: str | None,
                 bar.update(tasks[step], completed=done, total=max(total, 1))
             report = ingest(rt.engine, runner, store, paths, dataset=dataset,
                             staff=settings.staff,
-                            completed_at=settings.video_completed_coverage, progress=show)
+                            completed_at=settings.video_completed_coverage,
+                            rules=time_rules(settings), progress=show)
     except FileNotFoundError as error:
         err.print(f"[red]cannot read the logs[/red]: {error}")
         raise typer.Exit(1) from error

@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     video_completed_coverage: float = Field(
         default=0.9, gt=0, le=1, description="coverage at which a video counts as completed")
 
+    # Time on page (SPEC §6): every threshold is a setting (seconds).
+    session_gap_seconds: float = Field(default=12_600, gt=0, description="a longer gap "
+                                       "between two events ends a session (3 h 30 min)")
+    login_gap_seconds: float = Field(default=600, gt=0, description="… or this, when the "
+                                     "next event comes from the login page")
+    dashboard_gap_seconds: float = Field(default=900, gt=0, description="… or this, when "
+                                         "the next event comes from the dashboard")
+    outlier_gap_seconds: float = Field(default=1800, gt=0, description="a longer gap inside "
+                                       "a session counts as outlier_credit_seconds")
+    outlier_credit_seconds: float = Field(default=600, ge=0)
+    last_event_seconds: float = Field(default=600, ge=0, description="what the last event "
+                                      "of a session gets (0 after page_close)")
+    min_run_seconds: float = Field(default=15, ge=0, description="shorter runs on a unit "
+                                   "are navigation passing by and are dropped")
+
     @property
     def staff(self) -> list[str]:
         return [u.strip() for u in self.staff_users.split(",") if u.strip()]

@@ -38,8 +38,8 @@ def rounded(found: dict[str, Any]) -> dict[str, Any]:
             return round(value, 9)
         if isinstance(value, dict):
             return {k: fix(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fix(v) for v in value]
+        if isinstance(value, list | tuple):
+            return type(value)(fix(v) for v in value)
         return value
     return fix(found)  # type: ignore[no-any-return]
 

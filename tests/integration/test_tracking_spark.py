@@ -40,5 +40,7 @@ def test_duckdb_and_spark_give_identical_results_on_the_synthetic_set(tmp_path: 
         db.dispose()
     assert summaries["duckdb"] == summaries["spark"]  # the same lines, comments, events
     assert " 0 malformed" not in summaries["duckdb"]  # the generator writes broken lines
-    assert results["duckdb"]["videos"] and results["duckdb"]["timeline"]
+    for part in ("videos", "timeline", "stats_times", "stats_visits", "stats_problems",
+                 "stats_activity"):
+        assert results["duckdb"][part], part
     assert results["duckdb"] == results["spark"]

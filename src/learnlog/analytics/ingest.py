@@ -32,9 +32,13 @@ from ..domain.tracking import SEGMENT_SECONDS, users_at_end
 from ..store.schema import (
     log_batches,
     log_files,
+    stats_activity,
+    stats_problems,
     stats_timeline,
+    stats_times,
     stats_video_users,
     stats_videos,
+    stats_visits,
 )
 from . import pipelines
 from .engines import Counts, Piece
@@ -163,9 +167,20 @@ def _gzip_tail(path: Path, skip: int, scratch: Path) -> Path:
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
+def time_rules(settings: Any) -> pipelines.TimeRules:
+    """The time-on-page thresholds of these settings."""
+    return pipelines.TimeRules(
+        session_gap=settings.session_gap_seconds, login_gap=settings.login_gap_seconds,
+        dashboard_gap=settings.dashboard_gap_seconds,
+        outlier_gap=settings.outlier_gap_seconds,
+        outlier_credit=settings.outlier_credit_seconds,
+        last_credit=settings.last_event_seconds, min_run=settings.min_run_seconds)
+
+
 def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Path], *,
            dataset: str = "default", staff: Sequence[str] = (),
-           completed_at: float = 0.9, progress: Progress | None = None) -> Report:
+           completed_at: float = 0.9, rules: pipelines.TimeRules | None = None,
+           progress: Progress | None = None) -> Report:
     """Read what is new in the log files and recompute the courses it touches."""
     started = time.perf_counter()
     report = Report()
@@ -202,7 +217,7 @@ def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Pat
     now = int(time.time() * 1000)
     files_now = [*registered, batch] if accepted else registered
     results = _recompute(engine, files_now, report.courses, dataset, staff, completed_at,
-                         progress)
+                         rules or pipelines.TimeRules(), progress)
     with db.begin() as conn:
         for entry in todo.state:
             conn.execute(delete(log_files).where(log_files.c.dataset == dataset,
@@ -244,11 +259,19 @@ class Results:
     videos: list[dict[str, Any]] = field(default_factory=list)
     video_users: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    times: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    activity: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _day(value: Any) -> str:
+    return str(value)[:10]  # a date (or a timestamp at midnight) as YYYY-MM-DD
 
 
 def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence[str],
                dataset: str, staff: Sequence[str], completed_at: float,
-               progress: Progress | None) -> Results:
+               rules: pipelines.TimeRules, progress: Progress | None) -> Results:
     out = Results()
     if not courses or not files:
         return out
@@ -257,6 +280,22 @@ def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence
     evs = engine.events(files)
     evs = evs.filter(evs.course_id.isin(list(courses)))
     learners = pipelines.learners(evs, list(staff))
+    out.times = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
+                  "unit_id": r["unit"], "day": _day(r["day"]),
+                  "seconds": float(r["seconds"]), "sessions": int(r["sessions"])}
+                 for r in engine.execute(pipelines.times(learners, rules))]
+    out.visits = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
+                   "unit_id": r["unit"], "day": _day(r["day"]), "visits": int(r["visits"])}
+                  for r in engine.execute(pipelines.visits(learners))]
+    out.problems = [{"dataset": dataset, "course_id": r["course_id"],
+                     "username": r["username"], "problem_id": r["problem"],
+                     "day": _day(r["day"]), "attempts": int(r["attempts"]),
+                     "grade": _number(r["grade"]), "max_grade": _number(r["max_grade"])}
+                    for r in engine.execute(pipelines.problems(learners))]
+    out.activity = [{"dataset": dataset, "course_id": r["course_id"],
+                     "week_start": _day(r["week"]), "label": r["label"],
+                     "users": int(r["users"])}
+                    for r in engine.execute(pipelines.activity(learners))]
     views = pipelines.viewings(learners)
     users = engine.execute(pipelines.video_users(views, completed_at))
     segments = engine.execute(pipelines.timeline(views))
@@ -321,7 +360,10 @@ def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Resu
     """Replace the courses' statistics with the new ones."""
     for table, found in ((stats_videos, results.videos),
                          (stats_video_users, results.video_users),
-                         (stats_timeline, results.timeline)):
+                         (stats_timeline, results.timeline),
+                         (stats_times, results.times), (stats_visits, results.visits),
+                         (stats_problems, results.problems),
+                         (stats_activity, results.activity)):
         for part in _chunks(list(courses), 500):
             conn.execute(delete(table).where(table.c.dataset == dataset,
                                              table.c.course_id.in_(part)))

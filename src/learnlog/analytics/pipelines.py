@@ -10,10 +10,10 @@ hash); a test holds these expressions equal to those functions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
-from ibis import _
 from ibis.expr.types import Table
 
 from ..domain.tracking import MAX_VIDEO_SECONDS, SEGMENT_SECONDS
@@ -101,6 +101,170 @@ def learners(evs: Table, named: list[str]) -> Table:
     """The events of everyone but staff: the `named` users and those `staff` finds."""
     kept = evs.filter(~evs.username.isin(named)) if named else evs
     return kept.anti_join(staff(evs), "username")
+
+
+# -- when and where ----------------------------------------------------------------------
+
+def with_time(evs: Table) -> Table:
+    """Events with their UTC day and the Monday of their week."""
+    moment = (evs.ts // 1_000_000).as_timestamp("s")
+    return evs.mutate(day=moment.date(), week=moment.date().truncate("W"))
+
+
+PAGE_CLASSES = ("info", "progress", "course", "wiki", "discussion", "bookmarks", "dates")
+COURSE_PATH = r"^/courses/(?:course-v1:[^/]+|[^/]+/[^/]+/[^/]+)/"
+NAVIGATION = ("seq_next", "seq_prev", "seq_goto", "edx.ui.lms.sequence.next_selected",
+              "edx.ui.lms.sequence.previous_selected", "edx.ui.lms.sequence.tab_selected")
+UNRESOLVED = "unresolved"
+
+
+def _block_name(usage_key: Any) -> Any:
+    """The last part of a usage key (`…+block@<name>` or `i4x://…/<name>`)."""
+    return usage_key.re_extract(r"([^/@+]+)$", 1)
+
+
+def locations(evs: Table) -> Table:
+    """Events with the place each one opens, or null when it opens none (it inherits):
+    - a courseware page (`/courses/<id>/courseware/<chapter>/<sequential>/<n>/`): the unit
+      `<sequential>#<n>` (n = 1 when missing);
+    - another course page (info, progress, wiki, discussion, …): `page:<kind>`;
+    - legacy navigation (`seq_next|prev|goto`, payload {old, new, id=<sequential>}): the
+      unit `<sequential>#<new>`;
+    - Learning-MFE navigation (`edx.ui.lms.sequence.*` whose id is a unit): that unit's
+      block name; the legacy move across subsections (id = a sequential) cannot be placed
+      without the course structure: `unresolved`.
+    """
+    path = evs.event_type
+    page = (evs.event_source == "server") & path.re_search(COURSE_PATH)
+    kind = path.re_extract(COURSE_PATH + r"([^/]+)", 1)
+    courseware = path.re_extract(COURSE_PATH + r"courseware/[^/]+/([^/]+)", 1)
+    position = path.re_extract(COURSE_PATH + r"courseware/[^/]+/[^/]+/(\d+)", 1)
+    unit_page = courseware + "#" + ibis.ifelse(position == "", "1", position)
+    legacy = path.isin(NAVIGATION[:3])
+    mfe = path.isin(NAVIGATION[3:])
+    vertical = evs.raw_id.contains("vertical")
+    place = ibis.cases(
+        (page & (kind == "courseware") & (courseware != ""), unit_page),
+        (page & kind.isin(PAGE_CLASSES), "page:" + kind),
+        (legacy & evs.nav_new.notnull() & evs.raw_id.notnull(),
+         _block_name(evs.raw_id) + "#" + evs.nav_new.cast("string")),
+        (mfe & vertical, _block_name(evs.raw_id)),
+        (mfe | legacy, ibis.literal(UNRESOLVED)),
+        else_=ibis.null("string"))
+    return evs.mutate(place=place, navigation=legacy | mfe)
+
+
+def visits(evs: Table) -> Table:
+    """Navigation events into a unit, once per event, per (course, user, unit, day)."""
+    nav = with_time(locations(evs))
+    nav = nav.filter(nav.navigation)
+    return nav.group_by(["course_id", "username", "place", "day"]).aggregate(
+        visits=nav.count()).rename(unit="place")
+
+
+# -- time on page ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimeRules:
+    """The thresholds of time on page (SPEC §6), in seconds; each is a setting."""
+
+    session_gap: float = 3 * 3600 + 30 * 60  # a longer gap ends the session
+    login_gap: float = 10 * 60  # … or this, when the next event comes from the login page
+    dashboard_gap: float = 15 * 60  # … or this, from the dashboard
+    outlier_gap: float = 30 * 60  # a longer gap inside a session …
+    outlier_credit: float = 10 * 60  # … counts as this
+    last_credit: float = 10 * 60  # the last event of a session (0 after page_close)
+    min_run: float = 15.0  # shorter runs on a unit are navigation passing by
+    login_referer: str = r"/login([/?#]|$)"
+    dashboard_referer: str = r"/dashboard/?([?#]|$)"
+
+
+def times(evs: Table, rules: TimeRules) -> Table:
+    """Seconds on each unit per (course, user, unit, day), with the sessions they span.
+
+    Per user and course, events in time order; the gap to the next event is credited to
+    the place last opened (`locations`; events before any are `unresolved`). A session
+    ends on a long gap (see TimeRules); longer gaps inside one are capped; the last event
+    of a session gets `last_credit`, or 0 if it is `page_close`. Runs of consecutive
+    events on one place shorter than `min_run` are dropped. Sessions are not cut at
+    midnight: a run counts on the day it started."""
+    placed = locations(evs)
+    w = ibis.window(group_by=[placed.course_id, placed.username],
+                    order_by=[placed.ts, placed.event_type])
+    step = placed.mutate(next_ts=placed.ts.lead().over(w),
+                         next_referer=placed.referer.lead().over(w))
+    gap = (step.next_ts - step.ts) / 1_000_000
+    nxt = step.next_referer.fill_null("")
+    ends = (step.next_ts.isnull() | (gap > rules.session_gap)
+            | (nxt.re_search(rules.login_referer) & (gap > rules.login_gap))
+            | (nxt.re_search(rules.dashboard_referer) & (gap > rules.dashboard_gap)))
+    credited = ibis.ifelse(
+        ends, ibis.ifelse(step.event_type == "page_close", 0.0, rules.last_credit),
+        ibis.ifelse(gap > rules.outlier_gap, rules.outlier_credit, gap))
+    step = step.mutate(ends=ends, credited=credited.cast("float64"))
+    w1 = ibis.window(group_by=[step.course_id, step.username],
+                     order_by=[step.ts, step.event_type])
+    step = step.mutate(after_end=step.ends.lag().over(w1).fill_null(False).cast("int64"))
+    w2 = ibis.window(group_by=[step.course_id, step.username],
+                     order_by=[step.ts, step.event_type], preceding=None, following=0)
+    step = step.mutate(session=step.after_end.sum().over(w2),
+                       opened=step.place.notnull().cast("int64"))
+    w3 = ibis.window(group_by=[step.course_id, step.username, step.session],
+                     order_by=[step.ts, step.event_type], preceding=None, following=0)
+    step = step.mutate(opening=step.opened.sum().over(w3))
+    w4 = ibis.window(group_by=[step.course_id, step.username, step.session, step.opening],
+                     order_by=[step.ts, step.event_type])
+    step = step.mutate(where=step.place.first().over(w4))
+    step = step.mutate(where=step.where.fill_null(UNRESOLVED))
+    w5 = ibis.window(group_by=[step.course_id, step.username, step.session],
+                     order_by=[step.ts, step.event_type])
+    step = step.mutate(moved=ibis.ifelse(
+        step.where.lag().over(w5).isnull() | (step.where != step.where.lag().over(w5)), 1, 0))
+    w6 = ibis.window(group_by=[step.course_id, step.username, step.session],
+                     order_by=[step.ts, step.event_type], preceding=None, following=0)
+    step = step.mutate(run=step.moved.sum().over(w6))
+    runs = step.group_by(["course_id", "username", "session", "run", "where"]).aggregate(
+        began=step.ts.min(), seconds=step.credited.sum())
+    runs = with_time(runs.rename(ts="began").filter(runs.seconds >= rules.min_run))
+    return runs.group_by(["course_id", "username", "where", "day"]).aggregate(
+        seconds=runs.seconds.sum(), sessions=runs.session.nunique()).rename(unit="where")
+
+
+# -- problems and weekly activity ------------------------------------------------------
+
+def problems(evs: Table) -> Table:
+    """Server `problem_check` events per (course, user, problem, day): attempts, and the
+    grade and max grade of the day's last one."""
+    checks = with_time(evs.filter((evs.event_type == "problem_check")
+                                  & (evs.event_source == "server")))
+    checks = checks.mutate(problem=checks.problem_id.coalesce(checks.usage_key))
+    checks = checks.filter(checks.problem.notnull())
+    return checks.group_by(["course_id", "username", "problem", "day"]).aggregate(
+        attempts=checks.count(), grade=checks.grade.argmax(checks.ts),
+        max_grade=checks.max_grade.argmax(checks.ts))
+
+
+def activity(evs: Table) -> Table:
+    """Distinct users per course, week (Monday 00:00 UTC) and label: ACTIVE (any event but
+    `task` ones and enrollment events), PLAYED_VIDEO (browser or mobile `play_video`),
+    ATTEMPTED_PROBLEM (server `problem_check`), POSTED_FORUM (server
+    `edx.forum.*.created`)."""
+    e = with_time(evs)
+    source = e.event_source.fill_null("")
+    label = {
+        "ACTIVE": (source != "task") & ~e.event_type.startswith("edx.course.enrollment"),
+        "PLAYED_VIDEO": (e.event_type == "play_video") & source.isin(["browser", "mobile"]),
+        "ATTEMPTED_PROBLEM": (e.event_type == "problem_check") & (source == "server"),
+        "POSTED_FORUM": e.event_type.re_search(r"^edx\.forum\..+\.created$")
+        & (source == "server"),
+    }
+    parts = [e.filter(cond).group_by(["course_id", "week"]).aggregate(
+        users=e.username.nunique()).mutate(label=ibis.literal(name))
+        for name, cond in label.items()]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.union(part)
+    return out
 
 
 # -- video -----------------------------------------------------------------------------
@@ -201,4 +365,5 @@ def timeline(views: Table) -> Table:
         num_views=spread.count(), num_users=spread.username.nunique())
 
 
-__all__ = ["RAW_COLUMNS", "_", "events", "learners", "timeline", "video_users", "viewings"]
+__all__ = ["RAW_COLUMNS", "TimeRules", "activity", "events", "learners", "problems",
+           "timeline", "times", "video_users", "viewings", "visits"]

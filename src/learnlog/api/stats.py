@@ -1,4 +1,5 @@
-"""Stats API (SPEC §6): `GET /api/stats/{videos|timeline}?course_id=…` over the statistics
+"""Stats API (SPEC §6): `GET /api/stats/{times|visits|videos|timeline|problems|activity}
+?course_id=…` over the statistics
 `learnlog logs ingest` computed from Open edX tracking logs.
 
 Plain JSON in the shapes of SPEC §6 (not the Sunbird envelope). The caller authenticates
@@ -9,6 +10,7 @@ coaches or admins of a group that has the course as an activity. A learner may n
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import orjson
@@ -22,7 +24,11 @@ from .auth import Principal
 from .viewer import runtime
 
 router = APIRouter()
-FILTERS = {"videos": {"course_id", "user"}, "timeline": {"course_id", "video_id"}}
+FILTERS = {"videos": {"course_id", "user"}, "timeline": {"course_id", "video_id"},
+           "times": {"course_id", "user", "unit", "start", "end"},
+           "visits": {"course_id", "user", "unit", "start", "end"},
+           "problems": {"course_id", "user", "start", "end"},
+           "activity": {"course_id", "start", "end"}}
 
 
 def _caller(request: Request) -> Principal:
@@ -51,6 +57,19 @@ def _params(request: Request, route: str) -> dict[str, str]:
     if "course_id" not in out:
         raise InvalidInput("course_id is mandatory.", code="MISSING_PARAMETER",
                            field="course_id")
+    for name in ("start", "end"):
+        if name in out:
+            try:
+                dt.date.fromisoformat(out[name])
+            except ValueError:
+                raise InvalidInput(f"{name} must be a date, YYYY-MM-DD.",
+                                   code="INVALID_PARAMETER_VALUE", field=name) from None
+            if len(out[name]) != 10:
+                raise InvalidInput(f"{name} must be a date, YYYY-MM-DD.",
+                                   code="INVALID_PARAMETER_VALUE", field=name)
+    if out.get("start", "") > out.get("end", "9999-12-31"):
+        raise InvalidInput("start must not be after end.", code="INVALID_PARAMETER_VALUE",
+                           field="start")
     return out
 
 
@@ -93,3 +112,38 @@ async def stats_timeline(request: Request) -> Response:
     video = video_id(query["video_id"]) or ""
     return _json(await runtime(request).read(lambda conn: svc.timeline(
         conn, principal.dataset, course, query["course_id"], video)))
+
+
+async def _rows(request: Request, route: str, read: Any) -> Response:
+    principal, query, course = await _course(request, route)
+    return _json(await runtime(request).read(lambda conn: read(
+        conn, principal.dataset, course, query["course_id"], query)))
+
+
+@router.get("/api/stats/times", name="api.stats.times")
+async def stats_times(request: Request) -> Response:
+    """Time on page: seconds per (user, unit, day) and the sessions they span. Filters:
+    user, unit, start and end (days, inclusive)."""
+    return await _rows(request, "times", svc.times)
+
+
+@router.get("/api/stats/visits", name="api.stats.visits")
+async def stats_visits(request: Request) -> Response:
+    """Navigation events into each unit per (user, unit, day). Filters: user, unit,
+    start, end."""
+    return await _rows(request, "visits", svc.visits)
+
+
+@router.get("/api/stats/problems", name="api.stats.problems")
+async def stats_problems(request: Request) -> Response:
+    """Server problem_check attempts per (user, problem, day) with the grade and max grade
+    of the day's last one. Filters: user, start, end."""
+    return await _rows(request, "problems", svc.problems)
+
+
+@router.get("/api/stats/activity", name="api.stats.activity")
+async def stats_activity(request: Request) -> Response:
+    """Distinct users per week (Monday 00:00 UTC to the next Monday): ACTIVE,
+    PLAYED_VIDEO, ATTEMPTED_PROBLEM, POSTED_FORUM; weeks with any activity, ascending."""
+    return await _rows(request, "activity", svc.activity)
+

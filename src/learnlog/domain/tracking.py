@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 SEGMENT_SECONDS = 5
 MAX_VIDEO_SECONDS = 36_000.0  # a time value beyond this is not a real position
+ACTIVITY_LABELS = ("ACTIVE", "PLAYED_VIDEO", "ATTEMPTED_PROBLEM", "POSTED_FORUM")
 END_DROP = 0.05  # unknown duration: the audience ends where it falls to 5 % of the segment before
 
 _OLD_COURSE = re.compile(r"^([^/+:\s]+)/([^/+:\s]+)/([^/+:\s]+)$")

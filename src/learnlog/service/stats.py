@@ -7,13 +7,22 @@ the bare hash: a query may use either form of each.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from ..domain.errors import NotFound
-from ..domain.tracking import SEGMENT_SECONDS
-from ..store.schema import stats_timeline, stats_video_users, stats_videos
+from ..domain.tracking import ACTIVITY_LABELS, SEGMENT_SECONDS
+from ..store.schema import (
+    stats_activity,
+    stats_problems,
+    stats_timeline,
+    stats_times,
+    stats_video_users,
+    stats_videos,
+    stats_visits,
+)
 
 
 def videos(conn: Connection, dataset: str, course: str, shown: str,
@@ -57,3 +66,66 @@ def timeline(conn: Connection, dataset: str, course: str, shown: str,
             "total_viewed_seconds": head["total_viewed_seconds"],
             "segments": [{"segment": s["segment"], "num_users": s["num_users"],
                           "num_views": s["num_views"]} for s in segments]}
+
+
+def _select(table: Any, dataset: str, course: str, query: dict[str, str]) -> Any:
+    """A course's rows matching the filters (user, unit, days from start to end)."""
+    cond = [table.c.dataset == dataset, table.c.course_id == course]
+    if "user" in query:
+        cond.append(table.c.username == query["user"])
+    if "unit" in query:
+        cond.append(table.c.unit_id == query["unit"])
+    if "start" in query:
+        cond.append(table.c.day >= query["start"])
+    if "end" in query:
+        cond.append(table.c.day <= query["end"])
+    return select(table).where(*cond).order_by(*table.primary_key.columns)
+
+
+def times(conn: Connection, dataset: str, course: str, shown: str,
+          query: dict[str, str]) -> dict[str, Any]:
+    """Seconds on each unit per user and day, with the sessions they span."""
+    found = conn.execute(_select(stats_times, dataset, course, query)).mappings()
+    return {"course_id": shown, "rows": [
+        {"user": r["username"], "unit": r["unit_id"], "day": r["day"],
+         "seconds": r["seconds"], "sessions": r["sessions"]} for r in found]}
+
+
+def visits(conn: Connection, dataset: str, course: str, shown: str,
+           query: dict[str, str]) -> dict[str, Any]:
+    """Navigation events into each unit per user and day."""
+    found = conn.execute(_select(stats_visits, dataset, course, query)).mappings()
+    return {"course_id": shown, "rows": [
+        {"user": r["username"], "unit": r["unit_id"], "day": r["day"],
+         "visits": r["visits"]} for r in found]}
+
+
+def problems(conn: Connection, dataset: str, course: str, shown: str,
+             query: dict[str, str]) -> dict[str, Any]:
+    """Attempts per problem, user and day, with the grade of the day's last one."""
+    found = conn.execute(_select(stats_problems, dataset, course, query)).mappings()
+    return {"course_id": shown, "rows": [
+        {"user": r["username"], "problem": r["problem_id"], "day": r["day"],
+         "attempts": r["attempts"], "grade": r["grade"], "max_grade": r["max_grade"]}
+        for r in found]}
+
+
+def activity(conn: Connection, dataset: str, course: str, shown: str,
+             query: dict[str, str]) -> dict[str, Any]:
+    """Distinct users per week (Monday to Monday, UTC) and label; weeks that touch
+    [start, end] when given."""
+    cond = [stats_activity.c.dataset == dataset, stats_activity.c.course_id == course]
+    if "end" in query:
+        cond.append(stats_activity.c.week_start <= query["end"])
+    if "start" in query:  # the week holding `start` starts at most 6 days before it
+        first = dt.date.fromisoformat(query["start"]) - dt.timedelta(days=6)
+        cond.append(stats_activity.c.week_start >= first.isoformat())
+    weeks: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(select(stats_activity).where(*cond)).mappings():
+        start = dt.date.fromisoformat(r["week_start"])
+        week = weeks.setdefault(r["week_start"], {
+            "week_start": r["week_start"],
+            "week_end": (start + dt.timedelta(days=7)).isoformat(),
+            **{label: 0 for label in ACTIVITY_LABELS}})
+        week[r["label"]] = r["users"]
+    return {"course_id": shown, "weeks": [weeks[k] for k in sorted(weeks)]}

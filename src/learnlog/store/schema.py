@@ -465,3 +465,49 @@ stats_timeline = Table(
     Column("num_users", Integer, nullable=False),
     Column("num_views", Integer, nullable=False),
 )
+
+stats_times = Table(
+    "stats_times",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    _id("username", primary_key=True),
+    _id("unit_id", primary_key=True),  # `<sequential>#<n>`, a unit's block, `page:<kind>`
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("seconds", Float, nullable=False),
+    Column("sessions", Integer, nullable=False),
+)
+
+stats_visits = Table(
+    "stats_visits",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    _id("username", primary_key=True),
+    _id("unit_id", primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("visits", Integer, nullable=False),
+)
+
+stats_problems = Table(
+    "stats_problems",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    _id("username", primary_key=True),
+    Column("problem_id", String(512), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("grade", Float),
+    Column("max_grade", Float),
+)
+
+stats_activity = Table(
+    "stats_activity",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    Column("week_start", String(10), primary_key=True),  # a Monday, YYYY-MM-DD
+    Column("label", String(32), primary_key=True),
+    Column("users", Integer, nullable=False),
+)

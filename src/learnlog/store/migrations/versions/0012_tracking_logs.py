@@ -1,4 +1,4 @@
-"""tracking logs: files read, batches of parsed events, video statistics (SPEC §6)
+"""tracking logs: files read, batches of parsed events, the statistics (SPEC §6)
 
 Revision ID: 0012
 Revises: 0011
@@ -77,7 +77,43 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "stats_times",
+        *_ids("dataset", "course_id", "username", "unit_id"),
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.Column("sessions", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "username", "unit_id", "day"),
+    )
+    op.create_table(
+        "stats_visits",
+        *_ids("dataset", "course_id", "username", "unit_id"),
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("visits", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "username", "unit_id", "day"),
+    )
+    op.create_table(
+        "stats_problems",
+        *_ids("dataset", "course_id", "username"),
+        sa.Column("problem_id", sa.String(512), nullable=False),
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("grade", sa.Float()),
+        sa.Column("max_grade", sa.Float()),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "username", "problem_id", "day"),
+    )
+    op.create_table(
+        "stats_activity",
+        *_ids("dataset", "course_id"),
+        sa.Column("week_start", sa.String(10), nullable=False),
+        sa.Column("label", sa.String(32), nullable=False),
+        sa.Column("users", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "week_start", "label"),
+    )
+
+
 def downgrade() -> None:
-    for table in ("stats_timeline", "stats_video_users", "stats_videos", "log_batches",
+    for table in ("stats_activity", "stats_problems", "stats_visits", "stats_times",
+                  "stats_timeline", "stats_video_users", "stats_videos", "log_batches",
                   "log_files"):
         op.drop_table(table)

@@ -178,3 +178,29 @@ def test_a_batch_a_run_never_committed_is_ignored_and_removed(
     run(db, tmp_path / "store", [tmp_path / "t2.log"])
     assert not orphan.exists()
     assert sorted(u for _, u in stored(db)["users"]) == ["ben"]
+
+
+def test_line_counts_agree_with_splitting_the_text_for_any_block_size(tmp_path: Path) -> None:
+    """The reader's own counts (lines, blank, comments) decide whether DuckDB's fast read
+    can be trusted: they must be exact across block boundaries."""
+    import random
+
+    from learnlog.analytics.engines import line_counts
+
+    def by_hand(data: bytes) -> tuple[int, int, int]:
+        if not data:
+            return 0, 0, 0
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines = lines[:-1]
+        return (len(lines), sum(1 for line in lines if line == b""),
+                sum(1 for line in lines if line.startswith(b"#")))
+    rng = random.Random(1)
+    path = tmp_path / "t.log"
+    for _ in range(200):
+        parts = [rng.choice([b"", b"#c", b"{}", b"x#", b"\n", b"##"])
+                 for _ in range(rng.randint(0, 30))]
+        data = b"\n".join(parts) + rng.choice([b"", b"\n"])
+        path.write_bytes(data)
+        for block in (1, 2, 3, 7, 1 << 20):
+            assert line_counts(path, block) == by_hand(data), (data, block)

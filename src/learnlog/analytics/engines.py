@@ -58,18 +58,26 @@ class Piece:
 
 def line_counts(path: Path, block: int = 1 << 24) -> tuple[int, int, int]:
     """(lines, blank lines, comment lines) of a plain text file, counted on its bytes a
-    block at a time (constant memory)."""
+    block at a time (constant memory; numpy compares whole blocks at once)."""
+    import numpy as np
+
     lines = blank = comments = 0
-    before = b"\n"  # the byte before the first: the file starts a line
-    last = b""
+    before = 10  # the byte before the first: the file starts a line
+    last = 10
     with open(path, "rb") as f:
         while chunk := f.read(block):
-            text = before + chunk
-            lines += chunk.count(b"\n")
-            blank += text.count(b"\n\n")
-            comments += text.count(b"\n#")
-            before = last = chunk[-1:]
-    if last and last != b"\n":
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            ends = data == 10
+            lines += int(np.count_nonzero(ends))
+            # The byte that starts each line: the block's first (after `before`), then the
+            # one after every newline inside the block.
+            starts = data[1:][ends[:-1]]
+            if before == 10:
+                starts = np.concatenate((data[:1], starts))
+            blank += int(np.count_nonzero(starts == 10))
+            comments += int(np.count_nonzero(starts == 35))
+            before = last = int(data[-1])
+    if last != 10:
         lines += 1  # a last line without its newline
     return lines, blank, comments
 
@@ -96,6 +104,11 @@ ENVELOPE = ("{'username': 'VARCHAR', 'event_type': 'VARCHAR', 'name': 'VARCHAR',
             "STRUCT(usage_key VARCHAR))', 'event': 'JSON'}")
 
 
+def _trimmed(column: str) -> str:
+    """DuckDB: whitespace off both ends (ids arrive with a leading newline in old logs)."""
+    return f"trim({column}, chr(32) || chr(9) || chr(10) || chr(13) || chr(11) || chr(12))"
+
+
 def _duck_select(source: str) -> str:
     """The raw columns from a relation of envelopes (`time`, `event` JSON, …)."""
     paths = "[" + ", ".join(f"'{p}'" for p in PAYLOAD_PATHS) + "]"
@@ -103,9 +116,10 @@ def _duck_select(source: str) -> str:
     WITH env AS (SELECT *, event->>'$' AS payload FROM {source} WHERE time IS NOT NULL),
     p AS (SELECT *, CASE WHEN json_valid(payload)
                          THEN json_extract_string(payload, {paths}) END AS g FROM env)
-    SELECT epoch_us(try_cast(time AS TIMESTAMPTZ)) AS ts, username,
-           context.course_id AS course_raw, page, event_type, name, event_source, referer,
-           context.module.usage_key AS usage_key, g[1] AS raw_id,
+    SELECT epoch_us(try_cast(time AS TIMESTAMPTZ)) AS ts, {_trimmed("username")} AS username,
+           {_trimmed("context.course_id")} AS course_raw, page, event_type, name,
+           event_source, referer, context.module.usage_key AS usage_key,
+           {_trimmed("g[1]")} AS raw_id,
            try_cast(g[2] AS DOUBLE) AS current_time, try_cast(g[3] AS DOUBLE) AS old_time,
            try_cast(g[4] AS DOUBLE) AS new_time, try_cast(g[5] AS DOUBLE) AS duration,
            try_cast(g[6] AS BIGINT) AS nav_old, try_cast(g[7] AS BIGINT) AS nav_new,
@@ -330,10 +344,13 @@ class SparkEngine(_Engine):
 
         def num(path: str, kind: str) -> Any:
             return F.expr(f"try_cast(get_json_object(payload, '{path}') AS {kind})")
+        def trimmed(column: Any) -> Any:
+            return F.regexp_replace(column, r"^\s+|\s+$", "")
         raw = env.select(
             F.expr("unix_micros(try_cast(time AS TIMESTAMP))").alias("ts"),
-            "username", "course_raw", "page", "event_type", "name", "event_source",
-            "referer", "usage_key", get["$.id"].alias("raw_id"),
+            trimmed(F.col("username")).alias("username"),
+            trimmed(F.col("course_raw")).alias("course_raw"), "page", "event_type", "name",
+            "event_source", "referer", "usage_key", trimmed(get["$.id"]).alias("raw_id"),
             num("$.currentTime", "DOUBLE").alias("current_time"),
             num("$.old_time", "DOUBLE").alias("old_time"),
             num("$.new_time", "DOUBLE").alias("new_time"),

@@ -279,7 +279,8 @@ def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence
         progress("compute", 0, 1)
     evs = engine.events(files)
     evs = evs.filter(evs.course_id.isin(list(courses)))
-    learners = pipelines.learners(evs, list(staff))
+    # Read once, used by every statistic: the courses' events of everyone but staff.
+    learners = pipelines.learners(evs, list(staff)).cache()
     out.times = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
                   "unit_id": r["unit"], "day": _day(r["day"]),
                   "seconds": float(r["seconds"]), "sessions": int(r["sessions"])}
@@ -296,9 +297,11 @@ def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence
                      "week_start": _day(r["week"]), "label": r["label"],
                      "users": int(r["users"])}
                     for r in engine.execute(pipelines.activity(learners))]
-    views = pipelines.viewings(learners)
+    views = pipelines.viewings(learners).cache()
     users = engine.execute(pipelines.video_users(views, completed_at))
     segments = engine.execute(pipelines.timeline(views))
+    views.release()
+    learners.release()
     out.video_users = [{"dataset": dataset, "course_id": u["course_id"],
                         "video_id": u["video_id"], "username": u["username"],
                         "viewings": int(u["viewings"]), "watch_time": float(u["watch_time"]),
@@ -367,8 +370,25 @@ def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Resu
         for part in _chunks(list(courses), 500):
             conn.execute(delete(table).where(table.c.dataset == dataset,
                                              table.c.course_id.in_(part)))
-        if found:
-            conn.execute(insert(table), found)
+        _insert_many(conn, table, found)
+
+
+def _insert_many(conn: Connection, table: Any, found: list[dict[str, Any]]) -> None:
+    """Insert many rows on the driver (hundreds of thousands per run): COPY on
+    PostgreSQL, one prepared statement run many times on SQLite."""
+    if not found:
+        return
+    names = [c.name for c in table.columns]
+    rows = [tuple(r[n] for n in names) for r in found]
+    raw: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as out:
+            for row in rows:
+                out.write_row(row)
+        return
+    marks = ", ".join("?" * len(names))
+    raw.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

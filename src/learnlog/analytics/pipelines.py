@@ -49,43 +49,41 @@ COURSE_IN_URL = r"/courses/(course-v1:[^/]+|[^/]+/[^/]+/[^/]+)/"
 VIDEO_HASH = r"(?:^i4x-.+-video-|^block-v1:.+\+type@video\+block@)([^\s/+@]+)$"
 
 
-def _trim(value: Any) -> Any:
-    """Whitespace off both ends (ibis's `strip` trims 'v' and 'f' on Spark: its escapes
-    `\\v` and `\\f` become letters in Spark SQL)."""
-    return value.re_replace(r"^\s+|\s+$", "")
-
-
 def _blank_to_null(value: Any) -> Any:
     return ibis.ifelse(value == "", ibis.null("string"), value)
 
 
-def course_expr(raw: Any) -> Any:
-    """`domain.tracking.course_id` as an expression."""
-    text = _trim(raw)
-    return _blank_to_null(ibis.ifelse(text.re_search(OLD_COURSE),
-                                      "course-v1:" + text.replace("/", "+"), text))
+def course_expr(text: Any) -> Any:
+    """`domain.tracking.course_id` as an expression (of text already trimmed)."""
+    return ibis.cases(
+        (text.isnull() | (text == ""), ibis.null("string")),
+        (text.startswith("course-v1:"), text),
+        (text.re_search(OLD_COURSE), "course-v1:" + text.replace("/", "+")),
+        else_=text)
 
 
-def video_expr(raw: Any) -> Any:
-    """`domain.tracking.video_id` as an expression."""
-    text = _trim(raw)
-    bare = text.re_extract(VIDEO_HASH, 1)
-    return _blank_to_null(ibis.ifelse(bare.isnull() | (bare == ""), text, bare))
+def video_expr(text: Any) -> Any:
+    """`domain.tracking.video_id` as an expression (of text already trimmed)."""
+    return ibis.cases(
+        (text.isnull() | (text == ""), ibis.null("string")),
+        (text.startswith("i4x-") | text.startswith("block-v1:"),
+         _blank_to_null(text.re_extract(VIDEO_HASH, 1)).fill_null(text)),
+        else_=text)
 
 
 def events(raw: Table) -> Table:
     """Normalised events: the course from the context, else from the page or the path; ids
-    in one form; events without a user or a course left out (the reader counts them)."""
-    from_url = _blank_to_null(raw.page.re_extract(COURSE_IN_URL, 1))
-    from_path = _blank_to_null(raw.event_type.re_extract(COURSE_IN_URL, 1))
-    course = course_expr(_blank_to_null(_trim(raw.course_raw)).coalesce(from_url,
-                                                                          from_path))
-    is_video = raw.event_type.isin(VIDEO_EVENTS)
+    in one form; events without a user or a course left out (the reader counts them).
+    Readers deliver `username`, `course_raw` and `raw_id` trimmed of whitespace."""
+    given = raw.course_raw
+    found = _blank_to_null(raw.page.re_extract(COURSE_IN_URL, 1)).coalesce(
+        _blank_to_null(raw.event_type.re_extract(COURSE_IN_URL, 1)))
+    course = ibis.ifelse(given.isnull() | (given == ""), course_expr(found),
+                         course_expr(given))
     out = raw.mutate(
         course_id=course,
-        video_id=ibis.ifelse(is_video, video_expr(raw.raw_id), ibis.null("string")),
-        username=_trim(raw.username),
-    )
+        video_id=ibis.ifelse(raw.event_type.isin(VIDEO_EVENTS), video_expr(raw.raw_id),
+                             ibis.null("string")))
     return out.filter(out.username.notnull() & (out.username != "") & out.course_id.notnull()
                       & out.ts.notnull()).drop("course_raw")
 

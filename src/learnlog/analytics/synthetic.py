@@ -193,7 +193,7 @@ def _visit(w: _Writer, course: Course, user: str, uid: int, at: dt.datetime,
 
 
 def events(w: _Writer, *, users: int, course_count: int, days: int,
-           budget: Callable[[], bool]) -> None:
+           budget: Callable[[], bool], noise: bool = True) -> None:
     """Sessions day after day until the budget says stop (or the days run out)."""
     rng = w.rng
     all_courses = courses(course_count)
@@ -203,27 +203,28 @@ def events(w: _Writer, *, users: int, course_count: int, days: int,
         if days and day >= days:
             break
         base = START + dt.timedelta(days=day)
-        for u in rng.sample(range(users), max(1, users // 3)):
+        for u in rng.sample(range(users), max(1, min(users // 3, 1000))):
             if not budget():
                 return
             course = all_courses[u % course_count]
             at = base + dt.timedelta(minutes=rng.uniform(0, 14 * 60))
             _visit(w, course, f"learner{u:05d}", 1000 + u, at, old_form=u % 5 == 0)
-        if day % 3 == 0:  # now and then: staff, anonymous and broken lines
+        if day % 3 == 0:  # now and then: staff, anonymous, blank and (noise) broken lines
             staff_course = all_courses[day % course_count]
             w.event(_envelope("staff_ann", 7, staff_course.new_id, base,
                               f"/courses/{staff_course.new_id}/instructor", {}, "server",
                               None))
             w.event(_envelope("", 0, staff_course.new_id, base, "page_close", "",
                               "browser", None))
-            w.line('{"username": "broken", "event_type": ')
+            if noise:
+                w.line('{"username": "broken", "event_type": ')
             w.line("")
         day += 1
 
 
 def generate(path: Path, *, size_bytes: int | None = None, event_count: int | None = None,
              users: int = 2000, course_count: int = 8, days: int = 0,
-             seed: int = 7) -> Written:
+             seed: int = 7, noise: bool = True) -> Written:
     """Write a log of about `size_bytes` bytes or `event_count` events (gzip if the name
     ends in .gz)."""
     rng = random.Random(seed)
@@ -237,5 +238,6 @@ def generate(path: Path, *, size_bytes: int | None = None, event_count: int | No
             if event_count is not None and w.events >= event_count:
                 return False
             return size_bytes is None or w.size < size_bytes
-        events(w, users=users, course_count=course_count, days=days, budget=budget)
+        events(w, users=users, course_count=course_count, days=days, budget=budget,
+               noise=noise)
     return Written(path, w.events, w.lines, path.stat().st_size)

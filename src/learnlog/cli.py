@@ -347,6 +347,59 @@ def logs_ingest(
     _ingest_once(_settings(), paths, engine, master, dataset)
 
 
+@logs.command("structure")
+def logs_structure(
+    document: Annotated[Path, typer.Argument(help="an Open edX Blocks API answer (JSON)")],
+    course_id: Annotated[str | None, typer.Option(
+        help="the course (default: from the document's root block)")] = None,
+    engine: EngineOption = None,
+    master: MasterOption = None,
+    dataset: Annotated[str, typer.Option(help="the dataset (tenant)")] = "default",
+) -> None:
+    """Register a course's units from a Blocks API document (GET /api/courses/v1/blocks/
+    ?all_blocks=true&depth=all&requested_fields=children,display_name,type). Units an
+    earlier document had and this one lacks become inactive. The course's statistics are
+    recomputed from the events already ingested."""
+    import json
+
+    from .analytics.engines import open_engine
+    from .analytics.ingest import import_structure, recompute_courses, time_rules
+    from .bootstrap import analytics_dir
+    from .domain.tracking import course_id as normalise_course
+
+    settings = _settings()
+    try:
+        doc = json.loads(document.read_text())
+    except (OSError, ValueError) as error:
+        err.print(f"[red]cannot read {document}[/red]: {error}")
+        raise typer.Exit(1) from error
+    rt = bootstrap(settings)
+    try:
+        with rt.engine.begin() as conn:
+            course, stored, gone = import_structure(conn, dataset, doc,
+                                                    normalise_course(course_id))
+        name = engine or settings.analytics_engine
+        store = analytics_dir(settings)
+        runner = open_engine(name, store / name / "work",
+                             memory_limit=settings.analytics_memory_limit,
+                             threads=settings.analytics_threads,
+                             master=master or settings.spark_master)
+        try:
+            recompute_courses(rt.engine, runner, [course], dataset=dataset,
+                              staff=settings.staff,
+                              completed_at=settings.video_completed_coverage,
+                              rules=time_rules(settings))
+        finally:
+            runner.close()
+    except ValueError as error:
+        err.print(f"[red]not imported[/red]: {error}")
+        raise typer.Exit(1) from error
+    finally:
+        rt.close()
+    err.print(f"[green]structure of {course}[/green]: {stored} units, {gone} made inactive; "
+              "statistics recomputed")
+
+
 def _seconds(text: str) -> float:
     """`1h`, `15m`, `30s`, `1h30m` or a number of seconds."""
     import re

@@ -81,6 +81,12 @@ def test_the_edx_logs_ingest_through_the_cli_with_their_comments_counted(
     assert timed["duration"] == 444.0
     assert s["users"][("0b9e39477cf34507a7a48f74be381fdd1", "dummy_username_1")][
         "coverage"] == pytest.approx(4 / 444)
+    # module_engagement…log: honor checks problem a0effb… three times on the server on
+    # 2015-04-16 (lines 46, 50, 54: grades 0/3, 2/3, 3/3); the browser's problem_check
+    # and the xblock handler requests around them are not attempts.
+    problem = "i4x://edX/DemoX/problem/a0effb954cca4759994f1ac9e9434bf4"
+    assert ("default", DEMO, "honor", problem, "2015-04-16", 3, 3.0, 3.0) in s[
+        "stats_problems"]
     # Again: every file is unchanged, nothing is read and nothing changes.
     again = subprocess.run([sys.executable, "-m", "learnlog", "logs", "ingest", str(edx)],
                            env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -204,3 +210,26 @@ def test_line_counts_agree_with_splitting_the_text_for_any_block_size(tmp_path: 
         path.write_bytes(data)
         for block in (1, 2, 3, 7, 1 << 20):
             assert line_counts(path, block) == by_hand(data), (data, block)
+
+
+def test_watch_runs_on_a_schedule_and_reads_only_what_is_new(
+        settings: Settings, db: Engine, tmp_path: Path) -> None:
+    log = write(tmp_path / "logs" / "tracking.log", [
+        video("ana", "play_video", 0, currentTime=0),
+        video("ana", "pause_video", 10, currentTime=10)])
+    env = {**os.environ, "LEARNLOG_DATABASE_URL": settings.database_url,
+           "LEARNLOG_ANALYTICS_DIR": str(tmp_path / "analytics")}
+    done = subprocess.run(
+        [sys.executable, "-m", "learnlog", "logs", "watch", str(log.parent), "--every", "1s",
+         "--runs", "2"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = " ".join(done.stderr.split())
+    assert "ingested 1 files (0 unchanged, 0 grown)" in summary
+    assert "next run in 1s" in summary
+    assert "ingested 1 files (1 unchanged, 0 grown)" in summary
+    assert stored(db)["users"][("v1", "ana")]["watch_time"] == pytest.approx(10.0)
+    bad = subprocess.run([sys.executable, "-m", "learnlog", "logs", "watch", str(log.parent),
+                          "--every", "soon"], env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert bad.returncode == 2 and "is not a duration" in bad.stderr
+

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from learnlog.domain.tracking import course_id, end_segment, users_at_end, video_id
+from learnlog.domain.tracking import (
+    block_name,
+    course_id,
+    course_of_root,
+    end_segment,
+    units_of,
+    users_at_end,
+    video_id,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +72,38 @@ def test_users_at_end_without_a_duration_stop_where_the_audience_falls_away() ->
     assert users_at_end([(3, 5), (4, 5)], None) == 5  # starts at the first watched segment
     assert users_at_end([], None) == 0
     assert users_at_end([], 100.0) == 0
+
+
+def blocks_document() -> dict[str, Any]:
+    """A Blocks API answer: one course, two chapters, three sequentials, and a block a
+    parent names that the document lacks."""
+    key = "block-v1:edX+DemoX+2025+type@{}+block@{}".format
+    blocks: dict[str, Any] = {
+        key("course", "course"): {"type": "course",
+                                   "children": [key("chapter", "c1"), key("chapter", "c2")]},
+        key("chapter", "c1"): {"type": "chapter",
+                               "children": [key("sequential", "s1"), key("sequential", "s2")]},
+        key("chapter", "c2"): {"type": "chapter", "children": [key("sequential", "s3")]},
+        key("sequential", "s1"): {"type": "sequential", "children": [
+            key("vertical", "u1"), key("vertical", "u2"), key("html", "x")]},
+        key("sequential", "s2"): {"type": "sequential", "children": [key("vertical", "u3"),
+                                                                     key("vertical", "gone")]},
+        key("sequential", "s3"): {"type": "sequential", "children": None},
+        key("vertical", "u1"): {"type": "vertical", "display_name": "Welcome"},
+        key("vertical", "u2"): {"type": "vertical", "display_name": None},
+        key("vertical", "u3"): {"type": "vertical", "display_name": "Quiz"},
+        key("html", "x"): {"type": "html"},
+    }
+    return {"root": key("course", "course"), "blocks": blocks}
+
+
+def test_the_units_of_a_blocks_document_in_course_order() -> None:
+    doc = blocks_document()
+    found = units_of(doc["blocks"], doc["root"])
+    assert [(u.chapter, u.sequential, u.position, block_name(u.unit_id), u.name)
+            for u in found] == [("c1", "s1", 1, "u1", "Welcome"), ("c1", "s1", 2, "u2", ""),
+                                ("c1", "s2", 1, "u3", "Quiz")]
+    assert units_of(doc["blocks"], "block-v1:missing") == []
+    assert course_of_root(doc["root"]) == "course-v1:edX+DemoX+2025"
+    assert course_of_root("i4x://edX/DemoX/course/2025") is None
+    assert block_name("i4x://edX/DemoX/vertical/abc/") == "abc"

@@ -23,13 +23,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
+import ibis
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from ..domain.tracking import SEGMENT_SECONDS, users_at_end
+from ..domain.tracking import (
+    SEGMENT_SECONDS,
+    block_name,
+    course_of_root,
+    units_of,
+    users_at_end,
+)
 from ..store.schema import (
+    course_units,
     log_batches,
     log_files,
     stats_activity,
@@ -216,8 +225,10 @@ def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Pat
     report.accepted, report.courses = accepted, sorted(courses)
     now = int(time.time() * 1000)
     files_now = [*registered, batch] if accepted else registered
+    with db.connect() as conn:
+        places = places_of(conn, dataset, report.courses)
     results = _recompute(engine, files_now, report.courses, dataset, staff, completed_at,
-                         rules or pipelines.TimeRules(), progress)
+                         rules or pipelines.TimeRules(), places, progress)
     with db.begin() as conn:
         for entry in todo.state:
             conn.execute(delete(log_files).where(log_files.c.dataset == dataset,
@@ -232,6 +243,87 @@ def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Pat
         _remove(batch)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def recompute_courses(db: Engine, engine: AnalyticsEngine, courses: Sequence[str], *,
+                      dataset: str = "default", staff: Sequence[str] = (),
+                      completed_at: float = 0.9,
+                      rules: pipelines.TimeRules | None = None) -> None:
+    """Recompute these courses from the events already kept (after a structure import)."""
+    with db.connect() as conn:
+        registered = [Path(r.path) for r in conn.execute(
+            select(log_batches).where(log_batches.c.dataset == dataset,
+                                      log_batches.c.engine == engine.name))]
+        places = places_of(conn, dataset, courses)
+    results = _recompute(engine, registered, courses, dataset, staff, completed_at,
+                         rules or pipelines.TimeRules(), places, None)
+    with db.begin() as conn:
+        _store(conn, dataset, courses, results)
+
+
+def import_structure(conn: Connection, dataset: str, document: Any,
+                     course: str | None = None) -> tuple[str, int, int]:
+    """Store a course's units from an Open edX Blocks API document; units of an earlier
+    import that this one lacks become inactive (their rows stay). Returns the course id,
+    the units stored and the units made inactive. Raises ValueError for a document that
+    is not a Blocks API answer."""
+    if not isinstance(document, dict) or not isinstance(document.get("blocks"), dict) or (
+            not isinstance(document.get("root"), str)):
+        raise ValueError("not an Open edX Blocks API document (it needs \"root\" and "
+                         "\"blocks\")")
+    course_id = course or course_of_root(document["root"])
+    if course_id is None:
+        raise ValueError(f"the root {document['root']!r} is not a course block: give "
+                         "--course-id")
+    units = units_of(document["blocks"], document["root"])
+    now = int(time.time() * 1000)
+    held = {r.unit_id for r in conn.execute(select(course_units.c.unit_id).where(
+        course_units.c.dataset == dataset, course_units.c.course_id == course_id))}
+    fresh = {u.unit_id for u in units}
+    gone = sorted(held - fresh)
+    conn.execute(delete(course_units).where(
+        course_units.c.dataset == dataset, course_units.c.course_id == course_id,
+        course_units.c.unit_id.in_(sorted(fresh & held))))
+    if units:
+        conn.execute(insert(course_units), [
+            {"dataset": dataset, "course_id": course_id, "unit_id": u.unit_id,
+             "chapter": u.chapter, "sequential": u.sequential, "position": u.position,
+             "ordinal": i, "name": u.name, "active": True, "updated_at": now}
+            for i, u in enumerate(units)])
+    for part in _chunks(gone, 500):
+        conn.execute(course_units.update().where(
+            course_units.c.dataset == dataset, course_units.c.course_id == course_id,
+            course_units.c.unit_id.in_(part)).values(active=False, updated_at=now))
+    return course_id, len(units), len(gone)
+
+
+def places_of(conn: Connection, dataset: str, courses: Sequence[str]
+              ) -> list[dict[str, str]]:
+    """How the places the logs name become unit ids, from the courses' units:
+    `<sequential>#<n>` and the unit's block name (an active unit wins over an inactive one
+    at the same place; inactive units keep their history, hidden by the API), and, among
+    active units, `next:<sequential>` (the first unit of the sequential after it) and
+    `prev:<sequential>` (the last unit of the one before)."""
+    places: dict[tuple[str, str], str] = {}
+    active: dict[str, list[Any]] = {}
+    for part in _chunks(list(courses), 500):
+        for r in conn.execute(select(course_units).where(
+                course_units.c.dataset == dataset, course_units.c.course_id.in_(part)
+        ).order_by(course_units.c.active, course_units.c.ordinal)):
+            places[(r.course_id, f"{r.sequential}#{r.position}")] = r.unit_id
+            places[(r.course_id, block_name(r.unit_id))] = r.unit_id
+            if r.active:
+                active.setdefault(r.course_id, []).append(r)
+    for course_id, units in active.items():
+        sequentials: list[list[Any]] = []
+        for u in units:
+            if not sequentials or sequentials[-1][0].sequential != u.sequential:
+                sequentials.append([])
+            sequentials[-1].append(u)
+        for before, after in pairwise(sequentials):
+            places[(course_id, f"next:{before[0].sequential}")] = after[0].unit_id
+            places[(course_id, f"prev:{after[0].sequential}")] = before[-1].unit_id
+    return [{"course_id": c, "place": p, "unit_id": u} for (c, p), u in places.items()]
 
 
 def _size(piece: Piece) -> int:
@@ -271,12 +363,18 @@ def _day(value: Any) -> str:
 
 def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence[str],
                dataset: str, staff: Sequence[str], completed_at: float,
-               rules: pipelines.TimeRules, progress: Progress | None) -> Results:
+               rules: pipelines.TimeRules, places: list[dict[str, str]],
+               progress: Progress | None) -> Results:
     out = Results()
     if not courses or not files:
         return out
     if progress is not None:
         progress("compute", 0, 1)
+    known = None
+    if places:
+        import pyarrow as pa
+
+        known = ibis.memtable(pa.Table.from_pylist(places))
     evs = engine.events(files)
     evs = evs.filter(evs.course_id.isin(list(courses)))
     # Read once, used by every statistic: the courses' events of everyone but staff.
@@ -284,10 +382,10 @@ def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence
     out.times = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
                   "unit_id": r["unit"], "day": _day(r["day"]),
                   "seconds": float(r["seconds"]), "sessions": int(r["sessions"])}
-                 for r in engine.execute(pipelines.times(learners, rules))]
+                 for r in engine.execute(pipelines.times(learners, rules, known))]
     out.visits = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
                    "unit_id": r["unit"], "day": _day(r["day"]), "visits": int(r["visits"])}
-                  for r in engine.execute(pipelines.visits(learners))]
+                  for r in engine.execute(pipelines.visits(learners, known))]
     out.problems = [{"dataset": dataset, "course_id": r["course_id"],
                      "username": r["username"], "problem_id": r["problem"],
                      "day": _day(r["day"]), "attempts": int(r["attempts"]),

@@ -121,7 +121,7 @@ def _block_name(usage_key: Any) -> Any:
     return usage_key.re_extract(r"([^/@+]+)$", 1)
 
 
-def locations(evs: Table) -> Table:
+def locations(evs: Table, places: Table | None = None) -> Table:
     """Events with the place each one opens, or null when it opens none (it inherits):
     - a courseware page (`/courses/<id>/courseware/<chapter>/<sequential>/<n>/`): the unit
       `<sequential>#<n>` (n = 1 when missing);
@@ -129,8 +129,10 @@ def locations(evs: Table) -> Table:
     - legacy navigation (`seq_next|prev|goto`, payload {old, new, id=<sequential>}): the
       unit `<sequential>#<new>`;
     - Learning-MFE navigation (`edx.ui.lms.sequence.*` whose id is a unit): that unit's
-      block name; the legacy move across subsections (id = a sequential) cannot be placed
-      without the course structure: `unresolved`.
+      block name; the legacy move across subsections (id = a sequential) is the first
+      unit of the next sequential (or the last of the previous one);
+    - with `places` (course_id, place, unit_id: from the course structure) each place
+      becomes its unit id; without, a move across subsections is `unresolved`.
     """
     path = evs.event_type
     page = (evs.event_source == "server") & path.re_search(COURSE_PATH)
@@ -141,20 +143,32 @@ def locations(evs: Table) -> Table:
     legacy = path.isin(NAVIGATION[:3])
     mfe = path.isin(NAVIGATION[3:])
     vertical = evs.raw_id.contains("vertical")
+    across = ibis.ifelse(path == "edx.ui.lms.sequence.previous_selected", "prev:", "next:")
     place = ibis.cases(
         (page & (kind == "courseware") & (courseware != ""), unit_page),
         (page & kind.isin(PAGE_CLASSES), "page:" + kind),
         (legacy & evs.nav_new.notnull() & evs.raw_id.notnull(),
          _block_name(evs.raw_id) + "#" + evs.nav_new.cast("string")),
         (mfe & vertical, _block_name(evs.raw_id)),
+        (mfe & (path != "edx.ui.lms.sequence.tab_selected") & evs.raw_id.notnull(),
+         across + _block_name(evs.raw_id)),
         (mfe | legacy, ibis.literal(UNRESOLVED)),
         else_=ibis.null("string"))
-    return evs.mutate(place=place, navigation=legacy | mfe)
+    placed = evs.mutate(place=place, navigation=legacy | mfe)
+    crossing = placed.place.startswith("next:") | placed.place.startswith("prev:")
+    if places is None:
+        return placed.mutate(place=ibis.ifelse(crossing, UNRESOLVED, placed.place))
+    known = places.rename(known_course="course_id", known_place="place")
+    joined = placed.left_join(known, [placed.course_id == known.known_course,
+                                      placed.place == known.known_place])
+    return joined.mutate(place=joined.unit_id.coalesce(
+        ibis.ifelse(crossing, UNRESOLVED, joined.place))).drop(
+        "known_course", "known_place", "unit_id")
 
 
-def visits(evs: Table) -> Table:
+def visits(evs: Table, places: Table | None = None) -> Table:
     """Navigation events into a unit, once per event, per (course, user, unit, day)."""
-    nav = with_time(locations(evs))
+    nav = with_time(locations(evs, places))
     nav = nav.filter(nav.navigation)
     return nav.group_by(["course_id", "username", "place", "day"]).aggregate(
         visits=nav.count()).rename(unit="place")
@@ -177,7 +191,7 @@ class TimeRules:
     dashboard_referer: str = r"/dashboard/?([?#]|$)"
 
 
-def times(evs: Table, rules: TimeRules) -> Table:
+def times(evs: Table, rules: TimeRules, places: Table | None = None) -> Table:
     """Seconds on each unit per (course, user, unit, day), with the sessions they span.
 
     Per user and course, events in time order; the gap to the next event is credited to
@@ -186,7 +200,7 @@ def times(evs: Table, rules: TimeRules) -> Table:
     of a session gets `last_credit`, or 0 if it is `page_close`. Runs of consecutive
     events on one place shorter than `min_run` are dropped. Sessions are not cut at
     midnight: a run counts on the day it started."""
-    placed = locations(evs)
+    placed = locations(evs, places)
     w = ibis.window(group_by=[placed.course_id, placed.username],
                     order_by=[placed.ts, placed.event_type])
     step = placed.mutate(next_ts=placed.ts.lead().over(w),

@@ -8,7 +8,9 @@ two equal on every form the logs use.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 SEGMENT_SECONDS = 5
 MAX_VIDEO_SECONDS = 36_000.0  # a time value beyond this is not a real position
@@ -66,3 +68,45 @@ def users_at_end(segments: Sequence[tuple[int, int]], duration: float | None) ->
     while users.get(segment + 1, 0) > END_DROP * users.get(segment, 0):
         segment += 1
     return users.get(segment, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A unit (an Open edX vertical) and where it sits in its course."""
+
+    unit_id: str  # the vertical's usage key
+    chapter: str  # block names (the last part of the usage keys)
+    sequential: str
+    position: int  # 1-based, within its sequential
+    name: str
+
+
+def block_name(usage_key: str) -> str:
+    """The last part of a usage key: `…+type@vertical+block@<name>`, `i4x://…/<name>`."""
+    return re.split(r"[/@+]", usage_key.rstrip("/"))[-1]
+
+
+def course_of_root(root: str) -> str | None:
+    """The course id of a Blocks API root (`block-v1:ORG+COURSE+RUN+type@course+block@…`),
+    or None when the root is not such a key."""
+    found = re.match(r"^block-v1:([^+]+)\+([^+]+)\+([^+]+)\+type@course\+block@", root)
+    return "course-v1:" + "+".join(found.groups()) if found is not None else None
+
+
+def units_of(blocks: Mapping[str, Any], root: str) -> list[Unit]:
+    """The units of an Open edX Blocks API document (`blocks`: usage key → {type,
+    display_name, children}), course → chapters → sequentials → verticals, in course
+    order. Blocks a parent names but the document lacks are skipped."""
+    out: list[Unit] = []
+
+    def children(key: str, kind: str) -> list[str]:
+        found = blocks.get(key) or {}
+        return [c for c in found.get("children") or []
+                if isinstance(c, str) and (blocks.get(c) or {}).get("type") == kind]
+    for chapter in children(root, "chapter"):
+        for sequential in children(chapter, "sequential"):
+            for position, vertical in enumerate(children(sequential, "vertical"), start=1):
+                name = (blocks.get(vertical) or {}).get("display_name")
+                out.append(Unit(vertical, block_name(chapter), block_name(sequential),
+                                position, name if isinstance(name, str) else ""))
+    return out

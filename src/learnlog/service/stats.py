@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 from ..domain.errors import NotFound
 from ..domain.tracking import ACTIVITY_LABELS, SEGMENT_SECONDS
 from ..store.schema import (
+    course_units,
     stats_activity,
     stats_problems,
     stats_timeline,
@@ -75,6 +76,10 @@ def _select(table: Any, dataset: str, course: str, query: dict[str, str]) -> Any
         cond.append(table.c.username == query["user"])
     if "unit" in query:
         cond.append(table.c.unit_id == query["unit"])
+    if "unit_id" in table.c:  # units gone from the course structure drop out
+        cond.append(table.c.unit_id.notin_(select(course_units.c.unit_id).where(
+            course_units.c.dataset == dataset, course_units.c.course_id == course,
+            course_units.c.active.is_(False))))
     if "start" in query:
         cond.append(table.c.day >= query["start"])
     if "end" in query:

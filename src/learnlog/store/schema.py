@@ -511,3 +511,21 @@ stats_activity = Table(
     Column("label", String(32), primary_key=True),
     Column("users", Integer, nullable=False),
 )
+
+# A course's units from an Open edX Blocks API document (`learnlog logs structure`): the
+# places the log names (`<sequential>#<n>`, a unit's block) become unit ids; units a newer
+# document no longer has stay, inactive, and drop out of the statistics served.
+course_units = Table(
+    "course_units",
+    metadata,
+    _id("dataset", primary_key=True),
+    _id("course_id", primary_key=True),
+    Column("unit_id", String(512), primary_key=True),
+    _id("chapter"),
+    _id("sequential"),
+    Column("position", Integer, nullable=False),
+    Column("ordinal", Integer, nullable=False),  # the unit's place in course order
+    Column("name", String(1024), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

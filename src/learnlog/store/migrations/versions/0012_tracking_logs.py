@@ -1,4 +1,5 @@
-"""tracking logs: files read, batches of parsed events, the statistics (SPEC §6)
+"""tracking logs: files read, batches of parsed events, course units, the statistics
+(SPEC §6)
 
 Revision ID: 0012
 Revises: 0011
@@ -110,10 +111,22 @@ def upgrade() -> None:
         sa.Column("users", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("dataset", "course_id", "week_start", "label"),
     )
+    op.create_table(
+        "course_units",
+        *_ids("dataset", "course_id"),
+        sa.Column("unit_id", sa.String(512), nullable=False),
+        *_ids("chapter", "sequential"),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("ordinal", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(1024), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", "course_id", "unit_id"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("stats_activity", "stats_problems", "stats_visits", "stats_times",
+    for table in ("course_units", "stats_activity", "stats_problems", "stats_visits", "stats_times",
                   "stats_timeline", "stats_video_users", "stats_videos", "log_batches",
                   "log_files"):
         op.drop_table(table)

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -477,7 +478,11 @@ def _insert_many(conn: Connection, table: Any, found: list[dict[str, Any]]) -> N
     if not found:
         return
     names = [c.name for c in table.columns]
-    rows = [tuple(r[n] for n in names) for r in found]
+    values = itemgetter(*names)
+    # In key order: each row then lands at the end of the index's last page (SQLite's
+    # inserts of 800,000 rows in engine order took twice as long).
+    key = itemgetter(*(c.name for c in table.primary_key.columns))
+    rows = [values(r) for r in sorted(found, key=key)]
     raw: Any = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         with raw.cursor() as cur, cur.copy(

@@ -18,7 +18,7 @@ from tests.tracking import stored
 
 
 def test_duckdb_and_spark_give_identical_results_on_the_synthetic_set(tmp_path: Path) -> None:
-    logs = tmp_path / "logs"
+    logs = tmp_path / "tracking logs"  # a space: Spark names files as URIs (%20)
     generate(logs / "a.log", event_count=4000, users=80, course_count=3, seed=3)
     generate(logs / "b.log.gz", event_count=2000, users=80, course_count=3, seed=4)
     results = {}

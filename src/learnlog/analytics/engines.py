@@ -319,14 +319,13 @@ class SparkEngine(_Engine):
         comment = (F.col("line").isNull() | (F.trim("line") == "")
                    | F.ltrim("line").startswith("#"))
         timed = F.get_json_object("line", "$.time").isNotNull() & ~comment
-        per_file = {r["file"]: r for r in lines.groupBy("file").agg(
+        per_file = {_local_path(r["file"]): r for r in lines.groupBy("file").agg(
             F.count(F.lit(1)).alias("lines"),
             F.sum(F.when(comment, 1).otherwise(0)).alias("comments"),
             F.sum(F.when(timed, 1).otherwise(0)).alias("events")).collect()}
         counts = []
         for source in sources:
-            found = next((r for f, r in per_file.items()
-                          if f.endswith(Path(source).resolve().as_posix())), None)
+            found = per_file.get(Path(source).resolve().as_posix())
             if found is None:
                 counts.append(Counts())
                 continue
@@ -368,6 +367,13 @@ class SparkEngine(_Engine):
                 done(piece)
         return counts
 
+
+
+def _local_path(uri: str) -> str:
+    """A path from Spark's `input_file_name()` (`file:///a%20b/c.log` → `/a b/c.log`)."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 def open_engine(name: str, workdir: Path, *, memory_limit: str = "1GB", threads: int = 0,

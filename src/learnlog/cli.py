@@ -385,7 +385,7 @@ def logs_structure(
                              threads=settings.analytics_threads,
                              master=master or settings.spark_master)
         try:
-            recompute_courses(rt.engine, runner, [course], dataset=dataset,
+            recompute_courses(rt.engine, runner, store, [course], dataset=dataset,
                               staff=settings.staff,
                               completed_at=settings.video_completed_coverage,
                               rules=time_rules(settings))

@@ -233,3 +233,27 @@ def test_watch_runs_on_a_schedule_and_reads_only_what_is_new(
                          timeout=300, check=False)
     assert bad.returncode == 2 and "is not a duration" in bad.stderr
 
+
+
+def test_datasets_share_a_store_without_touching_each_others_events(
+        db: Engine, tmp_path: Path) -> None:
+    from learnlog.analytics.engines import open_engine
+    from learnlog.analytics.ingest import ingest
+
+    def log(name: str, user: str) -> Path:
+        return write(tmp_path / name, [video(user, "play_video", 0, currentTime=0),
+                                       video(user, "pause_video", 10, currentTime=10)])
+    store = tmp_path / "store"
+    runner = open_engine("duckdb", store / "duckdb" / "work")
+    try:
+        ingest(db, runner, store, [log("a.log", "ana")], dataset="one")
+        ingest(db, runner, store, [log("b.log", "ben")], dataset="two")
+        ingest(db, runner, store, [log("c.log", "cy")], dataset="one")  # a later run of one
+    finally:
+        runner.close()
+    with db.connect() as conn:
+        batches = {r.dataset: Path(r.path) for r in conn.execute(select(log_batches))}
+    assert batches["two"].exists()  # not taken for a dead run's leftovers
+    # Each dataset's week: its users only (ana and cy in one, ben in two).
+    assert {(r[0], r[3], r[4]) for r in stored(db)["stats_activity"]
+            if r[3] == "ACTIVE"} == {("one", "ACTIVE", 2), ("two", "ACTIVE", 1)}

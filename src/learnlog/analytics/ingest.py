@@ -21,7 +21,8 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
 from operator import itemgetter
@@ -199,12 +200,41 @@ def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Pat
     batches_dir = store / engine.name / "events"
     batches_dir.mkdir(parents=True, exist_ok=True)
     scratch = store / engine.name / "scratch"
-    with db.connect() as conn:
-        todo = plan(conn, dataset, files, scratch)
-        registered = [Path(r.path) for r in conn.execute(
-            select(log_batches).where(log_batches.c.dataset == dataset,
-                                      log_batches.c.engine == engine.name))]
-    _forget_unregistered(batches_dir, registered)
+    with _one_at_a_time(store / engine.name):
+        with db.connect() as conn:
+            todo = plan(conn, dataset, files, scratch)
+            registered = [Path(r.path) for r in conn.execute(
+                select(log_batches).where(log_batches.c.dataset == dataset,
+                                          log_batches.c.engine == engine.name))]
+            every = [Path(r.path) for r in conn.execute(  # of every dataset
+                select(log_batches.c.path).where(log_batches.c.engine == engine.name))]
+        _forget_unregistered(batches_dir, every)
+        return _ingest_planned(db, engine, todo, registered, batches_dir, report, started,
+                               dataset=dataset, staff=staff, completed_at=completed_at,
+                               rules=rules, progress=progress)
+
+
+@contextmanager
+def _one_at_a_time(folder: Path) -> Iterator[None]:
+    """One ingestion per engine store at a time on this machine (an OS file lock): two
+    at once would read the same new lines twice, and each would take the other's batch
+    in progress for a dead run's leftovers."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".ingest-lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second run waits for the first
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ingest_planned(db: Engine, engine: AnalyticsEngine, todo: Plan,
+                    registered: list[Path], batches_dir: Path, report: Report,
+                    started: float, *, dataset: str, staff: Sequence[str],
+                    completed_at: float, rules: pipelines.TimeRules | None,
+                    progress: Progress | None) -> Report:
     report.skipped, report.grown = todo.skipped, todo.grown
     total = sum(_size(p) for p in todo.pieces)
     read = 0
@@ -246,20 +276,22 @@ def ingest(db: Engine, engine: AnalyticsEngine, store: Path, paths: Sequence[Pat
     return report
 
 
-def recompute_courses(db: Engine, engine: AnalyticsEngine, courses: Sequence[str], *,
+def recompute_courses(db: Engine, engine: AnalyticsEngine, store: Path,
+                      courses: Sequence[str], *,
                       dataset: str = "default", staff: Sequence[str] = (),
                       completed_at: float = 0.9,
                       rules: pipelines.TimeRules | None = None) -> None:
     """Recompute these courses from the events already kept (after a structure import)."""
-    with db.connect() as conn:
-        registered = [Path(r.path) for r in conn.execute(
-            select(log_batches).where(log_batches.c.dataset == dataset,
-                                      log_batches.c.engine == engine.name))]
-        places = places_of(conn, dataset, courses)
-    results = _recompute(engine, registered, courses, dataset, staff, completed_at,
-                         rules or pipelines.TimeRules(), places, None)
-    with db.begin() as conn:
-        _store(conn, dataset, courses, results)
+    with _one_at_a_time(store / engine.name):
+        with db.connect() as conn:
+            registered = [Path(r.path) for r in conn.execute(
+                select(log_batches).where(log_batches.c.dataset == dataset,
+                                          log_batches.c.engine == engine.name))]
+            places = places_of(conn, dataset, courses)
+        results = _recompute(engine, registered, courses, dataset, staff, completed_at,
+                             rules or pipelines.TimeRules(), places, None)
+        with db.begin() as conn:
+            _store(conn, dataset, courses, results)
 
 
 def import_structure(conn: Connection, dataset: str, document: Any,

@@ -290,9 +290,30 @@ MasterOption = Annotated[str | None, typer.Option(
     help="Spark master URL (local[2], spark://host:7077); default: LEARNLOG_SPARK_MASTER")]
 
 
+def _runner(settings: Settings, name: str, master: str | None) -> Any:
+    """The analytics engine of that name, or an exit that says what is missing."""
+    from .analytics.engines import open_engine
+    from .bootstrap import analytics_dir
+
+    try:
+        return open_engine(name, analytics_dir(settings) / name / "work",
+                           memory_limit=settings.analytics_memory_limit,
+                           threads=settings.analytics_threads,
+                           master=master or settings.spark_master)
+    except ImportError as error:
+        err.print(f"[red]the {name} engine is not installed[/red] ({error}): pip install "
+                  "'learnlog[spark]'")
+        raise typer.Exit(1) from error
+    except Exception as error:  # pyspark raises its own errors when the JVM cannot start
+        if name != "spark":
+            raise
+        err.print(f"[red]Spark did not start[/red]: {str(error).splitlines()[0]} — it needs "
+                  "Java 17 or newer (java on PATH or JAVA_HOME) and a reachable --master")
+        raise typer.Exit(1) from error
+
+
 def _ingest_once(settings: Settings, paths: list[Path], engine: str | None,
                  master: str | None, dataset: str) -> None:
-    from .analytics.engines import open_engine
     from .analytics.ingest import ingest, time_rules
     from .bootstrap import analytics_dir
 
@@ -302,9 +323,11 @@ def _ingest_once(settings: Settings, paths: list[Path], engine: str | None,
         raise typer.Exit(2)
     store = analytics_dir(settings)
     rt = bootstrap(settings)
-    runner = open_engine(name, store / name / "work", memory_limit=settings.analytics_memory_limit,
-                         threads=settings.analytics_threads,
-                         master=master or settings.spark_master)
+    try:
+        runner = _runner(settings, name, master)
+    except BaseException:
+        rt.close()
+        raise
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
@@ -362,7 +385,6 @@ def logs_structure(
     recomputed from the events already ingested."""
     import json
 
-    from .analytics.engines import open_engine
     from .analytics.ingest import import_structure, recompute_courses, time_rules
     from .bootstrap import analytics_dir
     from .domain.tracking import course_id as normalise_course
@@ -378,12 +400,8 @@ def logs_structure(
         with rt.engine.begin() as conn:
             course, stored, gone = import_structure(conn, dataset, doc,
                                                     normalise_course(course_id))
-        name = engine or settings.analytics_engine
         store = analytics_dir(settings)
-        runner = open_engine(name, store / name / "work",
-                             memory_limit=settings.analytics_memory_limit,
-                             threads=settings.analytics_threads,
-                             master=master or settings.spark_master)
+        runner = _runner(settings, engine or settings.analytics_engine, master)
         try:
             recompute_courses(rt.engine, runner, store, [course], dataset=dataset,
                               staff=settings.staff,

@@ -44,3 +44,15 @@ def test_duckdb_and_spark_give_identical_results_on_the_synthetic_set(tmp_path: 
                  "stats_activity"):
         assert results["duckdb"][part], part
     assert results["duckdb"] == results["spark"]
+
+
+def test_spark_without_java_says_what_it_needs(tmp_path: Path) -> None:
+    (tmp_path / "t.log").write_text("")
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"),
+           "LEARNLOG_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
+           "LEARNLOG_ANALYTICS_DIR": str(tmp_path / "store")}
+    done = subprocess.run([sys.executable, "-m", "learnlog", "logs", "ingest",
+                           str(tmp_path / "t.log"), "--engine", "spark"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    assert "it needs Java 17 or newer" in " ".join(done.stderr.split())

@@ -297,3 +297,18 @@ def test_new_facts_are_copied_at_once_and_a_stored_key_writes_nothing(
         assert held == [r["session_id"] for r in first]
     else:
         assert (copied, again, held) == (False, False, [])
+
+
+def test_a_stream_longer_than_a_chunk_moves_whole_in_one_sync(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    """Chunks of one fact: each side sends all three of a learner's sessions in one run,
+    both ways (a chunk that read exactly its limit once ended the stream there)."""
+    lapi, lrt = laptop
+    for side, user in ((api, "ana"), (lapi, "ben")):
+        for _ in range(3):
+            side.start(user, "c1")
+            side.update(user, "c1", progress=10, timespent=1)
+    report = sync(lrt, LocalPeer(runtime), limit=1)
+    assert (report.pulled, report.pushed) == (3, 3)
+    assert facts(runtime)["sessions"] == facts(lrt)["sessions"]
+    assert len(facts(runtime)["sessions"]) == 6

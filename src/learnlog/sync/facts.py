@@ -474,7 +474,9 @@ def read_chunk(conn: Connection, steps: Plan, cursor: tuple[str, str, int] | Non
         for table in synced_tables():
             names, sql, flags = _range_sql(conn.dialect.name, table)
             cur = raw.cursor()  # the driver directly: Core's per-row cost doubled the read
-            cur.execute(sql, (partition, instance, low, top, want))
+            # One more than wanted: whether the stream goes on after this chunk (with
+            # exactly `want` read, a chunk could not tell and ended the sync early).
+            cur.execute(sql, (partition, instance, low, top, want + 1))
             for values in cur.fetchall():
                 fact = dict(zip(names, values, strict=True))
                 for name in flags:  # SQLite keeps booleans as 0/1

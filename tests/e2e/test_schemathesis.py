@@ -157,7 +157,7 @@ def no_422(ctx: Any, response: Any, case: Case) -> None:
 
 def envelope(ctx: Any, response: Any, case: Case) -> None:
     """Every /v1 answer is the Sunbird envelope, every error too (an UPPER_SNAKE code);
-    the logger family's successes are Kolibri's plain JSON, sync's its own."""
+    the logger family's successes are Kolibri's plain JSON, sync's and stats' their own."""
     label, status = case.operation.label, response.status_code
     if label in OPS or (label in RAW_DOWNLOADS and status == 200):
         return
@@ -178,6 +178,11 @@ def envelope(ctx: Any, response: Any, case: Case) -> None:
     if status == 200 and " /v1/sync/" in label:
         # Sync answers plain JSON on success (docs/sync.md; errors are the envelope).
         assert "vectors" in body or "done" in body or "received" in body, body
+        return
+    if status == 200 and " /api/stats/" in label:
+        # The stats API answers SPEC §6's shapes (docs/analytics.md; errors: the envelope).
+        assert "course_id" in body and any(k in body for k in (
+            "rows", "videos", "weeks", "segments")), body
         return
     assert set(body) == {"id", "ver", "ts", "params", "responseCode", "result"}, body
     params = body["params"]

@@ -24,11 +24,25 @@ from .auth import Principal
 from .viewer import runtime
 
 router = APIRouter()
+HELP = {"course_id": "the course: course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN",
+        "video_id": "the video: its hash, or an i4x-… or block-v1:… id",
+        "user": "one user's rows (a username)", "unit": "one unit's rows",
+        "start": "from this day on (YYYY-MM-DD, UTC)",
+        "end": "up to this day (YYYY-MM-DD, UTC, inclusive)"}
 FILTERS = {"videos": {"course_id", "user"}, "timeline": {"course_id", "video_id"},
            "times": {"course_id", "user", "unit", "start", "end"},
            "visits": {"course_id", "user", "unit", "start", "end"},
            "problems": {"course_id", "user", "start", "end"},
            "activity": {"course_id", "start", "end"}}
+
+
+def _documented(route: str) -> dict[str, Any]:
+    """The route's query parameters for the OpenAPI document (read by `_params`)."""
+    mandatory = {"course_id"} | ({"video_id"} if route == "timeline" else set())
+    return {"parameters": [
+        {"name": name, "in": "query", "required": name in mandatory,
+         "description": HELP[name], "schema": {"type": "string", "minLength": 1}}
+        for name in sorted(FILTERS[route], key=lambda n: (n not in mandatory, n))]}
 
 
 def _caller(request: Request) -> Principal:
@@ -44,14 +58,14 @@ def _params(request: Request, route: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         if name not in FILTERS[route]:
-            raise InvalidInput(f"{name} is not a parameter of /api/stats/{route} (it takes "
-                               f"{', '.join(sorted(FILTERS[route]))}).",
-                               code="INVALID_PARAMETER", field=name)
+            raise InvalidInput(f"{name!r} is not a parameter of /api/stats/{route} (it "
+                               f"takes {', '.join(sorted(FILTERS[route]))}).",
+                               code="INVALID_PARAMETER", field=name or "query")
         if name in out:
             raise InvalidInput(f"{name} is given twice.", code="INVALID_PARAMETER",
                                field=name)
-        if not value.strip() or len(value) > 256:
-            raise InvalidInput(f"{name} must be 1 to 256 characters.",
+        if not value.strip() or len(value) > 256 or not value.isprintable():
+            raise InvalidInput(f"{name} must be 1 to 256 printable characters.",
                                code="INVALID_PARAMETER_VALUE", field=name)
         out[name] = value
     if "course_id" not in out:
@@ -91,7 +105,8 @@ def _json(value: Any) -> Response:
     return Response(orjson.dumps(value), media_type="application/json")
 
 
-@router.get("/api/stats/videos", name="api.stats.videos")
+@router.get("/api/stats/videos", name="api.stats.videos",
+            openapi_extra=_documented("videos"))
 async def stats_videos(request: Request) -> Response:
     """Per video of the course: duration (null if unknown), viewers, watch time (every
     viewing counts), viewers who completed it (coverage ≥ 0.9) and the average coverage.
@@ -101,7 +116,8 @@ async def stats_videos(request: Request) -> Response:
         conn, principal.dataset, course, query["course_id"], query.get("user"))))
 
 
-@router.get("/api/stats/timeline", name="api.stats.timeline")
+@router.get("/api/stats/timeline", name="api.stats.timeline",
+            openapi_extra=_documented("timeline"))
 async def stats_timeline(request: Request) -> Response:
     """A video's 5-second timeline (segments with at least one view, ascending), its
     audience at the start and at the end, and the total seconds viewed."""
@@ -120,28 +136,32 @@ async def _rows(request: Request, route: str, read: Any) -> Response:
         conn, principal.dataset, course, query["course_id"], query)))
 
 
-@router.get("/api/stats/times", name="api.stats.times")
+@router.get("/api/stats/times", name="api.stats.times",
+            openapi_extra=_documented("times"))
 async def stats_times(request: Request) -> Response:
     """Time on page: seconds per (user, unit, day) and the sessions they span. Filters:
     user, unit, start and end (days, inclusive)."""
     return await _rows(request, "times", svc.times)
 
 
-@router.get("/api/stats/visits", name="api.stats.visits")
+@router.get("/api/stats/visits", name="api.stats.visits",
+            openapi_extra=_documented("visits"))
 async def stats_visits(request: Request) -> Response:
     """Navigation events into each unit per (user, unit, day). Filters: user, unit,
     start, end."""
     return await _rows(request, "visits", svc.visits)
 
 
-@router.get("/api/stats/problems", name="api.stats.problems")
+@router.get("/api/stats/problems", name="api.stats.problems",
+            openapi_extra=_documented("problems"))
 async def stats_problems(request: Request) -> Response:
     """Server problem_check attempts per (user, problem, day) with the grade and max grade
     of the day's last one. Filters: user, start, end."""
     return await _rows(request, "problems", svc.problems)
 
 
-@router.get("/api/stats/activity", name="api.stats.activity")
+@router.get("/api/stats/activity", name="api.stats.activity",
+            openapi_extra=_documented("activity"))
 async def stats_activity(request: Request) -> Response:
     """Distinct users per week (Monday 00:00 UTC to the next Monday): ACTIVE,
     PLAYED_VIDEO, ATTEMPTED_PROBLEM, POSTED_FORUM; weeks with any activity, ascending."""

@@ -4,7 +4,6 @@ that serve them. The log starts on Monday 2025-03-03 09:00 UTC (tests.tracking.T
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,8 +11,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import Engine, select
 
-from learnlog.bootstrap import Runtime, bootstrap
-from learnlog.settings import Settings
+from learnlog.bootstrap import Runtime
 from learnlog.store.schema import stats_activity, stats_problems, stats_times, stats_visits
 from tests.support import Api
 from tests.tracking import COURSE, event, run, video, write
@@ -22,14 +20,6 @@ MIN = 60
 HOUR = 3600
 SEQ = "block-v1:LearnX+T1+2025+type@sequential+block@"
 UNIT = "block-v1:LearnX+T1+2025+type@vertical+block@"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Engine]:
-    rt = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}",
-                            _env_file=None))  # type: ignore[call-arg]
-    yield rt.engine
-    rt.close()
 
 
 def page(user: str, seconds: float, where: str = "s1/1", *, referer: str | None = None,

@@ -3,24 +3,13 @@ hand beside it (DuckDB engine, results read back from a real SQLite database).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from learnlog.bootstrap import bootstrap
-from learnlog.settings import Settings
 from tests.tracking import COURSE, run, stored, video, write
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Engine]:
-    rt = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}",
-                            _env_file=None))  # type: ignore[call-arg]
-    yield rt.engine
-    rt.close()
 
 
 def stats(db: Engine, tmp_path: Path, *lines: str) -> dict[str, Any]:

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from learnlog.domain.tracking import (
+    Unit,
     block_name,
     course_id,
     course_of_root,
     end_segment,
+    places,
     units_of,
     users_at_end,
     video_id,
@@ -107,3 +109,18 @@ def test_the_units_of_a_blocks_document_in_course_order() -> None:
     assert course_of_root(doc["root"]) == "course-v1:edX+DemoX+2025"
     assert course_of_root("i4x://edX/DemoX/course/2025") is None
     assert block_name("i4x://edX/DemoX/vertical/abc/") == "abc"
+
+
+def test_places_map_to_units_active_ones_first_and_moves_across_sequentials() -> None:
+    def unit(name: str, sequential: str, position: int) -> Unit:
+        return Unit(f"block-v1:x+y+z+type@vertical+block@{name}", "c1", sequential,
+                    position, name)
+    old, u1, u2, u3 = (unit("old", "s1", 1), unit("u1", "s1", 1), unit("u2", "s1", 2),
+                       unit("u3", "s2", 1))
+    found = places([(u1, True), (old, False), (u2, True), (u3, True)])
+    assert found["s1#1"] == u1.unit_id  # the active unit wins the place
+    assert found["old"] == old.unit_id  # an inactive unit keeps its own name
+    assert (found["s1#2"], found["u3"]) == (u2.unit_id, u3.unit_id)
+    assert (found["next:s1"], found["prev:s2"]) == (u3.unit_id, u2.unit_id)
+    assert "next:s2" not in found and "prev:s1" not in found
+    assert places([]) == {}

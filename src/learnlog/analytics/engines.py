@@ -11,6 +11,7 @@ both are read.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -98,10 +99,24 @@ def text_of(piece: Piece, scratch: Path) -> Path:
 # but after a broken line it can lose the line that follows. So its rows are checked
 # against the text's own counts of lines, blank lines and comment lines: text with any line
 # that is neither an event nor a comment is read line by line (slower, exact).
-ENVELOPE = ("{'username': 'VARCHAR', 'event_type': 'VARCHAR', 'name': 'VARCHAR', "
-            "'event_source': 'VARCHAR', 'time': 'VARCHAR', 'page': 'VARCHAR', "
-            "'referer': 'VARCHAR', 'context': 'STRUCT(course_id VARCHAR, module "
-            "STRUCT(usage_key VARCHAR))', 'event': 'JSON'}")
+ENVELOPE_FIELDS: dict[str, Any] = {
+    "username": "VARCHAR", "event_type": "VARCHAR", "name": "VARCHAR",
+    "event_source": "VARCHAR", "time": "VARCHAR", "page": "VARCHAR", "referer": "VARCHAR",
+    "context": {"course_id": "VARCHAR", "module": {"usage_key": "VARCHAR"}},
+    "event": "JSON"}
+
+
+def _struct(fields: dict[str, Any]) -> str:
+    """DuckDB's type of the envelope, as `read_json(columns=…)` takes it."""
+    def kind(value: Any) -> str:
+        if isinstance(value, dict):
+            return "STRUCT(" + ", ".join(f"{k} {kind(v)}" for k, v in value.items()) + ")"
+        return str(value)
+    return "{" + ", ".join(f"'{k}': '{kind(v)}'" for k, v in fields.items()) + "}"
+
+
+ENVELOPE = _struct(ENVELOPE_FIELDS)  # read_json's columns
+ENVELOPE_JSON = json.dumps(ENVELOPE_FIELDS, separators=(",", ":"))  # json_transform's
 
 
 def _trimmed(column: str) -> str:
@@ -228,7 +243,7 @@ class DuckDBEngine(_Engine):
             f"starts_with(ltrim(line), '#')) FROM {view}_lines").fetchone() or (0, 0)
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT j.* FROM (SELECT "
-            f"json_transform(line, '{_envelope_json()}') AS j FROM {view}_lines "
+            f"json_transform(line, '{ENVELOPE_JSON}') AS j FROM {view}_lines "
             f"WHERE line IS NOT NULL AND trim(line) <> '' AND NOT starts_with(ltrim(line), '#') "
             f"AND json_valid(line) AND json_type(line) = 'OBJECT')")
         timed = (self.db.execute(f"SELECT count(time) FROM {view}").fetchone() or (0,))[0]
@@ -236,13 +251,6 @@ class DuckDBEngine(_Engine):
         return Counts(lines=lines, comments=comments,
                       malformed=lines - comments - timed, events=timed)
 
-
-
-def _envelope_json() -> str:
-    return ('{"username":"VARCHAR","event_type":"VARCHAR","name":"VARCHAR",'
-            '"event_source":"VARCHAR","time":"VARCHAR","page":"VARCHAR",'
-            '"referer":"VARCHAR","context":{"course_id":"VARCHAR",'
-            '"module":{"usage_key":"VARCHAR"}},"event":"JSON"}')
 
 
 class SparkEngine(_Engine):

@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,11 +33,13 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from ..domain.tracking import (
     SEGMENT_SECONDS,
-    block_name,
+    Unit,
     course_of_root,
+    places,
     units_of,
     users_at_end,
 )
+from ..store.fastsql import FastSql
 from ..store.schema import (
     course_units,
     log_batches,
@@ -82,15 +83,6 @@ class Report:
     @property
     def rejected(self) -> int:
         return self.counts.malformed + self.counts.events - self.accepted
-
-    def as_json(self) -> dict[str, Any]:
-        return {"files": self.files, "skipped": self.skipped, "grown": self.grown,
-                "lines": self.counts.lines, "comments": self.counts.comments,
-                "malformed": self.counts.malformed, "events": self.counts.events,
-                "accepted": self.accepted,
-                "withoutUserOrCourse": self.counts.events - self.accepted,
-                "rejected": self.rejected, "courses": self.courses,
-                "seconds": round(self.seconds, 3)}
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -332,31 +324,17 @@ def import_structure(conn: Connection, dataset: str, document: Any,
 
 def places_of(conn: Connection, dataset: str, courses: Sequence[str]
               ) -> list[dict[str, str]]:
-    """How the places the logs name become unit ids, from the courses' units:
-    `<sequential>#<n>` and the unit's block name (an active unit wins over an inactive one
-    at the same place; inactive units keep their history, hidden by the API), and, among
-    active units, `next:<sequential>` (the first unit of the sequential after it) and
-    `prev:<sequential>` (the last unit of the one before)."""
-    places: dict[tuple[str, str], str] = {}
-    active: dict[str, list[Any]] = {}
+    """Per course, how the places its log names become unit ids (`domain.tracking.places`
+    of its stored units, active or not)."""
+    held: dict[str, list[tuple[Unit, bool]]] = {}
     for part in _chunks(list(courses), 500):
         for r in conn.execute(select(course_units).where(
                 course_units.c.dataset == dataset, course_units.c.course_id.in_(part)
-        ).order_by(course_units.c.active, course_units.c.ordinal)):
-            places[(r.course_id, f"{r.sequential}#{r.position}")] = r.unit_id
-            places[(r.course_id, block_name(r.unit_id))] = r.unit_id
-            if r.active:
-                active.setdefault(r.course_id, []).append(r)
-    for course_id, units in active.items():
-        sequentials: list[list[Any]] = []
-        for u in units:
-            if not sequentials or sequentials[-1][0].sequential != u.sequential:
-                sequentials.append([])
-            sequentials[-1].append(u)
-        for before, after in pairwise(sequentials):
-            places[(course_id, f"next:{before[0].sequential}")] = after[0].unit_id
-            places[(course_id, f"prev:{after[0].sequential}")] = before[-1].unit_id
-    return [{"course_id": c, "place": p, "unit_id": u} for (c, p), u in places.items()]
+        ).order_by(course_units.c.ordinal)):
+            held.setdefault(r.course_id, []).append(
+                (Unit(r.unit_id, r.chapter, r.sequential, r.position, r.name), r.active))
+    return [{"course_id": course, "place": place, "unit_id": unit}
+            for course, units in held.items() for place, unit in places(units).items()]
 
 
 def _size(piece: Piece) -> int:
@@ -505,25 +483,11 @@ def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Resu
 
 
 def _insert_many(conn: Connection, table: Any, found: list[dict[str, Any]]) -> None:
-    """Insert many rows on the driver (hundreds of thousands per run): COPY on
-    PostgreSQL, one prepared statement run many times on SQLite."""
-    if not found:
-        return
-    names = [c.name for c in table.columns]
-    values = itemgetter(*names)
-    # In key order: each row then lands at the end of the index's last page (SQLite's
-    # inserts of 800,000 rows in engine order took twice as long).
+    """Insert many rows on the driver, in key order: each row then lands at the end of the
+    index's last page (SQLite's inserts of 800,000 rows in engine order took twice as
+    long)."""
     key = itemgetter(*(c.name for c in table.primary_key.columns))
-    rows = [values(r) for r in sorted(found, key=key)]
-    raw: Any = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(
-                f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as out:
-            for row in rows:
-                out.write_row(row)
-        return
-    marks = ", ".join("?" * len(names))
-    raw.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)
+    FastSql(conn).insert_rows(table, sorted(found, key=key))
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

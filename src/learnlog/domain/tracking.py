@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 SEGMENT_SECONDS = 5
@@ -109,4 +110,27 @@ def units_of(blocks: Mapping[str, Any], root: str) -> list[Unit]:
                 name = (blocks.get(vertical) or {}).get("display_name")
                 out.append(Unit(vertical, block_name(chapter), block_name(sequential),
                                 position, name if isinstance(name, str) else ""))
+    return out
+
+
+def places(units: Sequence[tuple[Unit, bool]]) -> dict[str, str]:
+    """How the places a log names become unit ids, from a course's units in course order
+    with whether each is active: `<sequential>#<n>` and the unit's block name (an active
+    unit wins over an inactive one at the same place), and among active units
+    `next:<sequential>` (the first unit of the sequential after it) and
+    `prev:<sequential>` (the last unit of the one before)."""
+    out: dict[str, str] = {}
+    for unit, _ in sorted(units, key=lambda held: held[1]):  # inactive first, stable
+        out[f"{unit.sequential}#{unit.position}"] = unit.unit_id
+        out[block_name(unit.unit_id)] = unit.unit_id
+    runs: list[list[Unit]] = []
+    for unit, active in units:
+        if not active:
+            continue
+        if not runs or runs[-1][0].sequential != unit.sequential:
+            runs.append([])
+        runs[-1].append(unit)
+    for before, after in pairwise(runs):
+        out[f"next:{before[0].sequential}"] = after[0].unit_id
+        out[f"prev:{after[0].sequential}"] = before[-1].unit_id
     return out

@@ -137,6 +137,14 @@ def copy_sql(table: Table) -> str:
     return f"COPY {table.name} ({', '.join(c.name for c in table.columns)}) FROM STDIN"
 
 
+def _copy(cur: Any, sql: str, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY the rows (every column of `table`, in its order) with `sql`."""
+    values = itemgetter(*(c.name for c in table.columns))
+    with cur.copy(sql) as out:
+        for row in rows:
+            out.write_row(values(row))
+
+
 class FastSql:
     """Runs the write path's statements on one connection's driver connection."""
 
@@ -226,12 +234,9 @@ class FastSql:
             self.upsert(table, new_rows)
             return
         create, copy, merge, clear = pg_bulk_sql(table)
-        values = itemgetter(*(c.name for c in table.columns))
         with self.raw.cursor() as cur:
             cur.execute(create)
-            with cur.copy(copy) as out:
-                for row in new_rows:
-                    out.write_row(values(row))
+            _copy(cur, copy, table, new_rows)
             cur.execute(merge)
             cur.execute(clear)
 
@@ -244,13 +249,10 @@ class FastSql:
             return False
         from psycopg.errors import UniqueViolation
 
-        values = itemgetter(*(c.name for c in table.columns))
         with self.raw.cursor() as cur:
             cur.execute("SAVEPOINT learnlog_copy")
             try:
-                with cur.copy(copy_sql(table)) as out:
-                    for row in new_rows:
-                        out.write_row(values(row))
+                _copy(cur, copy_sql(table), table, new_rows)
             except UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT learnlog_copy")
                 return False
@@ -264,10 +266,22 @@ class FastSql:
         if self.dialect == "sqlite" or len(new_rows) < 32:
             self.upsert(table, new_rows)
             return
-        values = itemgetter(*(c.name for c in table.columns))
-        with self.raw.cursor() as cur, cur.copy(copy_sql(table)) as out:
-            for row in new_rows:
-                out.write_row(values(row))
+        self.insert_rows(table, new_rows)
+
+    def insert_rows(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
+        """Plain inserts of many rows (the keys must be new): COPY on PostgreSQL, one
+        statement run for each row (as tuples) on SQLite."""
+        if not new_rows:
+            return
+        if self.dialect != "sqlite":
+            with self.raw.cursor() as cur:
+                _copy(cur, copy_sql(table), table, new_rows)
+            return
+        names = [c.name for c in table.columns]
+        values = itemgetter(*names)
+        self.raw.executemany(
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
+            f"({', '.join('?' * len(names))})", [values(r) for r in new_rows])
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

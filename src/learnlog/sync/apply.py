@@ -174,12 +174,10 @@ class ApplyFacts:
             if name == "sessions":
                 s = value if value is not None else rows.session_from_row(row)
                 touched.sessions.setdefault(s.key, []).append(s)
-        if copied:
-            pass
-        elif name in FAST:
+        if not copied and name in FAST:
             uow.fast.insert_bulk(table, new)
             uow.fast.upsert_bulk(table, changed)
-        else:
+        elif not copied:
             upsert(uow.conn, table, new + changed)
         outcome.written += len(new) + len(changed)
 

@@ -42,6 +42,7 @@ def database_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) ->
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32,
                     exports_dir=str(tmp_path / "exports"),
+                    analytics_dir=str(tmp_path / "analytics"),
                     _env_file=None)  # type: ignore[call-arg]
 
 

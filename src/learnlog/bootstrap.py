@@ -74,7 +74,28 @@ class Runtime:
     def jobs(self) -> Jobs:
         """What outbox handlers work with."""
         return Jobs(self.writer, self.read_engine, self.exports_dir,
-                    round(self.settings.outbox_lease_seconds * 1000))
+                    round(self.settings.outbox_lease_seconds * 1000),
+                    recompute=self.recompute_courses)
+
+    def recompute_courses(self, dataset: str, courses: Sequence[str]) -> None:
+        """Recompute courses' tracking-log statistics from the events kept for them (after
+        a course structure changed), on the configured engine; nothing to do (and no
+        engine started) when no logs of these courses were ingested."""
+        from .analytics.ingest import ingested_courses, recompute_courses, time_rules
+
+        name = self.settings.analytics_engine
+        with self.read_engine.connect() as conn:
+            held = ingested_courses(conn, dataset, name) & set(courses)
+        if not held:
+            return
+        runner = analytics_engine(self.settings, name)
+        try:
+            recompute_courses(self.engine, runner, analytics_dir(self.settings),
+                              sorted(held), dataset=dataset, staff=self.settings.staff,
+                              completed_at=self.settings.video_completed_coverage,
+                              rules=time_rules(self.settings))
+        finally:
+            runner.close()
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run a read in a worker thread on a pooled read connection.
@@ -146,6 +167,17 @@ def exports_dir(settings: Settings) -> Path:
 def analytics_dir(settings: Settings) -> Path:
     """Where parsed tracking-log events are kept (setting `analytics_dir`)."""
     return _beside_database(settings, settings.analytics_dir, "analytics")
+
+
+def analytics_engine(settings: Settings, name: str, master: str | None = None) -> Any:
+    """The analytics engine of that name (duckdb or spark), working under `analytics_dir`
+    with the configured limits. Raises ImportError when its package is missing."""
+    from .analytics.engines import open_engine
+
+    return open_engine(name, analytics_dir(settings) / name / "work",
+                       memory_limit=settings.analytics_memory_limit,
+                       threads=settings.analytics_threads,
+                       master=master or settings.spark_master)
 
 
 def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:

@@ -292,14 +292,10 @@ MasterOption = Annotated[str | None, typer.Option(
 
 def _runner(settings: Settings, name: str, master: str | None) -> Any:
     """The analytics engine of that name, or an exit that says what is missing."""
-    from .analytics.engines import open_engine
-    from .bootstrap import analytics_dir
+    from .bootstrap import analytics_engine
 
     try:
-        return open_engine(name, analytics_dir(settings) / name / "work",
-                           memory_limit=settings.analytics_memory_limit,
-                           threads=settings.analytics_threads,
-                           master=master or settings.spark_master)
+        return analytics_engine(settings, name, master)
     except ImportError as error:
         err.print(f"[red]the {name} engine is not installed[/red] ({error}): pip install "
                   "'learnlog[spark]'")
@@ -385,7 +381,12 @@ def logs_structure(
     recomputed from the events already ingested."""
     import json
 
-    from .analytics.ingest import import_structure, recompute_courses, time_rules
+    from .analytics.ingest import (
+        import_structure,
+        ingested_courses,
+        recompute_courses,
+        time_rules,
+    )
     from .bootstrap import analytics_dir
     from .domain.tracking import course_id as normalise_course
 
@@ -400,22 +401,25 @@ def logs_structure(
         with rt.engine.begin() as conn:
             course, stored, gone = import_structure(conn, dataset, doc,
                                                     normalise_course(course_id))
-        store = analytics_dir(settings)
-        runner = _runner(settings, engine or settings.analytics_engine, master)
-        try:
-            recompute_courses(rt.engine, runner, store, [course], dataset=dataset,
-                              staff=settings.staff,
-                              completed_at=settings.video_completed_coverage,
-                              rules=time_rules(settings))
-        finally:
-            runner.close()
+        name = engine or settings.analytics_engine
+        with rt.engine.connect() as conn:
+            ingested = course in ingested_courses(conn, dataset, name)
+        if ingested:  # no engine to start for a course with no logs yet
+            runner = _runner(settings, name, master)
+            try:
+                recompute_courses(rt.engine, runner, analytics_dir(settings), [course],
+                                  dataset=dataset, staff=settings.staff,
+                                  completed_at=settings.video_completed_coverage,
+                                  rules=time_rules(settings))
+            finally:
+                runner.close()
     except ValueError as error:
         err.print(f"[red]not imported[/red]: {error}")
         raise typer.Exit(1) from error
     finally:
         rt.close()
     err.print(f"[green]structure of {course}[/green]: {stored} units, {gone} made inactive; "
-              "statistics recomputed")
+              + ("statistics recomputed" if ingested else "no logs of it ingested yet"))
 
 
 def _seconds(text: str) -> float:

@@ -4,6 +4,7 @@ synthetic logs (SPEC §6: the pipelines are written once). Each runs as
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from learnlog.analytics.synthetic import generate
+from learnlog.analytics.synthetic import courses, generate
 from tests.integration.test_tracking_ingest import rounded
 from tests.tracking import stored
 
@@ -21,12 +22,20 @@ def test_duckdb_and_spark_give_identical_results_on_the_synthetic_set(tmp_path: 
     logs = tmp_path / "tracking logs"  # a space: Spark names files as URIs (%20)
     generate(logs / "a.log", event_count=4000, users=80, course_count=3, seed=3)
     generate(logs / "b.log.gz", event_count=2000, users=80, course_count=3, seed=4)
+    # One course has its structure registered (places join unit ids), the others not.
+    (tmp_path / "course.json").write_text(json.dumps(courses(3)[0].structure()))
     results = {}
     summaries = {}
     for engine in ("duckdb", "spark"):
         url = f"sqlite:///{tmp_path / engine}.db"
         env = {**os.environ, "LEARNLOG_DATABASE_URL": url,
                "LEARNLOG_ANALYTICS_DIR": str(tmp_path / f"store-{engine}")}
+        done = subprocess.run(
+            [sys.executable, "-m", "learnlog", "logs", "structure",
+             str(tmp_path / "course.json"), "--engine", engine],
+            env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert "48 units, 0 made inactive; no logs of it ingested yet" in " ".join(
+            done.stderr.split()), done.stderr[-3000:]
         done = subprocess.run(
             [sys.executable, "-m", "learnlog", "logs", "ingest", str(logs), "--engine", engine],
             env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -43,6 +52,9 @@ def test_duckdb_and_spark_give_identical_results_on_the_synthetic_set(tmp_path: 
     for part in ("videos", "timeline", "stats_times", "stats_visits", "stats_problems",
                  "stats_activity"):
         assert results["duckdb"][part], part
+    units = {r[3] for r in results["duckdb"]["stats_times"]}  # (…, unit_id, day, …)
+    assert courses(3)[0].unit_key(0, 0, 0) in units  # a place the structure mapped
+    assert any("#" in u for u in units)  # the places of the courses without one
     assert results["duckdb"] == results["spark"]
 
 

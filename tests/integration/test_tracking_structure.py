@@ -17,8 +17,9 @@ from sqlalchemy import select
 
 from learnlog.bootstrap import Runtime
 from learnlog.settings import Settings
-from learnlog.store.schema import course_units, stats_times
-from tests.support import Api
+from learnlog.store.schema import course_units, outbox, stats_times
+from tests.integration.test_outbox import drain
+from tests.support import Api, leaf, unit
 from tests.tracking import COURSE, event, write
 
 KEY = "block-v1:LearnX+T1+2025+type@{}+block@{}".format
@@ -111,3 +112,55 @@ def test_a_document_that_is_not_a_blocks_answer_is_refused(
                                str(path)], env=env, capture_output=True, text=True,
                               timeout=300, check=False)
         assert done.returncode == 1 and says in " ".join(done.stderr.split()), done.stderr
+
+
+def collection(*units_of_s2: str) -> list[dict[str, Any]]:
+    """The same course as `document`, registered as a collection tree (SPEC §2.5): ch1 →
+    s1 (u1, u2), s2 (the units given), each unit holding one content."""
+    def vertical(name: str) -> dict[str, Any]:
+        return {**unit(KEY("vertical", name), leaf(f"{name}-video")), "name": name.upper()}
+    return [unit(KEY("chapter", "ch1"),
+                 unit(KEY("sequential", "s1"), vertical("u1"), vertical("u2")),
+                 unit(KEY("sequential", "s2"), *(vertical(u) for u in units_of_s2)))]
+
+
+def test_a_registered_course_collection_is_the_course_structure(
+        held_outbox: tuple[Api, Runtime], settings: Settings, tmp_path: Path) -> None:
+    """A collection whose id is the course's gives the course its units, through the
+    outbox: the statistics are recomputed from the events kept, and a newer version's
+    missing units become inactive — as with a Blocks API document."""
+    api, rt = held_outbox
+    page = f"/courses/{COURSE}/courseware/ch1/s1/1/"
+    write(tmp_path / "logs" / "tracking.log", [
+        event("ana", page, 0, {"GET": {}}, source="server"),  # s1#1 = u1
+        event("ana", "seq_next", 100, {"old": 1, "new": 2, "id": SEQ + "s1"}),  # u2
+        event("ana", "edx.ui.lms.sequence.next_selected", 200,  # into s2: its first unit
+              {"current_tab": 2, "tab_count": 2, "id": SEQ + "s1"}),
+        event("ana", "edx.ui.lms.sequence.tab_selected", 300,  # the MFE names u3
+              {"current_tab": 1, "target_tab": 1, "id": KEY("vertical", "u3")}),
+        event("ana", "page_close", 400),
+    ])
+    cli(settings, tmp_path, "ingest", str(tmp_path / "logs"))
+    assert times(api) == {"s1#1": 100.0, "s1#2": 100.0, "unresolved": 100.0, "u3": 100.0}
+    api.put_collection(COURSE, collection("u3", "u4"))
+    drain(rt)
+    u1, u2, u3, u4 = (KEY("vertical", u) for u in ("u1", "u2", "u3", "u4"))
+    assert times(api) == {u1: 100.0, u2: 100.0, u3: 200.0}
+    with rt.engine.connect() as conn:
+        held = {r.unit_id: (r.sequential, r.position, r.name, r.active)
+                for r in conn.execute(select(course_units))}
+    assert held == {u1: ("s1", 1, "U1", True), u2: ("s1", 2, "U2", True),
+                    u3: ("s2", 1, "U3", True), u4: ("s2", 2, "U4", True)}
+    # A newer version without u3: the move leads to u4 now; u3's row stays, hidden.
+    api.put_collection(COURSE, collection("u4"))
+    drain(rt)
+    assert times(api) == {u1: 100.0, u2: 100.0, u4: 100.0}
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(course_units.c.active).where(
+            course_units.c.unit_id == u3)).scalar_one() is False
+        assert u3 in {r.unit_id for r in conn.execute(select(stats_times))}
+    # A collection that is not a course queues no structure import.
+    api.put_collection("k1", [leaf("c1")])
+    with rt.engine.connect() as conn:
+        topics = [r.topic for r in conn.execute(select(outbox))]
+    assert "course.structure" not in topics

@@ -6,14 +6,17 @@ from typing import Any
 
 import pytest
 
+from learnlog.domain.collection import Node
 from learnlog.domain.tracking import (
     Unit,
     block_name,
     course_id,
     course_of_root,
     end_segment,
+    is_course,
     places,
     units_of,
+    units_of_tree,
     users_at_end,
     video_id,
 )
@@ -124,3 +127,33 @@ def test_places_map_to_units_active_ones_first_and_moves_across_sequentials() ->
     assert (found["next:s1"], found["prev:s2"]) == (u3.unit_id, u2.unit_id)
     assert "next:s2" not in found and "prev:s1" not in found
     assert places([]) == {}
+
+
+def test_course_collections_are_named_by_a_course_id_of_either_form() -> None:
+    assert is_course("course-v1:edX+DemoX+Demo_Course")
+    assert is_course("edX/DemoX/Demo_Course")
+    assert not is_course("k1")
+    assert not is_course("")
+
+
+def test_the_units_of_a_collection_tree_are_its_units_holding_contents() -> None:
+    def content(name: str) -> Node:
+        return Node(name, "content")
+
+    def unit(name: str, *children: Node, title: str | None = None) -> Node:
+        return Node(name, "unit", name=title, children=children)
+    tree = (
+        unit("block-v1:X+C+R+type@chapter+block@ch1",
+             unit("block-v1:X+C+R+type@sequential+block@s1",
+                  unit("block-v1:X+C+R+type@vertical+block@u1", content("a"), title="One"),
+                  unit("u2", content("b"), unit("deeper", content("c")))),
+             unit("empty")),  # no contents: not a unit
+        unit("top", content("d")),  # a unit at the top: no sequential, no chapter
+        content("e"),
+    )
+    assert units_of_tree(tree) == [
+        Unit("block-v1:X+C+R+type@vertical+block@u1", "ch1", "s1", 1, "One"),
+        Unit("u2", "ch1", "s1", 2, ""),
+        Unit("deeper", "s1", "u2", 1, ""),  # a unit inside a unit: that one is its sequential
+        Unit("top", "", "", 1, ""),
+    ]

@@ -31,17 +31,10 @@ from typing import Any, Protocol
 import ibis
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from ..domain.tracking import (
-    SEGMENT_SECONDS,
-    Unit,
-    course_of_root,
-    places,
-    units_of,
-    users_at_end,
-)
+from ..domain.tracking import SEGMENT_SECONDS, course_of_root, units_of, users_at_end
+from ..service.course_units import places_of, store_units
 from ..store.fastsql import FastSql
 from ..store.schema import (
-    course_units,
     log_batches,
     log_files,
     stats_activity,
@@ -52,6 +45,7 @@ from ..store.schema import (
     stats_videos,
     stats_visits,
 )
+from ..store.uow import chunks
 from . import pipelines
 from .engines import Counts, Piece
 
@@ -286,12 +280,19 @@ def recompute_courses(db: Engine, engine: AnalyticsEngine, store: Path,
             _store(conn, dataset, courses, results)
 
 
+def ingested_courses(conn: Connection, dataset: str, engine: str) -> set[str]:
+    """The courses whose events this engine keeps for the dataset."""
+    return {course for r in conn.execute(select(log_batches.c.courses).where(
+        log_batches.c.dataset == dataset, log_batches.c.engine == engine))
+        for course in json.loads(r.courses)}
+
+
 def import_structure(conn: Connection, dataset: str, document: Any,
                      course: str | None = None) -> tuple[str, int, int]:
     """Store a course's units from an Open edX Blocks API document; units of an earlier
-    import that this one lacks become inactive (their rows stay). Returns the course id,
-    the units stored and the units made inactive. Raises ValueError for a document that
-    is not a Blocks API answer."""
+    structure that this one lacks become inactive (their rows stay). Returns the course
+    id, the units stored and the units made inactive. Raises ValueError for a document
+    that is not a Blocks API answer."""
     if not isinstance(document, dict) or not isinstance(document.get("blocks"), dict) or (
             not isinstance(document.get("root"), str)):
         raise ValueError("not an Open edX Blocks API document (it needs \"root\" and "
@@ -300,41 +301,9 @@ def import_structure(conn: Connection, dataset: str, document: Any,
     if course_id is None:
         raise ValueError(f"the root {document['root']!r} is not a course block: give "
                          "--course-id")
-    units = units_of(document["blocks"], document["root"])
-    now = int(time.time() * 1000)
-    held = {r.unit_id for r in conn.execute(select(course_units.c.unit_id).where(
-        course_units.c.dataset == dataset, course_units.c.course_id == course_id))}
-    fresh = {u.unit_id for u in units}
-    gone = sorted(held - fresh)
-    conn.execute(delete(course_units).where(
-        course_units.c.dataset == dataset, course_units.c.course_id == course_id,
-        course_units.c.unit_id.in_(sorted(fresh & held))))
-    if units:
-        conn.execute(insert(course_units), [
-            {"dataset": dataset, "course_id": course_id, "unit_id": u.unit_id,
-             "chapter": u.chapter, "sequential": u.sequential, "position": u.position,
-             "ordinal": i, "name": u.name, "active": True, "updated_at": now}
-            for i, u in enumerate(units)])
-    for part in _chunks(gone, 500):
-        conn.execute(course_units.update().where(
-            course_units.c.dataset == dataset, course_units.c.course_id == course_id,
-            course_units.c.unit_id.in_(part)).values(active=False, updated_at=now))
-    return course_id, len(units), len(gone)
-
-
-def places_of(conn: Connection, dataset: str, courses: Sequence[str]
-              ) -> list[dict[str, str]]:
-    """Per course, how the places its log names become unit ids (`domain.tracking.places`
-    of its stored units, active or not)."""
-    held: dict[str, list[tuple[Unit, bool]]] = {}
-    for part in _chunks(list(courses), 500):
-        for r in conn.execute(select(course_units).where(
-                course_units.c.dataset == dataset, course_units.c.course_id.in_(part)
-        ).order_by(course_units.c.ordinal)):
-            held.setdefault(r.course_id, []).append(
-                (Unit(r.unit_id, r.chapter, r.sequential, r.position, r.name), r.active))
-    return [{"course_id": course, "place": place, "unit_id": unit}
-            for course, units in held.items() for place, unit in places(units).items()]
+    stored, gone = store_units(conn, dataset, course_id,
+                               units_of(document["blocks"], document["root"]))
+    return course_id, stored, gone
 
 
 def _size(piece: Piece) -> int:
@@ -476,9 +445,9 @@ def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Resu
                          (stats_times, results.times), (stats_visits, results.visits),
                          (stats_problems, results.problems),
                          (stats_activity, results.activity)):
-        for part in _chunks(list(courses), 500):
+        for part in chunks(list(courses), 500):
             conn.execute(delete(table).where(table.c.dataset == dataset,
-                                             table.c.course_id.in_(part)))
+                                             table.c.course_id.in_(list(part))))
         _insert_many(conn, table, found)
 
 
@@ -488,7 +457,3 @@ def _insert_many(conn: Connection, table: Any, found: list[dict[str, Any]]) -> N
     long)."""
     key = itemgetter(*(c.name for c in table.primary_key.columns))
     FastSql(conn).insert_rows(table, sorted(found, key=key))
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]

@@ -49,6 +49,33 @@ class Course:
         return (f"block-v1:{self.org}+{self.number}+{self.run}+type@sequential+block@"
                 f"s{ch:02d}{seq:02d}{self.number[-2:]}")
 
+    def chapter_key(self, ch: int) -> str:
+        return (f"block-v1:{self.org}+{self.number}+{self.run}+type@chapter+block@"
+                f"c{ch:02d}{self.number[-2:]}")
+
+    def courseware(self, course_id: str, ch: int, seq: int, unit: int) -> str:
+        """The path of a courseware page (its chapter's and sequential's block names)."""
+        return (f"/courses/{course_id}/courseware/c{ch:02d}{self.number[-2:]}/"
+                f"s{ch:02d}{seq:02d}{self.number[-2:]}/{unit}/")
+
+    def structure(self) -> dict[str, Any]:
+        """The course as an Open edX Blocks API answer (`learnlog logs structure`)."""
+        root = f"block-v1:{self.org}+{self.number}+{self.run}+type@course+block@course"
+        blocks: dict[str, Any] = {root: {"type": "course", "display_name": self.number,
+                                         "children": [self.chapter_key(ch)
+                                                      for ch in range(self.chapters)]}}
+        for ch in range(self.chapters):
+            blocks[self.chapter_key(ch)] = {"type": "chapter", "children": [
+                self.sequential_key(ch, seq) for seq in range(self.sequentials)]}
+            for seq in range(self.sequentials):
+                units = [self.unit_key(ch, seq, u) for u in range(self.units)]
+                blocks[self.sequential_key(ch, seq)] = {"type": "sequential",
+                                                        "children": units}
+                for u, key in enumerate(units):
+                    blocks[key] = {"type": "vertical", "display_name": f"Unit {u + 1}",
+                                   "children": []}
+        return {"root": root, "blocks": blocks}
+
     def video_hash(self, ch: int, seq: int, unit: int) -> str:
         return f"v{ch:02d}{seq:02d}{unit:02d}{self.number[-2:]}{'0' * 20}"
 
@@ -107,7 +134,7 @@ def _visit(w: _Writer, course: Course, user: str, uid: int, at: dt.datetime,
     ch, seq, unit = rng.randrange(course.chapters), rng.randrange(course.sequentials), 1
     referer = rng.choice([f"{HOST}/dashboard", f"{HOST}/courses/{cid}/course/"])
     for _ in range(rng.randint(2, 7)):
-        path = f"/courses/{cid}/courseware/ch{ch:02d}/sq{seq:02d}/{unit}/"
+        path = course.courseware(cid, ch, seq, unit)
         w.event(_envelope(user, uid, cid, at, path, {"POST": {}, "GET": {}}, "server",
                           None, referer=referer, name=path))
         page = HOST + path

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from .collection import Node
+
 SEGMENT_SECONDS = 5
 MAX_VIDEO_SECONDS = 36_000.0  # a time value beyond this is not a real position
 ACTIVITY_LABELS = ("ACTIVE", "PLAYED_VIDEO", "ATTEMPTED_PROBLEM", "POSTED_FORUM")
@@ -85,6 +87,35 @@ class Unit:
 def block_name(usage_key: str) -> str:
     """The last part of a usage key: `…+type@vertical+block@<name>`, `i4x://…/<name>`."""
     return re.split(r"[/@+]", usage_key.rstrip("/"))[-1]
+
+
+def is_course(collection_id: str) -> bool:
+    """Whether a collection id names an Open edX course (either form): such a collection's
+    registered structure is that course's structure for the tracking-log statistics."""
+    return (course_id(collection_id) or "").startswith("course-v1:")
+
+
+def units_of_tree(children: Sequence[Node]) -> list[Unit]:
+    """The units of a registered collection tree (SPEC §2.5), in tree order: a unit node
+    with content leaves of its own is an Open edX unit (a vertical); the unit node that
+    holds it is its sequential and the one above that its chapter (blank at the top);
+    its position is its 1-based place among such units of the same sequential."""
+    out: list[Unit] = []
+
+    def walk(nodes: Sequence[Node], parents: tuple[str, ...]) -> None:
+        position = 0
+        for node in nodes:
+            if node.type != "unit":
+                continue
+            if any(child.type != "unit" for child in node.children):
+                position += 1
+                sequential, chapter = (*reversed(parents), "", "")[:2]
+                out.append(Unit(node.identifier, block_name(chapter) if chapter else "",
+                                block_name(sequential) if sequential else "", position,
+                                node.name or ""))
+            walk(node.children, (*parents, node.identifier))
+    walk(children, ())
+    return out
 
 
 def course_of_root(root: str) -> str | None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
 
+from ..service.course_units import TOPIC as COURSE_STRUCTURE
 from ..service.exports import TOPIC as EXPORT_REQUESTED
 from ..service.group_aggregates import TOPIC as GROUP_MEMBER
 from ..service.group_aggregates import RefreshMember
@@ -29,6 +30,7 @@ from ..service.viewer import RefreshCollection
 from ..store import rows
 from ..store.schema import outbox
 from ..store.writer import Writer, now_ms
+from .course_structure import course_structure
 from .exports import export_requested
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,14 @@ BATCH = 200
 @dataclass(frozen=True, slots=True)
 class Jobs:
     """What handlers work with: the writer, an engine for long reads (it never takes the
-    write lock), where export files go, and how long a claim lasts."""
+    write lock), where export files go, how long a claim lasts, and what recomputes
+    courses' tracking-log statistics (dataset, course ids)."""
 
     writer: Writer
     read_engine: Engine
     exports_dir: Path
     lease_ms: int = LEASE_MS
+    recompute: Callable[[str, Sequence[str]], None] | None = None
 
 
 Handler = Callable[[Jobs, str, Any], None]
@@ -56,7 +60,8 @@ COMMANDS: dict[str, ToCommand] = {
     GROUP_MEMBER: lambda dataset, p: RefreshMember(dataset, p["userId"]),
 }
 # Topics handled one row at a time by a function (long work outside the writer).
-HANDLERS: dict[str, Handler] = {EXPORT_REQUESTED: export_requested}
+HANDLERS: dict[str, Handler] = {EXPORT_REQUESTED: export_requested,
+                                COURSE_STRUCTURE: course_structure}
 
 
 @dataclass

@@ -155,11 +155,15 @@ class _Engine:
 
     def events(self, files: Sequence[Path]) -> Table:
         """The stored events of these Parquet batches, as one table."""
-        return self.ibis.read_parquet([str(f) for f in files])
+        return _placed(self.ibis.read_parquet([str(f) for f in files]))
+
+    def arrow(self, expr: Table) -> Any:
+        """An expression's rows, as an Arrow table."""
+        return expr.to_pyarrow()
 
     def execute(self, expr: Table) -> list[dict[str, Any]]:
         """An expression's rows, as dicts."""
-        return list(expr.to_pyarrow().to_pylist())
+        return list(self.arrow(expr).to_pylist())
 
     def count(self, files: Sequence[Path]) -> tuple[int, list[str]]:
         """How many events the batches hold, and of which courses."""
@@ -296,7 +300,7 @@ class SparkEngine(_Engine):
                     jvm.kill()
                     jvm.wait()
 
-    def execute(self, expr: Table) -> list[dict[str, Any]]:
+    def arrow(self, expr: Table) -> Any:
         """An expression's rows (Ibis collects Spark results through pandas, whose 3.x
         deprecation warnings about Ibis's own calls are not the user's business)."""
         import warnings
@@ -304,12 +308,12 @@ class SparkEngine(_Engine):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="pandas")
             warnings.filterwarnings("ignore", message=".*(copy keyword|infer_string).*")
-            return super().execute(expr)
+            return super().arrow(expr)
 
     def events(self, files: Sequence[Path]) -> Table:
         """The stored events (Spark reads a list of batch directories at once)."""
         self.spark.read.parquet(*(str(f) for f in files)).createOrReplaceTempView("events")
-        return self.ibis.table("events")
+        return _placed(self.ibis.table("events"))
 
     def parse(self, pieces: Sequence[Piece], out: Path,
               done: Callable[[Piece], None] | None = None) -> list[Counts]:
@@ -375,6 +379,12 @@ class SparkEngine(_Engine):
                 done(piece)
         return counts
 
+
+
+def _placed(evs: Table) -> Table:
+    """Stored events with their places: batches written before places were kept at
+    reading time get them now."""
+    return evs if "place" in evs.columns else pipelines.with_places(evs)
 
 
 def _local_path(uri: str) -> str:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,6 +59,7 @@ class AnalyticsEngine(Protocol):
               done: Callable[[Piece], None] | None = None) -> list[Counts]: ...
     def events(self, files: Sequence[Path]) -> Any: ...
     def execute(self, expr: Any) -> list[dict[str, Any]]: ...
+    def arrow(self, expr: Any) -> Any: ...
     def count(self, files: Sequence[Path]) -> tuple[int, list[str]]: ...
 
 
@@ -326,19 +327,42 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+Rows = list[tuple[Any, ...]]  # a statistics table's rows, its columns in table order
+
+
 @dataclass
 class Results:
-    videos: list[dict[str, Any]] = field(default_factory=list)
-    video_users: list[dict[str, Any]] = field(default_factory=list)
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    times: list[dict[str, Any]] = field(default_factory=list)
-    visits: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    activity: list[dict[str, Any]] = field(default_factory=list)
+    """The statistics of some courses, as rows of their tables, in key order."""
+
+    videos: Rows = field(default_factory=list)
+    video_users: Rows = field(default_factory=list)
+    timeline: Rows = field(default_factory=list)
+    times: Rows = field(default_factory=list)
+    visits: Rows = field(default_factory=list)
+    problems: Rows = field(default_factory=list)
+    activity: Rows = field(default_factory=list)
 
 
-def _day(value: Any) -> str:
-    return str(value)[:10]  # a date (or a timestamp at midnight) as YYYY-MM-DD
+def _day(value: Any) -> Any:
+    """A date as YYYY-MM-DD text (every engine casts a date to text that way)."""
+    return value.cast("string")
+
+
+def _number(value: Any) -> Any:
+    """A float, or null for a missing one (engines give null or NaN)."""
+    value = value.cast("float64")
+    return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
+
+
+def _rows(engine: AnalyticsEngine, table: Any, dataset: str, expr: Any) -> Rows:
+    """The rows of statistics table `table` from an expression with its other columns
+    (by name): sorted by the table's key by the engine, then turned into tuples a column
+    at a time (so each row lands at the end of the index when inserted)."""
+    names = [c.name for c in table.columns]
+    keys = [c.name for c in table.primary_key.columns if c.name != "dataset"]
+    found = engine.arrow(expr.select(*names[1:]).order_by(keys))
+    columns = [found.column(n).to_pylist() for n in names[1:]]
+    return list(zip(repeat(dataset, found.num_rows), *columns, strict=False))
 
 
 def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence[str],
@@ -359,86 +383,73 @@ def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence
     evs = evs.filter(evs.course_id.isin(list(courses)))
     # Read once, used by every statistic: the courses' events of everyone but staff.
     learners = pipelines.learners(evs, list(staff)).cache()
-    out.times = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
-                  "unit_id": r["unit"], "day": _day(r["day"]),
-                  "seconds": float(r["seconds"]), "sessions": int(r["sessions"])}
-                 for r in engine.execute(pipelines.times(learners, rules, known))]
-    out.visits = [{"dataset": dataset, "course_id": r["course_id"], "username": r["username"],
-                   "unit_id": r["unit"], "day": _day(r["day"]), "visits": int(r["visits"])}
-                  for r in engine.execute(pipelines.visits(learners, known))]
-    out.problems = [{"dataset": dataset, "course_id": r["course_id"],
-                     "username": r["username"], "problem_id": r["problem"],
-                     "day": _day(r["day"]), "attempts": int(r["attempts"]),
-                     "grade": _number(r["grade"]), "max_grade": _number(r["max_grade"])}
-                    for r in engine.execute(pipelines.problems(learners))]
-    out.activity = [{"dataset": dataset, "course_id": r["course_id"],
-                     "week_start": _day(r["week"]), "label": r["label"],
-                     "users": int(r["users"])}
-                    for r in engine.execute(pipelines.activity(learners))]
+    t = pipelines.times(learners, rules, known)
+    out.times = _rows(engine, stats_times, dataset, t.mutate(
+        unit_id=t.unit, day=_day(t.day), seconds=t.seconds.cast("float64"),
+        sessions=t.sessions.cast("int64")))
+    v = pipelines.visits(learners, known)
+    out.visits = _rows(engine, stats_visits, dataset, v.mutate(
+        unit_id=v.unit, day=_day(v.day), visits=v.visits.cast("int64")))
+    p = pipelines.problems(learners)
+    out.problems = _rows(engine, stats_problems, dataset, p.mutate(
+        problem_id=p.problem, day=_day(p.day), attempts=p.attempts.cast("int64"),
+        grade=_number(p.grade), max_grade=_number(p.max_grade)))
+    a = pipelines.activity(learners)
+    out.activity = _rows(engine, stats_activity, dataset, a.mutate(
+        week_start=_day(a.week), users=a.users.cast("int64")))
     views = pipelines.viewings(learners).cache()
-    users = engine.execute(pipelines.video_users(views, completed_at))
-    segments = engine.execute(pipelines.timeline(views))
+    u = pipelines.video_users(views, completed_at)
+    users = engine.arrow(u.mutate(
+        viewings=u.viewings.cast("int64"), watch_time=u.watch_time.cast("float64"),
+        covered=u.covered.cast("float64"), coverage=u.coverage.cast("float64"),
+        duration=_number(u.duration)).order_by(["course_id", "video_id", "username"]))
+    segments = pipelines.timeline(views)
+    out.timeline = _rows(engine, stats_timeline, dataset, segments.mutate(
+        segment=segments.segment.cast("int64"), num_users=segments.num_users.cast("int64"),
+        num_views=segments.num_views.cast("int64")))
     views.release()
     learners.release()
-    out.video_users = [{"dataset": dataset, "course_id": u["course_id"],
-                        "video_id": u["video_id"], "username": u["username"],
-                        "viewings": int(u["viewings"]), "watch_time": float(u["watch_time"]),
-                        "covered": float(u["covered"]), "coverage": float(u["coverage"]),
-                        "completed": bool(u["completed"])} for u in users]
-    out.timeline = [{"dataset": dataset, "course_id": s["course_id"],
-                     "video_id": s["video_id"], "segment": int(s["segment"]),
-                     "num_users": int(s["num_users"]), "num_views": int(s["num_views"])}
-                    for s in segments]
-    out.videos = _videos(dataset, out.video_users, users, out.timeline)
+    names = [c.name for c in stats_video_users.columns][1:]
+    out.video_users = list(zip(repeat(dataset, users.num_rows),
+                               *(users.column(n).to_pylist() for n in names), strict=False))
+    out.videos = _videos(dataset, users.to_pylist(), out.timeline)
     if progress is not None:
         progress("compute", 1, 1)
     return out
 
 
-def _number(value: Any) -> float | None:
-    """A float, or None for a missing one (engines give None or NaN)."""
-    if value is None:
-        return None
-    number = float(value)
-    return None if number != number else number
-
-
-def _videos(dataset: str, video_users: list[dict[str, Any]], raw: list[dict[str, Any]],
-            segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per video: its viewers' figures and its timeline's audience."""
+def _videos(dataset: str, users: list[dict[str, Any]], timeline: Rows) -> Rows:
+    """Per video: its viewers' figures and its timeline's audience (`users`: the
+    video_users rows with each video's duration; `timeline`: stats_timeline rows)."""
     by_video: dict[tuple[str, str], dict[str, Any]] = {}
-    for u, r in zip(video_users, raw, strict=True):
-        key = (u["course_id"], u["video_id"])
-        v = by_video.setdefault(key, {"duration": None, "users": []})
+    for u in users:
+        v = by_video.setdefault((u["course_id"], u["video_id"]),
+                                {"duration": None, "users": []})
         v["users"].append(u)
-        duration = _number(r["duration"])
-        if duration is not None:
-            v["duration"] = duration
-    timeline: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        if u["duration"] is not None:
+            v["duration"] = u["duration"]
+    line: dict[tuple[str, str], list[tuple[int, int]]] = {}
     views: dict[tuple[str, str], int] = {}
-    for s in segments:
-        key = (s["course_id"], s["video_id"])
-        timeline.setdefault(key, []).append((s["segment"], s["num_users"]))
-        views[key] = views.get(key, 0) + s["num_views"]
+    for _, course, video, segment, num_users, num_views in timeline:
+        line.setdefault((course, video), []).append((segment, num_users))
+        views[(course, video)] = views.get((course, video), 0) + num_views
     out = []
     for (course, video), v in sorted(by_video.items()):
-        users = v["users"]
-        line = sorted(timeline.get((course, video), []))
-        out.append({
-            "dataset": dataset, "course_id": course, "video_id": video,
-            "duration": v["duration"], "viewers": len(users),
-            "watch_time": sum(u["watch_time"] for u in users),
-            "completed_viewers": sum(1 for u in users if u["completed"]),
-            "avg_coverage": sum(u["coverage"] for u in users) / len(users),
-            "users_at_start": dict(line).get(0, 0),
-            "users_at_end": users_at_end(line, v["duration"]),
-            "total_viewed_seconds": SEGMENT_SECONDS * views.get((course, video), 0),
-        })
+        viewers = v["users"]
+        segments = sorted(line.get((course, video), []))
+        out.append((
+            dataset, course, video, v["duration"], len(viewers),
+            sum(u["watch_time"] for u in viewers),
+            sum(1 for u in viewers if u["completed"]),
+            sum(u["coverage"] for u in viewers) / len(viewers),
+            dict(segments).get(0, 0), users_at_end(segments, v["duration"]),
+            SEGMENT_SECONDS * views.get((course, video), 0)))
     return out
 
 
 def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Results) -> None:
-    """Replace the courses' statistics with the new ones."""
+    """Replace the courses' statistics with the new ones (rows already in key order: each
+    lands at the end of the index, which halves SQLite's insert time)."""
     for table, found in ((stats_videos, results.videos),
                          (stats_video_users, results.video_users),
                          (stats_timeline, results.timeline),
@@ -448,12 +459,4 @@ def _store(conn: Connection, dataset: str, courses: Sequence[str], results: Resu
         for part in chunks(list(courses), 500):
             conn.execute(delete(table).where(table.c.dataset == dataset,
                                              table.c.course_id.in_(list(part))))
-        _insert_many(conn, table, found)
-
-
-def _insert_many(conn: Connection, table: Any, found: list[dict[str, Any]]) -> None:
-    """Insert many rows on the driver, in key order: each row then lands at the end of the
-    index's last page (SQLite's inserts of 800,000 rows in engine order took twice as
-    long)."""
-    key = itemgetter(*(c.name for c in table.primary_key.columns))
-    FastSql(conn).insert_rows(table, sorted(found, key=key))
+        FastSql(conn).insert_tuples(table, found)

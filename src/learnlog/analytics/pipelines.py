@@ -50,7 +50,9 @@ VIDEO_HASH = r"(?:^i4x-.+-video-|^block-v1:.+\+type@video\+block@)([^\s/+@]+)$"
 
 
 def _blank_to_null(value: Any) -> Any:
-    return ibis.ifelse(value == "", ibis.null("string"), value)
+    # NULLIF names its argument once: a CASE repeating it would have engines compute a
+    # regular expression twice, or for every row when they factor it out.
+    return value.nullif("")
 
 
 def course_expr(text: Any) -> Any:
@@ -84,8 +86,9 @@ def events(raw: Table) -> Table:
         course_id=course,
         video_id=ibis.ifelse(raw.event_type.isin(VIDEO_EVENTS), video_expr(raw.raw_id),
                              ibis.null("string")))
-    return out.filter(out.username.notnull() & (out.username != "") & out.course_id.notnull()
-                      & out.ts.notnull()).drop("course_raw")
+    out = out.filter(out.username.notnull() & (out.username != "") & out.course_id.notnull()
+                     & out.ts.notnull()).drop("course_raw")
+    return with_places(out)
 
 
 def staff(evs: Table) -> Table:
@@ -106,7 +109,7 @@ def learners(evs: Table, named: list[str]) -> Table:
 def with_time(evs: Table) -> Table:
     """Events with their UTC day and the Monday of their week."""
     moment = (evs.ts // 1_000_000).as_timestamp("s")
-    return evs.mutate(day=moment.date(), week=moment.date().truncate("W"))
+    return evs.mutate(day=moment.date(), week=moment.truncate("W").date())
 
 
 PAGE_CLASSES = ("info", "progress", "course", "wiki", "discussion", "bookmarks", "dates")
@@ -121,32 +124,37 @@ def _block_name(usage_key: Any) -> Any:
     return usage_key.re_extract(r"([^/@+]+)$", 1)
 
 
-def locations(evs: Table, places: Table | None = None) -> Table:
-    """Events with the place each one opens, or null when it opens none (it inherits):
+def with_places(evs: Table) -> Table:
+    """Events with the place each one opens, or null when it opens none (it inherits),
+    and whether it is a navigation event; a function of the event alone, so `events`
+    computes it once, when the log is read:
     - a courseware page (`/courses/<id>/courseware/<chapter>/<sequential>/<n>/`): the unit
       `<sequential>#<n>` (n = 1 when missing);
     - another course page (info, progress, wiki, discussion, …): `page:<kind>`;
     - legacy navigation (`seq_next|prev|goto`, payload {old, new, id=<sequential>}): the
       unit `<sequential>#<new>`;
     - Learning-MFE navigation (`edx.ui.lms.sequence.*` whose id is a unit): that unit's
-      block name; the legacy move across subsections (id = a sequential) is the first
-      unit of the next sequential (or the last of the previous one);
-    - with `places` (course_id, place, unit_id: from the course structure) each place
-      becomes its unit id; without, a move across subsections is `unresolved`.
-    """
+      block name; the legacy move across subsections (id = a sequential) is
+      `next:<sequential>` (or `prev:`), placed by `locations` from the course structure;
+    - other MFE or legacy navigation: `unresolved`."""
     path = evs.event_type
-    page = (evs.event_source == "server") & path.re_search(COURSE_PATH)
-    kind = path.re_extract(COURSE_PATH + r"([^/]+)", 1)
-    courseware = path.re_extract(COURSE_PATH + r"courseware/[^/]+/([^/]+)", 1)
-    position = path.re_extract(COURSE_PATH + r"courseware/[^/]+/[^/]+/(\d+)", 1)
+    # Only server events whose path is a course page pay for the regular expressions.
+    page = (evs.event_source == "server") & path.startswith("/courses/")
+    rest = ibis.ifelse(page, path.re_extract(COURSE_PATH + r"(.*)$", 1),
+                       ibis.null("string"))
+    rest = _blank_to_null(rest)
+    kind = rest.re_extract(r"^([^/]+)", 1)
+    courseware = _blank_to_null(rest.re_extract(r"^courseware/[^/]+/([^/]+)", 1))
+    position = rest.re_extract(r"^courseware/[^/]+/[^/]+/(\d+)", 1)
     unit_page = courseware + "#" + ibis.ifelse(position == "", "1", position)
     legacy = path.isin(NAVIGATION[:3])
     mfe = path.isin(NAVIGATION[3:])
     vertical = evs.raw_id.contains("vertical")
     across = ibis.ifelse(path == "edx.ui.lms.sequence.previous_selected", "prev:", "next:")
     place = ibis.cases(
-        (page & (kind == "courseware") & (courseware != ""), unit_page),
-        (page & kind.isin(PAGE_CLASSES), "page:" + kind),
+        (rest.isnull() & ~legacy & ~mfe, ibis.null("string")),
+        (courseware.notnull() & (kind == "courseware"), unit_page),
+        (kind.isin(PAGE_CLASSES), "page:" + kind),
         (legacy & evs.nav_new.notnull() & evs.raw_id.notnull(),
          _block_name(evs.raw_id) + "#" + evs.nav_new.cast("string")),
         (mfe & vertical, _block_name(evs.raw_id)),
@@ -154,13 +162,21 @@ def locations(evs: Table, places: Table | None = None) -> Table:
          across + _block_name(evs.raw_id)),
         (mfe | legacy, ibis.literal(UNRESOLVED)),
         else_=ibis.null("string"))
-    placed = evs.mutate(place=place, navigation=legacy | mfe)
-    crossing = placed.place.startswith("next:") | placed.place.startswith("prev:")
+    return evs.mutate(place=place, navigation=legacy | mfe)
+
+
+def locations(evs: Table, places: Table | None = None) -> Table:
+    """Events whose places (`with_places`) are unit ids where the course structure knows
+    them: with `places` (course_id, place, unit_id: `domain.tracking.places`) each place
+    it maps becomes its unit id; a move across subsections it cannot place (or any, with
+    no structure) is `unresolved`."""
+    crossing = evs.place.startswith("next:") | evs.place.startswith("prev:")
     if places is None:
-        return placed.mutate(place=ibis.ifelse(crossing, UNRESOLVED, placed.place))
+        return evs.mutate(place=ibis.ifelse(crossing, UNRESOLVED, evs.place))
     known = places.rename(known_course="course_id", known_place="place")
-    joined = placed.left_join(known, [placed.course_id == known.known_course,
-                                      placed.place == known.known_place])
+    joined = evs.left_join(known, [evs.course_id == known.known_course,
+                                   evs.place == known.known_place])
+    crossing = joined.place.startswith("next:") | joined.place.startswith("prev:")
     return joined.mutate(place=joined.unit_id.coalesce(
         ibis.ifelse(crossing, UNRESOLVED, joined.place))).drop(
         "known_course", "known_place", "unit_id")
@@ -199,44 +215,54 @@ def times(evs: Table, rules: TimeRules, places: Table | None = None) -> Table:
     ends on a long gap (see TimeRules); longer gaps inside one are capped; the last event
     of a session gets `last_credit`, or 0 if it is `page_close`. Runs of consecutive
     events on one place shorter than `min_run` are dropped. Sessions are not cut at
-    midnight: a run counts on the day it started."""
+    midnight: a run counts on the day it started.
+
+    Two passes over the events in time order (a sort each), then small ones over spans:
+    1. each event's gaps to the events before and after it: whether it starts a session
+       and what it is credited;
+    2. running counts: its session, and its span (a new one at each place opened and at
+       each session start); a span has one place at most, its first event's;
+    3. spans in order: consecutive spans of a session on the same place make one run."""
     placed = locations(evs, places)
+    # How a gap into this event may end a session (the referer's kind), read once.
+    referer = placed.referer
+    cut = ibis.cases((referer.isnull(), 0),
+                     (referer.re_search(rules.login_referer), 1),
+                     (referer.re_search(rules.dashboard_referer), 2), else_=0)
+    placed = placed.select("course_id", "username", "ts", "event_type", "place", cut=cut)
     w = ibis.window(group_by=[placed.course_id, placed.username],
                     order_by=[placed.ts, placed.event_type])
-    step = placed.mutate(next_ts=placed.ts.lead().over(w),
-                         next_referer=placed.referer.lead().over(w))
-    gap = (step.next_ts - step.ts) / 1_000_000
-    nxt = step.next_referer.fill_null("")
-    ends = (step.next_ts.isnull() | (gap > rules.session_gap)
-            | (nxt.re_search(rules.login_referer) & (gap > rules.login_gap))
-            | (nxt.re_search(rules.dashboard_referer) & (gap > rules.dashboard_gap)))
+
+    def ends_session(gap: Any, kind: Any) -> Any:  # a gap (s) into an event of that kind
+        return ((gap > rules.session_gap) | ((kind == 1) & (gap > rules.login_gap))
+                | ((kind == 2) & (gap > rules.dashboard_gap)))
+    next_ts, prev_ts = placed.ts.lead().over(w), placed.ts.lag().over(w)
+    gap_after = (next_ts - placed.ts) / 1_000_000
+    last = next_ts.isnull() | ends_session(gap_after, placed.cut.lead().over(w))
     credited = ibis.ifelse(
-        ends, ibis.ifelse(step.event_type == "page_close", 0.0, rules.last_credit),
-        ibis.ifelse(gap > rules.outlier_gap, rules.outlier_credit, gap))
-    step = step.mutate(ends=ends, credited=credited.cast("float64"))
-    w1 = ibis.window(group_by=[step.course_id, step.username],
-                     order_by=[step.ts, step.event_type])
-    step = step.mutate(after_end=step.ends.lag().over(w1).fill_null(False).cast("int64"))
-    w2 = ibis.window(group_by=[step.course_id, step.username],
-                     order_by=[step.ts, step.event_type], preceding=None, following=0)
-    step = step.mutate(session=step.after_end.sum().over(w2),
-                       opened=step.place.notnull().cast("int64"))
-    w3 = ibis.window(group_by=[step.course_id, step.username, step.session],
-                     order_by=[step.ts, step.event_type], preceding=None, following=0)
-    step = step.mutate(opening=step.opened.sum().over(w3))
-    w4 = ibis.window(group_by=[step.course_id, step.username, step.session, step.opening],
-                     order_by=[step.ts, step.event_type])
-    step = step.mutate(where=step.place.first().over(w4))
-    step = step.mutate(where=step.where.fill_null(UNRESOLVED))
-    w5 = ibis.window(group_by=[step.course_id, step.username, step.session],
-                     order_by=[step.ts, step.event_type])
-    step = step.mutate(moved=ibis.ifelse(
-        step.where.lag().over(w5).isnull() | (step.where != step.where.lag().over(w5)), 1, 0))
-    w6 = ibis.window(group_by=[step.course_id, step.username, step.session],
-                     order_by=[step.ts, step.event_type], preceding=None, following=0)
-    step = step.mutate(run=step.moved.sum().over(w6))
-    runs = step.group_by(["course_id", "username", "session", "run", "where"]).aggregate(
-        began=step.ts.min(), seconds=step.credited.sum())
+        last, ibis.ifelse(placed.event_type == "page_close", 0.0, rules.last_credit),
+        ibis.ifelse(gap_after > rules.outlier_gap, rules.outlier_credit, gap_after))
+    starts = prev_ts.notnull() & ends_session((placed.ts - prev_ts) / 1_000_000, placed.cut)
+    step = placed.select("course_id", "username", "ts", "event_type", "place",
+                         starts=starts.cast("int64"), credited=credited.cast("float64"))
+    upto = ibis.window(group_by=[step.course_id, step.username],
+                       order_by=[step.ts, step.event_type], preceding=None, following=0)
+    step = step.mutate(
+        session=step.starts.sum().over(upto),
+        span=ibis.ifelse((step.starts == 1) | step.place.notnull(), 1, 0).sum().over(upto))
+    spans = step.group_by(["course_id", "username", "session", "span"]).aggregate(
+        where=step.place.max(), began=step.ts.min(), seconds=step.credited.sum())
+    spans = spans.mutate(where=spans.where.fill_null(UNRESOLVED))
+    ws = ibis.window(group_by=[spans.course_id, spans.username], order_by=[spans.span])
+    before = spans.where.lag().over(ws)
+    spans = spans.mutate(moved=ibis.ifelse(
+        before.isnull() | (before != spans.where)
+        | (spans.session != spans.session.lag().over(ws)), 1, 0))
+    upto_span = ibis.window(group_by=[spans.course_id, spans.username],
+                            order_by=[spans.span], preceding=None, following=0)
+    spans = spans.mutate(run=spans.moved.sum().over(upto_span))
+    runs = spans.group_by(["course_id", "username", "session", "run", "where"]).aggregate(
+        began=spans.began.min(), seconds=spans.seconds.sum())
     runs = with_time(runs.rename(ts="began").filter(runs.seconds >= rules.min_run))
     return runs.group_by(["course_id", "username", "where", "day"]).aggregate(
         seconds=runs.seconds.sum(), sessions=runs.session.nunique()).rename(unit="where")

@@ -271,17 +271,22 @@ class FastSql:
     def insert_rows(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Plain inserts of many rows (the keys must be new): COPY on PostgreSQL, one
         statement run for each row (as tuples) on SQLite."""
+        values = itemgetter(*(c.name for c in table.columns))
+        self.insert_tuples(table, [values(r) for r in new_rows])
+
+    def insert_tuples(self, table: Table, new_rows: Sequence[tuple[Any, ...]]) -> None:
+        """`insert_rows` of rows already given as tuples of every column in table order."""
         if not new_rows:
             return
         if self.dialect != "sqlite":
-            with self.raw.cursor() as cur:
-                _copy(cur, copy_sql(table), table, new_rows)
+            with self.raw.cursor() as cur, cur.copy(copy_sql(table)) as out:
+                for row in new_rows:
+                    out.write_row(row)
             return
         names = [c.name for c in table.columns]
-        values = itemgetter(*names)
         self.raw.executemany(
             f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
-            f"({', '.join('?' * len(names))})", [values(r) for r in new_rows])
+            f"({', '.join('?' * len(names))})", new_rows)
 
     def upsert(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace rows (executemany of one compiled statement)."""

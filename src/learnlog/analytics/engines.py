@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,11 @@ def _trimmed(column: str) -> str:
 
 
 def _duck_select(source: str) -> str:
-    """The raw columns from a relation of envelopes (`time`, `event` JSON, …)."""
+    """The raw columns from a relation of envelopes (`time`, `event` JSON, …), a row for
+    every row of it (`shape` says which had no time, or nothing at all)."""
     paths = "[" + ", ".join(f"'{p}'" for p in PAYLOAD_PATHS) + "]"
     return f"""
-    WITH env AS (SELECT *, event->>'$' AS payload FROM {source} WHERE time IS NOT NULL),
+    WITH env AS (SELECT *, event->>'$' AS payload FROM {source}),
     p AS (SELECT *, CASE WHEN json_valid(payload)
                          THEN json_extract_string(payload, {paths}) END AS g FROM env)
     SELECT epoch_us(try_cast(time AS TIMESTAMPTZ)) AS ts, {_trimmed("username")} AS username,
@@ -140,7 +142,10 @@ def _duck_select(source: str) -> str:
            try_cast(g[6] AS BIGINT) AS nav_old, try_cast(g[7] AS BIGINT) AS nav_new,
            g[8] AS problem_id, try_cast(g[9] AS DOUBLE) AS grade,
            try_cast(g[10] AS DOUBLE) AS max_grade, try_cast(g[11] AS BIGINT) AS attempts,
-           g[12] AS target_id
+           g[12] AS target_id,
+           CAST(CASE WHEN time IS NOT NULL THEN {pipelines.ACCEPTED}
+                     WHEN username IS NULL AND event IS NULL THEN {pipelines.EMPTY}
+                     ELSE {pipelines.UNTIMED} END AS TINYINT) AS shape
     FROM p"""
 
 
@@ -154,8 +159,10 @@ class _Engine:
     ibis: Any
 
     def events(self, files: Sequence[Path]) -> Table:
-        """The stored events of these Parquet batches, as one table."""
-        return _placed(self.ibis.read_parquet([str(f) for f in files]))
+        """The accepted events of these batches (Parquet files, or directories of them),
+        as one table."""
+        return _stored(self.ibis.read_parquet(
+            [str(f / "*.parquet") if f.is_dir() else str(f) for f in files]))
 
     def arrow(self, expr: Table) -> Any:
         """An expression's rows, as an Arrow table."""
@@ -195,66 +202,68 @@ class DuckDBEngine(_Engine):
     # -- reading ----------------------------------------------------------------------
     def parse(self, pieces: Sequence[Piece], out: Path,
               done: Callable[[Piece], None] | None = None) -> list[Counts]:
-        """Read the pieces and write their normalised events to the Parquet file `out`;
+        """Read the pieces and write their normalised rows into the directory `out`, a
+        Parquet file each, in one streaming pass each (the text is never held whole);
         what each piece held. `done` hears of each piece read."""
         counts = []
-        relations = []
         for i, piece in enumerate(pieces):
-            view = f"piece_{i}"
-            found = self._fast(piece, view) if not piece.gzip else None
+            out.mkdir(parents=True, exist_ok=True)
+            part = out / f"part-{i}.parquet"
+            found = self._fast(piece, part) if not piece.gzip else None
             if found is None:
-                found = self._exact(piece, view)
+                found = self._exact(piece, part)
             counts.append(found)
-            relations.append(f"SELECT * FROM {view}")
             if done is not None:
                 done(piece)
-        if not relations:
-            return counts
-        raw_sql = _duck_select("(" + " UNION ALL ".join(relations) + ")")
-        self.db.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS {raw_sql}")
-        raw = self.ibis.table("raw_events")
-        self.ibis.to_parquet(pipelines.events(raw), out)
-        for i in range(len(pieces)):
-            self.db.execute(f"DROP TABLE IF EXISTS piece_{i}")
         return counts
 
-    def _fast(self, piece: Piece, view: str) -> Counts | None:
-        source = text_of(piece, self.workdir / f"{view}.tail.log")
-        lines, blank, comments = line_counts(source)
-        self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT * FROM read_json("
-            f"{_quote(source)}, format='newline_delimited', ignore_errors=true, "
-            f"columns={ENVELOPE}, maximum_object_size=16777216)")
-        rows, nulls, timed = self.db.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE time IS NULL AND username IS NULL AND "
-            f"event IS NULL), count(time) FROM {view}").fetchone() or (0, 0, 0)
+    def _write(self, envelopes: str, part: Path) -> tuple[int, int, int]:
+        """Normalise a relation of envelopes into the Parquet file `part`; its rows, its
+        rows with no field read, and its rows with a time."""
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW raw_events AS {_duck_select(envelopes)}")
+        self.ibis.to_parquet(pipelines.events(self.ibis.table("raw_events")), part)
+        found = self.db.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE status = {pipelines.EMPTY}), "
+            f"count(*) FILTER (WHERE status <= {pipelines.UNPLACED}) "
+            f"FROM read_parquet({_quote(part)})").fetchone()
+        return found or (0, 0, 0)
+
+    def _fast(self, piece: Piece, part: Path) -> Counts | None:
+        source = text_of(piece, self.workdir / f"{part.stem}.tail.log")
+        # The text's own line counts, taken in a thread while DuckDB reads (both let go
+        # of the GIL for their long loops).
+        with ThreadPoolExecutor(1) as pool:
+            counting = pool.submit(line_counts, source)
+            rows, nulls, timed = self._write(
+                f"read_json({_quote(source)}, format='newline_delimited', ignore_errors=true, "
+                f"columns={ENVELOPE}, maximum_object_size=16777216)", part)
+            lines, blank, comments = counting.result()
         if rows != lines - blank or nulls != comments:
             # A line that is not an event: it may have taken its neighbour with it (the
             # neighbour then reads as nothing too), so the text is read line by line.
+            part.unlink()
             return None
         return Counts(lines=lines, comments=comments + blank,
                       malformed=rows - timed - comments, events=timed)
 
-    def _exact(self, piece: Piece, view: str) -> Counts:
-        source = text_of(piece, self.workdir / f"{view}.tail.log")
+    def _exact(self, piece: Piece, part: Path) -> Counts:
+        source = text_of(piece, self.workdir / f"{part.stem}.tail.log")
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE {view}_lines AS SELECT line FROM read_csv("
+            "CREATE OR REPLACE TEMP TABLE piece_lines AS SELECT line FROM read_csv("
             f"{_quote(source)}, columns={{'line': 'VARCHAR'}}, header=false, "
             r"delim='\x1f', quote='', escape='', auto_detect=false, strict_mode=false, "
             "max_line_size=16777216, new_line='\\n')")
         lines, comments = self.db.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE line IS NULL OR trim(line) = '' OR "
-            f"starts_with(ltrim(line), '#')) FROM {view}_lines").fetchone() or (0, 0)
-        self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT j.* FROM (SELECT "
-            f"json_transform(line, '{ENVELOPE_JSON}') AS j FROM {view}_lines "
-            f"WHERE line IS NOT NULL AND trim(line) <> '' AND NOT starts_with(ltrim(line), '#') "
-            f"AND json_valid(line) AND json_type(line) = 'OBJECT')")
-        timed = (self.db.execute(f"SELECT count(time) FROM {view}").fetchone() or (0,))[0]
-        self.db.execute(f"DROP TABLE {view}_lines")
+            "SELECT count(*), count(*) FILTER (WHERE line IS NULL OR trim(line) = '' OR "
+            "starts_with(ltrim(line), '#')) FROM piece_lines").fetchone() or (0, 0)
+        _, _, timed = self._write(
+            f"(SELECT j.* FROM (SELECT json_transform(line, '{ENVELOPE_JSON}') AS j "
+            "FROM piece_lines WHERE line IS NOT NULL AND trim(line) <> '' AND NOT "
+            "starts_with(ltrim(line), '#') AND json_valid(line) AND "
+            "json_type(line) = 'OBJECT'))", part)
+        self.db.execute("DROP TABLE piece_lines")
         return Counts(lines=lines, comments=comments,
                       malformed=lines - comments - timed, events=timed)
-
 
 
 class SparkEngine(_Engine):
@@ -313,7 +322,7 @@ class SparkEngine(_Engine):
     def events(self, files: Sequence[Path]) -> Table:
         """The stored events (Spark reads a list of batch directories at once)."""
         self.spark.read.parquet(*(str(f) for f in files)).createOrReplaceTempView("events")
-        return _placed(self.ibis.table("events"))
+        return _stored(self.ibis.table("events"))
 
     def parse(self, pieces: Sequence[Piece], out: Path,
               done: Callable[[Piece], None] | None = None) -> list[Counts]:
@@ -370,7 +379,8 @@ class SparkEngine(_Engine):
             get["$.problem_id"].alias("problem_id"), num("$.grade", "DOUBLE").alias("grade"),
             num("$.max_grade", "DOUBLE").alias("max_grade"),
             num("$.attempts", "BIGINT").alias("attempts"),
-            get["$.target_id"].alias("target_id"))
+            get["$.target_id"].alias("target_id"),
+            F.lit(pipelines.ACCEPTED).cast("tinyint").alias("shape"))  # every line timed
         raw.createOrReplaceTempView("raw_events")
         normalised = pipelines.events(self.ibis.table("raw_events"))
         self.ibis.to_parquet(normalised, str(out))  # a directory of part files
@@ -381,9 +391,10 @@ class SparkEngine(_Engine):
 
 
 
-def _placed(evs: Table) -> Table:
-    """Stored events with their places: batches written before places were kept at
-    reading time get them now."""
+def _stored(rows: Table) -> Table:
+    """The accepted events of stored rows, with their places (batches written before
+    places and statuses were kept hold accepted events only, without places)."""
+    evs = pipelines.accepted(rows) if "status" in rows.columns else rows
     return evs if "place" in evs.columns else pipelines.with_places(evs)
 
 

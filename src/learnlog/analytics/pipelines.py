@@ -41,7 +41,13 @@ RAW_COLUMNS = {
     "max_grade": "float64",
     "attempts": "int64",
     "target_id": "string",
+    "shape": "int8",  # what the line was: EVENT, UNTIMED (no time) or EMPTY (no fields)
 }
+
+# What a read line became (the `status` of a normalised row): an accepted event; an event
+# without a user, a course or a readable time; JSON without a time; a line with no field
+# read (a comment or a broken line). Only ACCEPTED rows take part in the statistics.
+ACCEPTED, UNPLACED, UNTIMED, EMPTY = 0, 1, 2, 3
 
 VIDEO_EVENTS = ("play_video", "pause_video", "seek_video", "stop_video")
 OLD_COURSE = r"^[^/+:\s]+/[^/+:\s]+/[^/+:\s]+$"
@@ -74,8 +80,9 @@ def video_expr(text: Any) -> Any:
 
 
 def events(raw: Table) -> Table:
-    """Normalised events: the course from the context, else from the page or the path; ids
-    in one form; events without a user or a course left out (the reader counts them).
+    """Normalised rows: the course from the context, else from the page or the path; ids
+    in one form; each event's place (`with_places`); and each row's `status` (ACCEPTED
+    for an event with a user, a course and a time; the reader's `shape` otherwise).
     Readers deliver `username`, `course_raw` and `raw_id` trimmed of whitespace."""
     given = raw.course_raw
     found = _blank_to_null(raw.page.re_extract(COURSE_IN_URL, 1)).coalesce(
@@ -86,9 +93,16 @@ def events(raw: Table) -> Table:
         course_id=course,
         video_id=ibis.ifelse(raw.event_type.isin(VIDEO_EVENTS), video_expr(raw.raw_id),
                              ibis.null("string")))
-    out = out.filter(out.username.notnull() & (out.username != "") & out.course_id.notnull()
-                     & out.ts.notnull()).drop("course_raw")
-    return with_places(out)
+    kept = (out.username.notnull() & (out.username != "") & out.course_id.notnull()
+            & out.ts.notnull())
+    status = ibis.ifelse(out.shape != ACCEPTED, out.shape,
+                         ibis.ifelse(kept, ACCEPTED, UNPLACED)).cast("int8")
+    return with_places(out.mutate(status=status).drop("course_raw", "shape"))
+
+
+def accepted(rows: Table) -> Table:
+    """The accepted events of normalised rows."""
+    return rows.filter(rows.status == ACCEPTED).drop("status")
 
 
 def staff(evs: Table) -> Table:
@@ -106,10 +120,20 @@ def learners(evs: Table, named: list[str]) -> Table:
 
 # -- when and where ----------------------------------------------------------------------
 
+DAY_MICROSECONDS = 86_400 * 1_000_000
+
+
 def with_time(evs: Table) -> Table:
-    """Events with their UTC day and the Monday of their week."""
-    moment = (evs.ts // 1_000_000).as_timestamp("s")
-    return evs.mutate(day=moment.date(), week=moment.truncate("W").date())
+    """Events with their UTC day and the Monday of their week, as days since 1970-01-01
+    (integer arithmetic: far cheaper than dates on every event; `dated` turns the
+    aggregated ones into dates). 1970-01-01 was a Thursday."""
+    day = evs.ts // DAY_MICROSECONDS
+    return evs.mutate(day=day, week=day - (day + 3) % 7)
+
+
+def dated(rel: Table, *names: str) -> Table:
+    """These day-number columns (of `with_time`) as dates."""
+    return rel.mutate(**{n: (rel[n] * 86_400).as_timestamp("s").date() for n in names})
 
 
 PAGE_CLASSES = ("info", "progress", "course", "wiki", "discussion", "bookmarks", "dates")
@@ -186,8 +210,8 @@ def visits(evs: Table, places: Table | None = None) -> Table:
     """Navigation events into a unit, once per event, per (course, user, unit, day)."""
     nav = with_time(locations(evs, places))
     nav = nav.filter(nav.navigation)
-    return nav.group_by(["course_id", "username", "place", "day"]).aggregate(
-        visits=nav.count()).rename(unit="place")
+    return dated(nav.group_by(["course_id", "username", "place", "day"]).aggregate(
+        visits=nav.count()).rename(unit="place"), "day")
 
 
 # -- time on page ------------------------------------------------------------------------
@@ -264,8 +288,9 @@ def times(evs: Table, rules: TimeRules, places: Table | None = None) -> Table:
     runs = spans.group_by(["course_id", "username", "session", "run", "where"]).aggregate(
         began=spans.began.min(), seconds=spans.seconds.sum())
     runs = with_time(runs.rename(ts="began").filter(runs.seconds >= rules.min_run))
-    return runs.group_by(["course_id", "username", "where", "day"]).aggregate(
-        seconds=runs.seconds.sum(), sessions=runs.session.nunique()).rename(unit="where")
+    return dated(runs.group_by(["course_id", "username", "where", "day"]).aggregate(
+        seconds=runs.seconds.sum(), sessions=runs.session.nunique()).rename(unit="where"),
+        "day")
 
 
 # -- problems and weekly activity ------------------------------------------------------
@@ -277,9 +302,9 @@ def problems(evs: Table) -> Table:
                                   & (evs.event_source == "server")))
     checks = checks.mutate(problem=checks.problem_id.coalesce(checks.usage_key))
     checks = checks.filter(checks.problem.notnull())
-    return checks.group_by(["course_id", "username", "problem", "day"]).aggregate(
+    return dated(checks.group_by(["course_id", "username", "problem", "day"]).aggregate(
         attempts=checks.count(), grade=checks.grade.argmax(checks.ts),
-        max_grade=checks.max_grade.argmax(checks.ts))
+        max_grade=checks.max_grade.argmax(checks.ts)), "day")
 
 
 def activity(evs: Table) -> Table:
@@ -296,13 +321,13 @@ def activity(evs: Table) -> Table:
         "POSTED_FORUM": e.event_type.re_search(r"^edx\.forum\..+\.created$")
         & (source == "server"),
     }
-    parts = [e.filter(cond).group_by(["course_id", "week"]).aggregate(
-        users=e.username.nunique()).mutate(label=ibis.literal(name))
-        for name, cond in label.items()]
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.union(part)
-    return out
+    # One pass over the events for every label, then a row per (course, week, label).
+    weeks = dated(e.group_by(["course_id", "week"]).aggregate(
+        **{name: e.username.nunique(where=cond) for name, cond in label.items()}), "week")
+    parts = [weeks.select("course_id", "week", users=weeks[name].cast("int64"),
+                          label=ibis.literal(name)) for name in label]
+    out = ibis.union(*parts, distinct=False)
+    return out.filter(out.users > 0)
 
 
 # -- video -----------------------------------------------------------------------------
@@ -357,26 +382,32 @@ def video_durations(evs: Table) -> Table:
         duration=video.duration.max(where=carried))
 
 
+def _islands(spans: Table, low: str, high: str) -> Table:
+    """Per (course, video, user), the union of their [low, high] spans as disjoint
+    islands (course_id, video_id, username, first, last): a span opens a new island when
+    it starts after every span before it (in low, high order) has ended."""
+    # Distinct spans only: both windows must see one order, and identical spans could
+    # come in either.
+    own = spans.select("course_id", "video_id", "username", first=spans[low],
+                       last=spans[high]).distinct()
+    keys = [own.course_id, own.video_id, own.username]
+    before = own.last.max().over(ibis.window(
+        group_by=keys, order_by=[own.first, own.last], preceding=(None, 1)))
+    own = own.mutate(new=ibis.ifelse(before.isnull() | (own.first > before), 1, 0))
+    own = own.mutate(island=own.new.sum().over(ibis.window(
+        group_by=[own.course_id, own.video_id, own.username],
+        order_by=[own.first, own.last], preceding=None, following=0)))
+    return own.group_by(["course_id", "video_id", "username", "island"]).aggregate(
+        first=own.first.min(), last=own.last.max())
+
+
 def video_users(views: Table, completed_at: float) -> Table:
     """Per (course, video, user): watch time (every viewing counts), the union of the
     viewings, coverage = union / duration (the largest end seen when the duration is
     unknown) clamped to [0, 1], and whether the user completed the video."""
-    w = ibis.window(group_by=[views.course_id, views.video_id, views.username],
-                    order_by=[views.start, views.end],
-                    preceding=None, following=0)
-    reach = views.mutate(reach=views.end.max().over(w))
-    w2 = ibis.window(group_by=[reach.course_id, reach.video_id, reach.username],
-                     order_by=[reach.start, reach.end])
-    flagged = reach.mutate(new=ibis.ifelse(
-        reach.reach.lag().over(w2).isnull() | (reach.start > reach.reach.lag().over(w2)),
-        1, 0))
-    w3 = ibis.window(group_by=[flagged.course_id, flagged.video_id, flagged.username],
-                     order_by=[flagged.start, flagged.end], preceding=None, following=0)
-    islands = flagged.mutate(island=flagged.new.sum().over(w3))
-    spans = islands.group_by(["course_id", "video_id", "username", "island"]).aggregate(
-        low=islands.start.min(), high=islands.end.max())
+    spans = _islands(views, "start", "end")
     union = spans.group_by(["course_id", "video_id", "username"]).aggregate(
-        covered=(spans.high - spans.low).sum())
+        covered=(spans.last - spans.first).sum())
     per_user = views.group_by(["course_id", "video_id", "username"]).aggregate(
         watch_time=(views.end - views.start).sum(), viewings=views.count(),
         duration=views.duration.max(), last_end=views.end.max())
@@ -394,13 +425,40 @@ def video_users(views: Table, completed_at: float) -> Table:
 
 def timeline(views: Table) -> Table:
     """Per (course, video, 5-second segment): the viewings and distinct users that
-    covered it; a viewing covers every segment from int(start)//5 to int(end)//5."""
+    covered it; a viewing covers every segment from int(start)//5 to int(end)//5.
+
+    Counted at the segments where a figure changes, not segment by segment: a viewing
+    adds one view from its first segment and takes it away after its last; a user's
+    viewings are merged into runs of segments first, so a user adds one user from a
+    run's first segment and takes it away after its last. Running sums over the points
+    of change give each stretch's figures; only the stretches with views become
+    segments."""
     # floor, not a cast: DuckDB rounds a float cast to an integer, Spark truncates.
-    first = views.start.floor().cast("int64") // SEGMENT_SECONDS
-    last = views.end.floor().cast("int64") // SEGMENT_SECONDS
-    spread = views.mutate(segment=ibis.range(first, last + 1).unnest())
-    return spread.group_by(["course_id", "video_id", "segment"]).aggregate(
-        num_views=spread.count(), num_users=spread.username.nunique())
+    spans = views.select(
+        "course_id", "video_id", "username",
+        first=views.start.floor().cast("int64") // SEGMENT_SECONDS,
+        last=views.end.floor().cast("int64") // SEGMENT_SECONDS)
+    runs = _islands(spans, "first", "last")
+
+    def change(rel: Table, at: Any, views: int, users: int) -> Table:
+        return rel.select("course_id", "video_id", point=at,
+                          views=ibis.literal(views, "int64"),
+                          users=ibis.literal(users, "int64"))
+    changes = ibis.union(
+        change(spans, spans.first, 1, 0), change(spans, spans.last + 1, -1, 0),
+        change(runs, runs.first, 0, 1), change(runs, runs.last + 1, 0, -1), distinct=False)
+    points = changes.group_by(["course_id", "video_id", "point"]).aggregate(
+        views=changes.views.sum(), users=changes.users.sum())
+    w = ibis.window(group_by=[points.course_id, points.video_id], order_by=points.point,
+                    preceding=None, following=0)
+    stretch = points.mutate(num_views=points.views.sum().over(w),
+                            num_users=points.users.sum().over(w),
+                            until=points.point.lead().over(ibis.window(
+                                group_by=[points.course_id, points.video_id],
+                                order_by=points.point)))
+    stretch = stretch.filter(stretch.num_views > 0)  # `until` is set: views end somewhere
+    out = stretch.mutate(segment=ibis.range(stretch.point, stretch.until).unnest())
+    return out.select("course_id", "video_id", "segment", "num_views", "num_users")
 
 
 __all__ = ["RAW_COLUMNS", "TimeRules", "activity", "events", "learners", "problems",

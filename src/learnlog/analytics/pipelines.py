@@ -112,10 +112,24 @@ def staff(evs: Table) -> Table:
                       | (evs.event_source == "studio")).select("username").distinct()
 
 
+# What the statistics read of an event (page, name and the raw ids served `events`).
+STATISTICS_COLUMNS = ("ts", "username", "course_id", "event_type", "event_source",
+                      "referer", "place", "navigation", "video_id", "current_time",
+                      "old_time", "new_time", "duration", "problem_id", "usage_key",
+                      "grade", "max_grade")
+
+
 def learners(evs: Table, named: list[str]) -> Table:
-    """The events of everyone but staff: the `named` users and those `staff` finds."""
+    """The events of everyone but staff (the `named` users and those `staff` finds),
+    with the columns the statistics read."""
     kept = evs.filter(~evs.username.isin(named)) if named else evs
-    return kept.anti_join(staff(evs), "username")
+    kept = kept.anti_join(staff(evs), "username").select(*STATISTICS_COLUMNS)
+    # `who`: a number per (course, user), a cheaper key to sort and part events by than
+    # the two texts (which share long prefixes).
+    people = kept.select("course_id", "username").distinct()
+    people = people.mutate(who=ibis.row_number().over(
+        order_by=[people.course_id, people.username]))
+    return kept.join(people, ["course_id", "username"]).select(*STATISTICS_COLUMNS, "who")
 
 
 # -- when and where ----------------------------------------------------------------------
@@ -253,9 +267,10 @@ def times(evs: Table, rules: TimeRules, places: Table | None = None) -> Table:
     cut = ibis.cases((referer.isnull(), 0),
                      (referer.re_search(rules.login_referer), 1),
                      (referer.re_search(rules.dashboard_referer), 2), else_=0)
-    placed = placed.select("course_id", "username", "ts", "event_type", "place", cut=cut)
-    w = ibis.window(group_by=[placed.course_id, placed.username],
-                    order_by=[placed.ts, placed.event_type])
+    # Through the sorts, as few columns as will do: names come back at the end.
+    people = placed.select("who", "course_id", "username").distinct()
+    placed = placed.select("who", "ts", "event_type", "place", cut=cut)
+    w = ibis.window(group_by=placed.who, order_by=[placed.ts, placed.event_type])
 
     def ends_session(gap: Any, kind: Any) -> Any:  # a gap (s) into an event of that kind
         return ((gap > rules.session_gap) | ((kind == 1) & (gap > rules.login_gap))
@@ -267,30 +282,32 @@ def times(evs: Table, rules: TimeRules, places: Table | None = None) -> Table:
         last, ibis.ifelse(placed.event_type == "page_close", 0.0, rules.last_credit),
         ibis.ifelse(gap_after > rules.outlier_gap, rules.outlier_credit, gap_after))
     starts = prev_ts.notnull() & ends_session((placed.ts - prev_ts) / 1_000_000, placed.cut)
-    step = placed.select("course_id", "username", "ts", "event_type", "place",
+    step = placed.select("who", "ts", "event_type", "place",
                          starts=starts.cast("int64"), credited=credited.cast("float64"))
-    upto = ibis.window(group_by=[step.course_id, step.username],
-                       order_by=[step.ts, step.event_type], preceding=None, following=0)
+    upto = ibis.window(group_by=step.who, order_by=[step.ts, step.event_type],
+                       preceding=None, following=0)
     step = step.mutate(
         session=step.starts.sum().over(upto),
         span=ibis.ifelse((step.starts == 1) | step.place.notnull(), 1, 0).sum().over(upto))
-    spans = step.group_by(["course_id", "username", "session", "span"]).aggregate(
+    spans = step.group_by(["who", "session", "span"]).aggregate(
         where=step.place.max(), began=step.ts.min(), seconds=step.credited.sum())
     spans = spans.mutate(where=spans.where.fill_null(UNRESOLVED))
-    ws = ibis.window(group_by=[spans.course_id, spans.username], order_by=[spans.span])
+    ws = ibis.window(group_by=spans.who, order_by=spans.span)
     before = spans.where.lag().over(ws)
     spans = spans.mutate(moved=ibis.ifelse(
         before.isnull() | (before != spans.where)
         | (spans.session != spans.session.lag().over(ws)), 1, 0))
-    upto_span = ibis.window(group_by=[spans.course_id, spans.username],
-                            order_by=[spans.span], preceding=None, following=0)
+    upto_span = ibis.window(group_by=spans.who, order_by=spans.span, preceding=None,
+                            following=0)
     spans = spans.mutate(run=spans.moved.sum().over(upto_span))
-    runs = spans.group_by(["course_id", "username", "session", "run", "where"]).aggregate(
+    runs = spans.group_by(["who", "session", "run", "where"]).aggregate(
         began=spans.began.min(), seconds=spans.seconds.sum())
     runs = with_time(runs.rename(ts="began").filter(runs.seconds >= rules.min_run))
-    return dated(runs.group_by(["course_id", "username", "where", "day"]).aggregate(
-        seconds=runs.seconds.sum(), sessions=runs.session.nunique()).rename(unit="where"),
-        "day")
+    out = runs.group_by(["who", "where", "day"]).aggregate(
+        seconds=runs.seconds.sum(), sessions=runs.session.nunique())
+    out = out.join(people, "who")
+    return dated(out.select("course_id", "username", "day", "seconds", "sessions",
+                            unit=out.where), "day")
 
 
 # -- problems and weekly activity ------------------------------------------------------

@@ -53,3 +53,26 @@ def test_the_attempt_count_of_existing_tries_is_backfilled(database_url: str) ->
         assert counts == {1: 3, 2: 0}
     finally:
         engine.dispose()
+
+
+def test_statistics_rows_stay_when_their_tables_are_clustered_by_key(
+        database_url: str) -> None:
+    """0013 rebuilds the statistics tables WITHOUT ROWID on SQLite, keeping their rows."""
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0012")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO stats_times (dataset, course_id, username, unit_id, day, "
+                "seconds, sessions) VALUES ('d', 'c', 'ana', 'u1', '2025-03-03', 42.5, 2)"))
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT username, seconds, sessions FROM stats_times")).all() == [
+                ("ana", 42.5, 2)]
+            if engine.dialect.name == "sqlite":
+                for (sql,) in conn.execute(text(
+                        "SELECT sql FROM sqlite_master WHERE name LIKE 'stats_%'")):
+                    assert sql.rstrip().upper().endswith("WITHOUT ROWID"), sql
+    finally:
+        engine.dispose()

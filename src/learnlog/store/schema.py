@@ -439,6 +439,7 @@ stats_videos = Table(
     Column("users_at_start", Integer, nullable=False),
     Column("users_at_end", Integer, nullable=False),
     Column("total_viewed_seconds", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 stats_video_users = Table(
@@ -453,6 +454,7 @@ stats_video_users = Table(
     Column("covered", Float, nullable=False),
     Column("coverage", Float, nullable=False),
     Column("completed", Boolean, nullable=False),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 stats_timeline = Table(
@@ -464,6 +466,7 @@ stats_timeline = Table(
     Column("segment", Integer, primary_key=True, autoincrement=False),
     Column("num_users", Integer, nullable=False),
     Column("num_views", Integer, nullable=False),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 stats_times = Table(
@@ -476,6 +479,7 @@ stats_times = Table(
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
     Column("seconds", Float, nullable=False),
     Column("sessions", Integer, nullable=False),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 stats_visits = Table(
@@ -487,6 +491,7 @@ stats_visits = Table(
     _id("unit_id", primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("visits", Integer, nullable=False),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 stats_problems = Table(
@@ -500,6 +505,7 @@ stats_problems = Table(
     Column("attempts", Integer, nullable=False),
     Column("grade", Float),
     Column("max_grade", Float),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 stats_activity = Table(
@@ -510,6 +516,7 @@ stats_activity = Table(
     Column("week_start", String(10), primary_key=True),  # a Monday, YYYY-MM-DD
     Column("label", String(32), primary_key=True),
     Column("users", Integer, nullable=False),
+    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
 )
 
 # A course's units from an Open edX Blocks API document (`learnlog logs structure`): the

@@ -4,6 +4,7 @@ the other is an SQLite file, as on a school server or a laptop."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,12 @@ from learnlog.domain.errors import Conflict, Forbidden, InvalidInput
 from learnlog.service.verify import verify
 from learnlog.settings import Settings
 from learnlog.store.fastsql import FastSql
-from learnlog.store.schema import sessions
+from learnlog.store.schema import course_units, sessions
 from learnlog.store.sync import held_vectors, sendable_vectors, synced_tables
 from learnlog.store.uow import BatchUnitOfWork
 from learnlog.sync.client import LocalPeer, SyncError, sync
 from learnlog.sync.server import Grant
-from tests.support import Api, Unreliable, leaf
+from tests.support import Api, Unreliable, leaf, unit
 
 
 @pytest.fixture
@@ -312,3 +313,22 @@ def test_a_stream_longer_than_a_chunk_moves_whole_in_one_sync(
     assert (report.pulled, report.pushed) == (3, 3)
     assert facts(runtime)["sessions"] == facts(lrt)["sessions"]
     assert len(facts(runtime)["sessions"]) == 6
+
+
+def test_a_course_structure_that_arrives_by_sync_gives_the_course_its_units(
+        api: Api, runtime: Runtime, laptop: tuple[Api, Runtime]) -> None:
+    """A course collection registered on the laptop becomes the course's units on the
+    server once synced (its outbox imports them, as for one registered there)."""
+    lapi, lrt = laptop
+    vertical = "block-v1:LearnX+T1+2025+type@vertical+block@u1"
+    lapi.put_collection("course-v1:LearnX+T1+2025", [
+        unit("block-v1:LearnX+T1+2025+type@sequential+block@s1", unit(vertical, leaf("c1")))])
+    sync(lrt, LocalPeer(runtime))
+    deadline = time.monotonic() + 20
+    found: list[Any] = []
+    while time.monotonic() < deadline and not found:
+        with runtime.read_engine.connect() as conn:
+            found = list(conn.execute(select(course_units.c.unit_id, course_units.c.sequential,
+                                             course_units.c.position)))
+        time.sleep(0.1)
+    assert found == [(vertical, "s1", 1)]

@@ -6,6 +6,7 @@ factory, the CLI and the tests use alike; `Runtime.close()` releases everything.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from .store.uow import COUNTER_KEY, BatchUnitOfWork
 from .store.writer import Writer
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any]) -> None:
@@ -88,7 +90,14 @@ class Runtime:
             held = ingested_courses(conn, dataset, name) & set(courses)
         if not held:
             return
-        runner = analytics_engine(self.settings, name)
+        try:
+            runner = analytics_engine(self.settings, name)
+        except ImportError as error:  # retrying would not install it
+            log.error("statistics of %s not recomputed after a structure change: the %s "
+                      "engine is not installed in this process (%s); pip install "
+                      "'learnlog[spark]' or set LEARNLOG_ANALYTICS_ENGINE=duckdb",
+                      ", ".join(sorted(held)), name, error)
+            return
         try:
             recompute_courses(self.engine, runner, analytics_dir(self.settings),
                               sorted(held), dataset=dataset, staff=self.settings.staff,

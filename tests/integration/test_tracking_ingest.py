@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, select
 
 from learnlog.analytics.engines import open_engine
 from learnlog.analytics.ingest import recompute_courses
 from learnlog.analytics.synthetic import generate
 from learnlog.bootstrap import bootstrap
 from learnlog.settings import Settings
-from learnlog.store.schema import log_batches
+from learnlog.store.schema import log_batches, stats_activity, stats_times
 from tests.tracking import COURSE, edx_logs, event, run, stored, video, write
 
 DEMO = "course-v1:edX+DemoX+Demo_Course"
@@ -287,3 +287,28 @@ def test_batches_kept_before_places_and_statuses_were_stored_still_count(
         runner.close()
     assert rounded(stored(db)) == before
     assert before["stats_times"] and before["stats_visits"]
+
+
+def test_days_and_weeks_are_utc_whatever_the_machines_time_zone(tmp_path: Path) -> None:
+    """On a machine in Los Angeles (UTC-8 in March), an event at 00:30 UTC on Monday
+    2025-03-03 is still Monday's, in Monday's week; a time without an offset is UTC."""
+    lines = [event("ana", f"/courses/{COURSE}/courseware/ch1/s1/1/", -8.5 * 3600,
+                   {"GET": {}}, source="server"),  # 2025-03-03 00:30 UTC
+             event("ana", "page_close", -8.5 * 3600 + 60)]
+    lines.append(lines[-1].replace("+00:00", ""))  # the same moment, written without offset
+    write(tmp_path / "logs" / "t.log", lines)
+    url = f"sqlite:///{tmp_path / 'tz.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "learnlog", "logs", "ingest", str(tmp_path / "logs")],
+        env={**os.environ, "TZ": "America/Los_Angeles", "LEARNLOG_DATABASE_URL": url,
+             "LEARNLOG_ANALYTICS_DIR": str(tmp_path / "store")},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    db = create_engine(url)
+    try:
+        with db.connect() as conn:
+            days = {r.day for r in conn.execute(select(stats_times))}
+            weeks = {r.week_start for r in conn.execute(select(stats_activity))}
+    finally:
+        db.dispose()
+    assert days == {"2025-03-03"} and weeks == {"2025-03-03"}

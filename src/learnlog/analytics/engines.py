@@ -194,6 +194,10 @@ class DuckDBEngine(_Engine):
             "memory_limit": memory_limit, "temp_directory": str(workdir / "spill"),
             "preserve_insertion_order": False,
             **({"threads": threads} if threads else {})})
+        # Days, weeks and times without an offset are UTC (SPEC §6), not the machine's
+        # zone (DuckDB's default). Ibis sets this too when it takes the connection; the
+        # rules do not rest on that. Set after connecting: time-zone support loads then.
+        self.db.execute("SET TimeZone = 'UTC'")
         self.ibis = ibis.duckdb.from_connection(self.db)
 
     def close(self) -> None:

@@ -56,8 +56,7 @@ VIDEO_HASH = r"(?:^i4x-.+-video-|^block-v1:.+\+type@video\+block@)([^\s/+@]+)$"
 
 
 def _blank_to_null(value: Any) -> Any:
-    # NULLIF names its argument once: a CASE repeating it would have engines compute a
-    # regular expression twice, or for every row when they factor it out.
+    """Empty text as null (what a regular expression that found nothing gives)."""
     return value.nullif("")
 
 

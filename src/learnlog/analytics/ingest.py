@@ -6,9 +6,10 @@ Incremental and replay-safe:
   it changed: the same size and fingerprint is skipped, a plain file that grew (the same
   fingerprint over the bytes read before) is read from where it stopped, anything else
   is read again as a new file;
-- the parsed events of one run are one Parquet batch, registered in `log_batches` in the
-  same transaction as the files' new state and the courses' new statistics: a run that
-  dies half-way leaves an unregistered batch, which is ignored and removed next time;
+- the parsed events of one run are one Parquet batch (a folder of part files, one per log
+  file on DuckDB), registered in `log_batches` in the same transaction as the files' new
+  state and the courses' new statistics: a run that dies half-way leaves an unregistered
+  batch, which is ignored and removed next time;
 - a course's statistics are always recomputed from all its registered events, so they
   equal a from-scratch run whatever order the files came in.
 """
@@ -320,7 +321,7 @@ def _forget_unregistered(batches_dir: Path, registered: Sequence[Path]) -> None:
 
 
 def _remove(path: Path) -> None:
-    """A batch: one Parquet file (DuckDB) or a directory of part files (Spark)."""
+    """A batch: a directory of Parquet part files (one file, in stores written before)."""
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():

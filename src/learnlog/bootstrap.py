@@ -79,25 +79,28 @@ class Runtime:
                     round(self.settings.outbox_lease_seconds * 1000),
                     recompute=self.recompute_courses)
 
-    def recompute_courses(self, dataset: str, courses: Sequence[str]) -> None:
+    def recompute_courses(self, dataset: str, courses: Sequence[str], *,
+                          engine: str | None = None,
+                          start: Callable[[str], Any] | None = None) -> bool:
         """Recompute courses' tracking-log statistics from the events kept for them (after
-        a course structure changed), on the configured engine; nothing to do (and no
-        engine started) when no logs of these courses were ingested."""
+        a course structure changed), on `engine` (default: the configured one) started by
+        `start` (default: `analytics_engine`). Nothing to do, and no engine started, when
+        no logs of these courses were ingested; returns whether any was recomputed."""
         from .analytics.ingest import ingested_courses, recompute_courses, time_rules
 
-        name = self.settings.analytics_engine
+        name = engine or self.settings.analytics_engine
         with self.read_engine.connect() as conn:
             held = ingested_courses(conn, dataset, name) & set(courses)
         if not held:
-            return
+            return False
         try:
-            runner = analytics_engine(self.settings, name)
+            runner = (start or (lambda n: analytics_engine(self.settings, n)))(name)
         except ImportError as error:  # retrying would not install it
             log.error("statistics of %s not recomputed after a structure change: the %s "
                       "engine is not installed in this process (%s); pip install "
                       "'learnlog[spark]' or set LEARNLOG_ANALYTICS_ENGINE=duckdb",
                       ", ".join(sorted(held)), name, error)
-            return
+            return False
         try:
             recompute_courses(self.engine, runner, analytics_dir(self.settings),
                               sorted(held), dataset=dataset, staff=self.settings.staff,
@@ -105,6 +108,7 @@ class Runtime:
                               rules=time_rules(self.settings))
         finally:
             runner.close()
+        return True
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run a read in a worker thread on a pooled read connection.

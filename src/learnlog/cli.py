@@ -381,13 +381,7 @@ def logs_structure(
     recomputed from the events already ingested."""
     import json
 
-    from .analytics.ingest import (
-        import_structure,
-        ingested_courses,
-        recompute_courses,
-        time_rules,
-    )
-    from .bootstrap import analytics_dir
+    from .analytics.ingest import import_structure
     from .domain.tracking import course_id as normalise_course
 
     settings = _settings()
@@ -401,25 +395,16 @@ def logs_structure(
         with rt.engine.begin() as conn:
             course, stored, gone = import_structure(conn, dataset, doc,
                                                     normalise_course(course_id))
-        name = engine or settings.analytics_engine
-        with rt.engine.connect() as conn:
-            ingested = course in ingested_courses(conn, dataset, name)
-        if ingested:  # no engine to start for a course with no logs yet
-            runner = _runner(settings, name, master)
-            try:
-                recompute_courses(rt.engine, runner, analytics_dir(settings), [course],
-                                  dataset=dataset, staff=settings.staff,
-                                  completed_at=settings.video_completed_coverage,
-                                  rules=time_rules(settings))
-            finally:
-                runner.close()
+        recomputed = rt.recompute_courses(
+            dataset, [course], engine=engine,
+            start=lambda name: _runner(settings, name, master))
     except ValueError as error:
         err.print(f"[red]not imported[/red]: {error}")
         raise typer.Exit(1) from error
     finally:
         rt.close()
     err.print(f"[green]structure of {course}[/green]: {stored} units, {gone} made inactive; "
-              + ("statistics recomputed" if ingested else "no logs of it ingested yet"))
+              + ("statistics recomputed" if recomputed else "no logs of it ingested yet"))
 
 
 def _seconds(text: str) -> float:

@@ -210,8 +210,8 @@ class DuckDBEngine(_Engine):
         Parquet file each, in one streaming pass each (the text is never held whole);
         what each piece held. `done` hears of each piece read."""
         counts = []
+        out.mkdir(parents=True, exist_ok=True)
         for i, piece in enumerate(pieces):
-            out.mkdir(parents=True, exist_ok=True)
             part = out / f"part-{i}.parquet"
             found = self._fast(piece, part) if not piece.gzip else None
             if found is None:
@@ -228,7 +228,7 @@ class DuckDBEngine(_Engine):
         self.ibis.to_parquet(pipelines.events(self.ibis.table("raw_events")), part)
         found = self.db.execute(
             f"SELECT count(*), count(*) FILTER (WHERE status = {pipelines.EMPTY}), "
-            f"count(*) FILTER (WHERE status <= {pipelines.UNPLACED}) "
+            f"count(*) FILTER (WHERE status IN ({pipelines.ACCEPTED}, {pipelines.UNPLACED})) "
             f"FROM read_parquet({_quote(part)})").fetchone()
         return found or (0, 0, 0)
 

@@ -357,12 +357,17 @@ def _number(value: Any) -> Any:
 
 def _rows(engine: AnalyticsEngine, table: Any, dataset: str, expr: Any) -> Rows:
     """The rows of statistics table `table` from an expression with its other columns
-    (by name): sorted by the table's key by the engine, then turned into tuples a column
-    at a time (so each row lands at the end of the index when inserted)."""
-    names = [c.name for c in table.columns]
+    (by name), sorted by the table's key by the engine (so each row lands at the end of
+    the index when inserted)."""
+    names = [c.name for c in table.columns if c.name != "dataset"]
     keys = [c.name for c in table.primary_key.columns if c.name != "dataset"]
-    found = engine.arrow(expr.select(*names[1:]).order_by(keys))
-    columns = [found.column(n).to_pylist() for n in names[1:]]
+    return _tuples(engine.arrow(expr.select(*names).order_by(keys)), table, dataset)
+
+
+def _tuples(found: Any, table: Any, dataset: str) -> Rows:
+    """An Arrow table's rows as rows of `table` (its columns by name, in table order,
+    after the dataset), turned into tuples a column at a time."""
+    columns = [found.column(c.name).to_pylist() for c in table.columns if c.name != "dataset"]
     return list(zip(repeat(dataset, found.num_rows), *columns, strict=False))
 
 
@@ -410,9 +415,7 @@ def _recompute(engine: AnalyticsEngine, files: Sequence[Path], courses: Sequence
         num_views=segments.num_views.cast("int64")))
     views.release()
     learners.release()
-    names = [c.name for c in stats_video_users.columns][1:]
-    out.video_users = list(zip(repeat(dataset, users.num_rows),
-                               *(users.column(n).to_pylist() for n in names), strict=False))
+    out.video_users = _tuples(users, stats_video_users, dataset)
     out.videos = _videos(dataset, users.to_pylist(), out.timeline)
     if progress is not None:
         progress("compute", 1, 1)

@@ -133,20 +133,20 @@ def learners(evs: Table, named: list[str]) -> Table:
 
 # -- when and where ----------------------------------------------------------------------
 
-DAY_MICROSECONDS = 86_400 * 1_000_000
+DAY_SECONDS = 86_400
 
 
 def with_time(evs: Table) -> Table:
     """Events with their UTC day and the Monday of their week, as days since 1970-01-01
     (integer arithmetic: far cheaper than dates on every event; `dated` turns the
     aggregated ones into dates). 1970-01-01 was a Thursday."""
-    day = evs.ts // DAY_MICROSECONDS
+    day = evs.ts // (DAY_SECONDS * 1_000_000)
     return evs.mutate(day=day, week=day - (day + 3) % 7)
 
 
 def dated(rel: Table, *names: str) -> Table:
     """These day-number columns (of `with_time`) as dates."""
-    return rel.mutate(**{n: (rel[n] * 86_400).as_timestamp("s").date() for n in names})
+    return rel.mutate(**{n: (rel[n] * DAY_SECONDS).as_timestamp("s").date() for n in names})
 
 
 PAGE_CLASSES = ("info", "progress", "course", "wiki", "discussion", "bookmarks", "dates")
@@ -207,15 +207,15 @@ def locations(evs: Table, places: Table | None = None) -> Table:
     them: with `places` (course_id, place, unit_id: `domain.tracking.places`) each place
     it maps becomes its unit id; a move across subsections it cannot place (or any, with
     no structure) is `unresolved`."""
-    crossing = evs.place.startswith("next:") | evs.place.startswith("prev:")
+    def placed(place: Any) -> Any:  # a move across subsections left unplaced
+        crossing = place.startswith("next:") | place.startswith("prev:")
+        return ibis.ifelse(crossing, UNRESOLVED, place)
     if places is None:
-        return evs.mutate(place=ibis.ifelse(crossing, UNRESOLVED, evs.place))
+        return evs.mutate(place=placed(evs.place))
     known = places.rename(known_course="course_id", known_place="place")
     joined = evs.left_join(known, [evs.course_id == known.known_course,
                                    evs.place == known.known_place])
-    crossing = joined.place.startswith("next:") | joined.place.startswith("prev:")
-    return joined.mutate(place=joined.unit_id.coalesce(
-        ibis.ifelse(crossing, UNRESOLVED, joined.place))).drop(
+    return joined.mutate(place=joined.unit_id.coalesce(placed(joined.place))).drop(
         "known_course", "known_place", "unit_id")
 
 
@@ -406,14 +406,13 @@ def _islands(spans: Table, low: str, high: str) -> Table:
     # come in either.
     own = spans.select("course_id", "video_id", "username", first=spans[low],
                        last=spans[high]).distinct()
-    keys = [own.course_id, own.video_id, own.username]
+    keys = ["course_id", "video_id", "username"]
     before = own.last.max().over(ibis.window(
-        group_by=keys, order_by=[own.first, own.last], preceding=(None, 1)))
+        group_by=keys, order_by=["first", "last"], preceding=(None, 1)))
     own = own.mutate(new=ibis.ifelse(before.isnull() | (own.first > before), 1, 0))
     own = own.mutate(island=own.new.sum().over(ibis.window(
-        group_by=[own.course_id, own.video_id, own.username],
-        order_by=[own.first, own.last], preceding=None, following=0)))
-    return own.group_by(["course_id", "video_id", "username", "island"]).aggregate(
+        group_by=keys, order_by=["first", "last"], preceding=None, following=0)))
+    return own.group_by([*keys, "island"]).aggregate(
         first=own.first.min(), last=own.last.max())
 
 
@@ -456,10 +455,10 @@ def timeline(views: Table) -> Table:
         last=views.end.floor().cast("int64") // SEGMENT_SECONDS)
     runs = _islands(spans, "first", "last")
 
-    def change(rel: Table, at: Any, views: int, users: int) -> Table:
+    def change(rel: Table, at: Any, add_views: int, add_users: int) -> Table:
         return rel.select("course_id", "video_id", point=at,
-                          views=ibis.literal(views, "int64"),
-                          users=ibis.literal(users, "int64"))
+                          views=ibis.literal(add_views, "int64"),
+                          users=ibis.literal(add_users, "int64"))
     changes = ibis.union(
         change(spans, spans.first, 1, 0), change(spans, spans.last + 1, -1, 0),
         change(runs, runs.first, 0, 1), change(runs, runs.last + 1, 0, -1), distinct=False)

@@ -48,7 +48,7 @@ class Jobs:
     read_engine: Engine
     exports_dir: Path
     lease_ms: int = LEASE_MS
-    recompute: Callable[[str, Sequence[str]], None] | None = None
+    recompute: Callable[[str, Sequence[str]], object] | None = None
 
 
 Handler = Callable[[Jobs, str, Any], None]

@@ -63,11 +63,14 @@ def places_of(conn: Connection, dataset: str, courses: Sequence[str]
             for course, units in held.items() for place, unit in places(units).items()]
 
 
-def emit_if_course(uow: BatchUnitOfWork, dataset: str, collection_id: str,
-                   once: bool = False) -> None:
-    """Queue the import of a course collection's units (a no-op for other collections)."""
+def structure_changed(uow: BatchUnitOfWork, dataset: str, collection_id: str,
+                      once: bool = False) -> None:
+    """Queue what follows a collection's new structure: its enrolments' refresh and, for
+    a course collection, the import of its units."""
+    payload = {"collectionId": collection_id}
+    uow.emit(dataset, "structure.changed", payload, once=once)
     if is_course(collection_id):
-        uow.emit(dataset, TOPIC, {"collectionId": collection_id}, once=once)
+        uow.emit(dataset, TOPIC, payload, once=once)
 
 
 @dataclass(frozen=True, slots=True)

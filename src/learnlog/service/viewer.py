@@ -19,7 +19,7 @@ from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_ke
 from ..domain.progress import COMPLETED, from_percent, percent_from_details
 from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork, ContextRecord
-from .course_units import emit_if_course
+from .course_units import structure_changed
 from .group_aggregates import queue_member
 from .ports import ServiceContext
 
@@ -331,8 +331,7 @@ class PutCollection:
                                   self.logo, Structure(self.collection_id, version, self.children),
                                   self.templates)
         uow.put_collection(record)
-        uow.emit(self.dataset, "structure.changed", {"collectionId": self.collection_id})
-        emit_if_course(uow, self.dataset, self.collection_id)
+        structure_changed(uow, self.dataset, self.collection_id)
         return {"collectionId": self.collection_id, "version": version,
                 "leafNodesCount": record.structure.leaf_count,
                 "requiredCount": len(record.structure.required)}

@@ -7,7 +7,7 @@ writer (~60 % of its time for batches of 64), are skipped. Cold paths use Core a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -137,12 +137,16 @@ def copy_sql(table: Table) -> str:
     return f"COPY {table.name} ({', '.join(c.name for c in table.columns)}) FROM STDIN"
 
 
-def _copy(cur: Any, sql: str, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL: COPY the rows (every column of `table`, in its order) with `sql`."""
-    values = itemgetter(*(c.name for c in table.columns))
+def _tuples(table: Table, rows: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    """The rows as tuples of every column of `table`, in its order, one at a time."""
+    return map(itemgetter(*(c.name for c in table.columns)), rows)
+
+
+def _copy(cur: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY rows (tuples in the order `sql` names the columns) with `sql`."""
     with cur.copy(sql) as out:
         for row in rows:
-            out.write_row(values(row))
+            out.write_row(row)
 
 
 class FastSql:
@@ -236,7 +240,7 @@ class FastSql:
         create, copy, merge, clear = pg_bulk_sql(table)
         with self.raw.cursor() as cur:
             cur.execute(create)
-            _copy(cur, copy, table, new_rows)
+            _copy(cur, copy, _tuples(table, new_rows))
             cur.execute(merge)
             cur.execute(clear)
 
@@ -252,7 +256,7 @@ class FastSql:
         with self.raw.cursor() as cur:
             cur.execute("SAVEPOINT learnlog_copy")
             try:
-                _copy(cur, copy_sql(table), table, new_rows)
+                _copy(cur, copy_sql(table), _tuples(table, new_rows))
             except UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT learnlog_copy")
                 return False
@@ -271,17 +275,15 @@ class FastSql:
     def insert_rows(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Plain inserts of many rows (the keys must be new): COPY on PostgreSQL, one
         statement run for each row (as tuples) on SQLite."""
-        values = itemgetter(*(c.name for c in table.columns))
-        self.insert_tuples(table, [values(r) for r in new_rows])
+        self.insert_tuples(table, list(_tuples(table, new_rows)))
 
     def insert_tuples(self, table: Table, new_rows: Sequence[tuple[Any, ...]]) -> None:
         """`insert_rows` of rows already given as tuples of every column in table order."""
         if not new_rows:
             return
         if self.dialect != "sqlite":
-            with self.raw.cursor() as cur, cur.copy(copy_sql(table)) as out:
-                for row in new_rows:
-                    out.write_row(row)
+            with self.raw.cursor() as cur:
+                _copy(cur, copy_sql(table), new_rows)
             return
         names = [c.name for c in table.columns]
         self.raw.executemany(

@@ -9,6 +9,8 @@ Times are epoch milliseconds (BIGINT): exact, portable and cheap to compare.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -425,6 +427,10 @@ log_batches = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# Statistics tables: found and written by their keys only, clustered by them on SQLite
+# (WITHOUT ROWID: one B-tree per insert instead of two; migration 0013).
+CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
+
 stats_videos = Table(
     "stats_videos",
     metadata,
@@ -439,7 +445,7 @@ stats_videos = Table(
     Column("users_at_start", Integer, nullable=False),
     Column("users_at_end", Integer, nullable=False),
     Column("total_viewed_seconds", BigInteger, nullable=False),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 stats_video_users = Table(
@@ -454,7 +460,7 @@ stats_video_users = Table(
     Column("covered", Float, nullable=False),
     Column("coverage", Float, nullable=False),
     Column("completed", Boolean, nullable=False),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 stats_timeline = Table(
@@ -466,7 +472,7 @@ stats_timeline = Table(
     Column("segment", Integer, primary_key=True, autoincrement=False),
     Column("num_users", Integer, nullable=False),
     Column("num_views", Integer, nullable=False),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 stats_times = Table(
@@ -479,7 +485,7 @@ stats_times = Table(
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
     Column("seconds", Float, nullable=False),
     Column("sessions", Integer, nullable=False),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 stats_visits = Table(
@@ -491,7 +497,7 @@ stats_visits = Table(
     _id("unit_id", primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("visits", Integer, nullable=False),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 stats_problems = Table(
@@ -505,7 +511,7 @@ stats_problems = Table(
     Column("attempts", Integer, nullable=False),
     Column("grade", Float),
     Column("max_grade", Float),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 stats_activity = Table(
@@ -516,7 +522,7 @@ stats_activity = Table(
     Column("week_start", String(10), primary_key=True),  # a Monday, YYYY-MM-DD
     Column("label", String(32), primary_key=True),
     Column("users", Integer, nullable=False),
-    sqlite_with_rowid=False,  # clustered by the key: one B-tree per insert (0013)
+    **CLUSTERED,
 )
 
 # A course's units from an Open edX Blocks API document (`learnlog logs structure`): the

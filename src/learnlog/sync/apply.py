@@ -21,7 +21,7 @@ from ..domain.assessment import best_score
 from ..domain.keys import SummaryKey, learner_of
 from ..domain.merge import Scope, Stamp, erasure_covers, written_before
 from ..domain.summary import Session, fold
-from ..service.course_units import emit_if_course
+from ..service.course_units import structure_changed
 from ..service.group_aggregates import queue_member
 from ..service.identity import queue_group_members
 from ..service.ports import ServiceContext
@@ -365,8 +365,7 @@ def _refold(uow: BatchUnitOfWork, ctx: ServiceContext, touched: _Touched) -> Non
     for dataset, group_id in sorted(touched.groups):
         queue_group_members(uow, dataset, group_id)
     for dataset, collection_id in sorted(touched.collections):
-        uow.emit(dataset, "structure.changed", {"collectionId": collection_id}, once=True)
-        emit_if_course(uow, dataset, collection_id, once=True)
+        structure_changed(uow, dataset, collection_id, once=True)
 
 
 __all__ = ["ApplyFacts", "Outcome", "refold"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,28 +17,39 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bootstrap import Runtime, bootstrap
 from ..domain.errors import LearnlogError
 from ..settings import Settings
-from . import envelope, exports, groups, identity, logger, ops, stats, sync, viewer
+from . import envelope, exports, groups, identity, lean, logger, ops, stats, sync, viewer
+from . import models as m
 
 _JSON = (b"content-type", b"application/json")
 
 
 class Edge:
-    """The one middleware of learnlog: body limit, JSON bodies, request metrics.
+    """The one edge of learnlog: body limit, JSON bodies, request metrics, and the lean
+    routes (`lean.py`) answered right here.
 
     Bodies above the limit get a 400 before anything reads them whole. The API speaks
     only JSON: a body sent with another content type (curl's default form type, say) is
     read as JSON rather than refused for its header. Requests are counted and timed per
-    route template.
+    route template. A hot route is decoded and answered here without the framework; every
+    other request goes on to FastAPI.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: ops.Metrics) -> None:
+    def __init__(self, app: ASGIApp, limit: int, metrics: ops.Metrics,
+                 lean_routes: Sequence[lean.LeanRoute] = ()) -> None:
         self.app, self.limit, self.metrics = app, limit, metrics
+        self.table = lean.LeanTable(lean_routes)
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        found = self.table.match(scope["path"])
+        if found is not None:
+            await self._lean(scope, receive, send, found, start)
+            return
         headers = []
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
@@ -71,8 +83,65 @@ class Edge:
             await self.app(scope, limited, sending)
         finally:
             name = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route=name, status=str(status)).inc()
-            self.metrics.latency.labels(route=name).observe(time.perf_counter() - start)
+            self._measure(name, status, start)
+
+    async def _lean(self, scope: Scope, receive: Receive, send: Send,
+                    found: tuple[dict[str, lean.LeanRoute], dict[str, str]],
+                    start: float) -> None:
+        methods, params = found
+        route = methods.get(scope["method"])
+        status = 500
+        try:
+            if route is None:
+                answer = lean.not_allowed(scope["path"], scope["method"])
+            else:
+                body = await self._body(scope, receive)
+                if body is None:
+                    await self._refuse(send, route.root)
+                    status = 400
+                    return
+                runtime = scope["app"].state.runtime
+                answer = await lean.serve(route, runtime, scope["headers"], body, params)
+            status = answer.status
+            await send({"type": "http.response.start", "status": status, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(answer.body)).encode()), *answer.headers]})
+            await send({"type": "http.response.body", "body": answer.body})
+        finally:
+            self._measure(route.path if route is not None else "unmatched", status, start)
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None when it is larger than the limit."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                return None
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if len(body) > self.limit:
+            return None
+        if not message.get("more_body", False):
+            return body
+        parts = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return None
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _measure(self, route: str, status: int, start: float) -> None:
+        counter = self._counted.get((route, status))
+        if counter is None:
+            counter = self._counted[(route, status)] = self.metrics.requests.labels(
+                route=route, status=str(status))
+        timer = self._timed.get(route)
+        if timer is None:
+            timer = self._timed[route] = self.metrics.latency.labels(route=route)
+        counter.inc()
+        timer.observe(time.perf_counter() - start)
 
     async def _refuse(self, send: Send, field: str) -> None:
         body = envelope.failed("api.learnlog", 400, "CLIENT_ERROR", "REQUEST_TOO_LARGE",
@@ -120,15 +189,47 @@ _ERRORS = {
 }
 
 
+LEAN_ROUTES: tuple[lean.LeanRoute, ...] = (*viewer.LEAN, *logger.LEAN)
+
+
+def _contract(schema: Any) -> Any:
+    """A JSON Schema without what does not constrain (titles, defaults, empty lists of
+    required fields): pydantic and msgspec write the same model slightly differently."""
+    if isinstance(schema, dict):
+        return {k: _contract(v) for k, v in schema.items()
+                if k not in ("title", "default") and not (k == "required" and not v)}
+    if isinstance(schema, list):
+        return [_contract(v) for v in schema]
+    return schema
+
+
+def _lean_docs(route: lean.LeanRoute) -> str:
+    return inspect.cleandoc(route.handler.__doc__ or route.name)
+
+
 def _openapi_with_envelope_errors(app: FastAPI) -> None:
-    """The OpenAPI document says what the API really answers: the envelope on 400, 401,
-    403 and 404, and never a 422 (validation errors are 400s)."""
+    """The OpenAPI document says what the API really answers: the lean routes beside the
+    framework's, the envelope on 400, 401, 403 and 404, and never a 422 (validation errors
+    are 400s)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        paths, components = lean.openapi_paths(LEAN_ROUTES, _lean_docs)
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, body in components.items():
+            if name in schemas and _contract(schemas[name]) != _contract(body):
+                raise RuntimeError(f"two OpenAPI schemas named {name}: rename one")
+            schemas[name] = body
+        for name, model in (("Envelope", envelope.Envelope), ("TrackResult", m.TrackResult)):
+            if name not in schemas:
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(found.pop("$defs", {}))
+                schemas[name] = found
+        for path, item in paths.items():
+            schema["paths"].setdefault(path, {}).update(item)
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.setdefault("responses", {})
@@ -197,7 +298,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(sync.router)
     app.include_router(stats.router)
     app.include_router(ops.router)
-    app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics)
+    app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics,
+                       lean_routes=LEAN_ROUTES)
     return app
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -57,12 +59,24 @@ class EnvelopeResponse(Response):
     media_type = "application/json"
 
 
+def _envelope(api_id: str, response_code: str, result: dict[str, Any], msgid: str | None,
+              err: str | None = None, errmsg: str | None = None) -> bytes:
+    """The JSON of an `Envelope`, encoded once (orjson), for both edges."""
+    return orjson.dumps({
+        "id": api_id, "ver": "v1", "ts": now_ts(),
+        "params": {"resmsgid": str(uuid.uuid4()), "msgid": msgid, "err": err,
+                   "status": "success" if err is None else "failed", "errmsg": errmsg},
+        "responseCode": response_code, "result": result})
+
+
+def ok_bytes(api_id: str, result: dict[str, Any], msgid: str | None = None) -> bytes:
+    """A success envelope's JSON."""
+    return _envelope(api_id, "OK", result, msgid)
+
+
 def ok(api_id: str, result: dict[str, Any], msgid: str | None = None) -> EnvelopeResponse:
     """A success envelope."""
-    body = Envelope(id=api_id, ts=now_ts(), params=Params(
-        resmsgid=str(uuid.uuid4()), msgid=msgid, status="success"),
-        responseCode="OK", result=result)
-    return EnvelopeResponse(body.model_dump_json())
+    return EnvelopeResponse(ok_bytes(api_id, result, msgid))
 
 
 _STATUS: list[tuple[type[LearnlogError], int, str]] = [
@@ -74,14 +88,33 @@ _STATUS: list[tuple[type[LearnlogError], int, str]] = [
 ]
 
 
+def failed_bytes(api_id: str, response_code: str, code: str, message: str,
+                 field: str | None = None, msgid: str | None = None) -> bytes:
+    """An error envelope's JSON (`result.field` names the field when there is one)."""
+    return _envelope(api_id, response_code, {} if field is None else {"field": field}, msgid,
+                     code, message)
+
+
 def failed(api_id: str, status: int, response_code: str, code: str, message: str,
-           field: str | None = None, msgid: str | None = None) -> JSONResponse:
+           field: str | None = None, msgid: str | None = None) -> Response:
     """An error envelope with its HTTP status."""
-    result: dict[str, Any] = {} if field is None else {"field": field}
-    body = Envelope(id=api_id, ts=now_ts(), params=Params(
-        resmsgid=str(uuid.uuid4()), msgid=msgid, err=code, status="failed", errmsg=message),
-        responseCode=response_code, result=result)
-    return JSONResponse(body.model_dump(), status_code=status)
+    return EnvelopeResponse(failed_bytes(api_id, response_code, code, message, field, msgid),
+                            status_code=status)
+
+
+def error_body(api_id: str, error: LearnlogError) -> tuple[int, bytes]:
+    """The status and envelope of a domain error."""
+    for kind, status, response_code in _STATUS:
+        if isinstance(error, kind):
+            return status, failed_bytes(api_id, response_code, error.code, error.message,
+                                        error.field)
+    return unexpected_body(api_id)
+
+
+def unexpected_body(api_id: str) -> tuple[int, bytes]:
+    """The status and envelope of a bug: nothing about it leaks to the caller."""
+    return 500, failed_bytes(api_id, "SERVER_ERROR", "INTERNAL_ERROR",
+                             "Process failed, please try again later.")
 
 
 def api_id_of(request: Request) -> str:
@@ -90,13 +123,9 @@ def api_id_of(request: Request) -> str:
     return name if isinstance(name, str) and name.startswith("api.") else "api.learnlog"
 
 
-def error_response(request: Request, error: LearnlogError) -> JSONResponse:
-    for kind, status, response_code in _STATUS:
-        if isinstance(error, kind):
-            return failed(api_id_of(request), status, response_code, error.code, error.message,
-                          error.field)
-    return failed(api_id_of(request), 500, "SERVER_ERROR", "INTERNAL_ERROR",
-                  "Process failed, please try again later.")
+def error_response(request: Request, error: LearnlogError) -> Response:
+    status, body = error_body(api_id_of(request), error)
+    return EnvelopeResponse(body, status_code=status)
 
 
 # -- request validation → 400 naming the field -------------------------------------------
@@ -135,54 +164,99 @@ def field_path(loc: tuple[Any, ...], root: str = "request") -> str:
     return path or root
 
 
-def validation_response(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
-    first = errors[0] if errors else {"type": "value_error", "loc": ("body",), "msg": "invalid"}
-    root = body_field(request.url.path)
-    field = field_path(tuple(first.get("loc", ())), root)
-    kind = str(first.get("type", ""))
-    api_id = api_id_of(request)
-    if kind == "json_invalid":
-        return failed(api_id, 400, "CLIENT_ERROR", "INVALID_JSON",
-                      "The body is not valid JSON.", root)
+def input_error(api_id: str, root: str, kind: str, field: str, detail: str = ""
+                ) -> tuple[int, bytes]:
+    """The 400 of a body that does not fit its route, for both edges. `kind`: `json` (not
+    JSON), `body` (no body at all), `missing`, `unknown`, `type`, `tag` (a union's tag
+    missing) or `value`; `field` is the dotted path of what is wrong."""
+    if kind == "json":
+        return 400, failed_bytes(api_id, "CLIENT_ERROR", "INVALID_JSON",
+                                 "The body is not valid JSON.", root)
+    if kind == "body":
+        message = ("A JSON object body is mandatory." if root == "body"
+                   else "A JSON body {\"request\": {...}} is mandatory.")
+        return 400, failed_bytes(api_id, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
+                                 message, root)
     if kind == "missing":
-        if field == root and len(tuple(first.get("loc", ()))) <= 1:
-            if root == "body":
-                return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
-                              "A JSON object body is mandatory.", root)
-            return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
-                          "A JSON body {\"request\": {...}} is mandatory.", "request")
         # The Sunbird codes name a field wherever it sits (request.events[3].userId too).
         code, message = _SPECIAL_MISSING.get(
             "request." + field.rsplit(".", 1)[-1],
             ("MANDATORY_PARAMETER_MISSING", f"Mandatory parameter {field} is missing."))
-        return failed(api_id, 400, "CLIENT_ERROR", code, message, field)
-    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        return 400, failed_bytes(api_id, "CLIENT_ERROR", code, message, field)
+    if kind == "tag":
+        return 400, failed_bytes(api_id, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
+                                 f"Mandatory parameter {field} is missing.", field)
+    if kind == "unknown":
+        return 400, failed_bytes(api_id, "CLIENT_ERROR", "UNKNOWN_FIELD",
+                                 f"Unknown field {field}: remove it.", field)
+    if kind == "type":
+        return 400, failed_bytes(api_id, "CLIENT_ERROR", "DATA_TYPE_ERROR",
+                                 f"Data type of {field} is wrong: {detail}.", field)
+    return 400, failed_bytes(api_id, "CLIENT_ERROR", "INVALID_PARAMETER_VALUE",
+                             f"Invalid value of {field}: {detail}.", field)
+
+
+def validation_response(request: Request, exc: RequestValidationError) -> Response:
+    """The 400 of a body pydantic refused (the framework's routes)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"type": "value_error", "loc": ("body",), "msg": "invalid"}
+    root = body_field(request.url.path)
+    loc = tuple(first.get("loc", ()))
+    field = field_path(loc, root)
+    kind = str(first.get("type", ""))
+    detail = str(first.get("msg", ""))
+    if kind == "json_invalid":
+        how = "json"
+    elif kind == "missing":
+        how = "body" if field == root and len(loc) <= 1 else "missing"
+    elif kind in ("union_tag_not_found", "union_tag_invalid"):
         # A discriminated union names its tag field (events' `type`) in the context.
         context = first.get("ctx")
         tag = str(context.get("discriminator", "'type'") if isinstance(context, dict)
                   else "type").strip("'")
         field = f"{field}.{tag}"
-        if kind == "union_tag_not_found":
-            return failed(api_id, 400, "CLIENT_ERROR", "MANDATORY_PARAMETER_MISSING",
-                          f"Mandatory parameter {field} is missing.", field)
         given = first.get("input")
-        if isinstance(given, dict) and not isinstance(given.get(tag), str):
-            return failed(api_id, 400, "CLIENT_ERROR", "DATA_TYPE_ERROR",
-                          f"Data type of {field} is wrong: it must be a string.", field)
-        return failed(api_id, 400, "CLIENT_ERROR", "INVALID_PARAMETER_VALUE",
-                      f"Invalid value of {field}: {first.get('msg', '')}.", field)
-    if kind == "extra_forbidden":
-        return failed(api_id, 400, "CLIENT_ERROR", "UNKNOWN_FIELD",
-                      f"Unknown field {field}: remove it.", field)
-    if kind.endswith("_type"):
-        return failed(api_id, 400, "CLIENT_ERROR", "DATA_TYPE_ERROR",
-                      f"Data type of {field} is wrong: {first.get('msg', '')}.", field)
-    return failed(api_id, 400, "CLIENT_ERROR", "INVALID_PARAMETER_VALUE",
-                  f"Invalid value of {field}: {first.get('msg', '')}.", field)
+        how = ("tag" if kind == "union_tag_not_found" else
+               "type" if isinstance(given, dict) and not isinstance(given.get(tag), str)
+               else "value")
+        if how == "type":
+            detail = "it must be a string"
+    elif kind == "extra_forbidden":
+        how = "unknown"
+    elif kind.endswith("_type"):
+        how = "type"
+    else:
+        how = "value"
+    status, body = input_error(api_id_of(request), root, how, field, detail)
+    return EnvelopeResponse(body, status_code=status)
 
 
-def http_exception_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+_MSGSPEC = re.compile(r"^(?P<text>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_NAMED = re.compile(r"^Object (?P<how>missing required|contains unknown) field `(?P<name>[^`]*)`$")
+_TYPE = re.compile(r"^Expected `[^`]*`(?:, got `[^`]*`)?$")
+
+
+def decode_error(api_id: str, root: str, message: str | None, body: bytes
+                 ) -> tuple[int, bytes]:
+    """The 400 of a body msgspec refused (the lean routes): `message` is its validation
+    error (\"Expected `str`, got `int` - at `$.request.userId`\"), None when the bytes
+    are not JSON at all."""
+    if message is None:
+        return input_error(api_id, root, "body" if not body.strip() else "json", root)
+    found = _MSGSPEC.match(message)
+    text = found["text"] if found else message
+    path = (found["path"] or "").lstrip(".") if found else ""
+    field = path or root
+    named = _NAMED.match(text)
+    if named:
+        field = f"{path}.{named['name']}" if path else named["name"]
+        return input_error(api_id, root,
+                           "missing" if named["how"].startswith("missing") else "unknown",
+                           field)
+    return input_error(api_id, root, "type" if _TYPE.match(text) else "value", field, text)
+
+
+def http_exception_response(request: Request, exc: StarletteHTTPException) -> Response:
     status = exc.status_code
     if status == 404:
         return failed("api.learnlog", 404, "RESOURCE_NOT_FOUND", "NOT_FOUND",
@@ -204,7 +278,7 @@ def http_exception_response(request: Request, exc: StarletteHTTPException) -> JS
                   "Process failed, please try again later.")
 
 
-def unexpected_response(request: Request, exc: Exception) -> JSONResponse:
+def unexpected_response(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
     return failed(api_id_of(request), 500, "SERVER_ERROR", "INTERNAL_ERROR",
                   "Process failed, please try again later.")

@@ -21,8 +21,10 @@ from ..service import logs, visitors
 from ..service import usersessions as user_svc
 from ..service.viewer import Keys
 from . import models as m
+from . import structs as s
 from .access import may_read, may_read_group
-from .viewer import caller, check_id, runtime
+from .lean import Answer, Call, LeanRoute, route
+from .viewer import caller, check_id, lean_caller, runtime
 
 router = APIRouter(prefix="/api/logger")
 DEFAULT_DATASET = "default"  # anonymous visitors write into the default dataset
@@ -101,35 +103,48 @@ def _what(body: m.TrackStart) -> tuple[str, str, mastery.Criterion | None]:
     return body.content_id, body.kind, mastery.criterion_for(body.kind, model)
 
 
-@router.put("/trackprogress/{session_id}/", name="api.logger.trackprogress.update",
-            response_model=m.TrackResult)
-async def update_session(request: Request, session_id: str,
-                         body: Annotated[m.TrackUpdate, Body()]) -> Response:
+LEAN: list[LeanRoute] = []  # the hot routes of this family (lean.py serves them)
+
+
+@route(LEAN, "PUT", "/api/logger/trackprogress/{session_id}/",
+       "api.logger.trackprogress.update", s.TrackUpdate,
+       {"$ref": "#/components/schemas/TrackResult"})
+async def update_session(call: Call) -> Answer:
     """Add progress (`progress_delta`, or an absolute `progress` that never lowers it),
     time (`time_spent_delta`) and `extra_fields` (replaced whole) to one of your sessions.
     An exercise session takes `interactions`; the server decides mastery and progress."""
+    body: s.TrackUpdate = call.body
+    session_id = call.params["session_id"]
     check_id(session_id, "session_id")
     if body.progress_delta is not None and body.progress is not None:
         raise InvalidInput("Send progress_delta or progress, not both.",
                            code="CONFLICTING_FIELDS", field="progress")
-    if _visitor(request):
-        return _json(await runtime(request).writer.submit(visitors.TrackVisit(
+    if body.extra_fields is not None:
+        s.storable(body.extra_fields, "extra_fields")
+    rt = call.runtime
+    if call.header(b"authorization") is None and rt.settings.allow_anonymous_logs:
+        return _answer(await rt.writer.submit(visitors.TrackVisit(
             DEFAULT_DATASET, session_id, body.progress_delta, body.progress,
             body.time_spent_delta, body.extra_fields, bool(body.interactions))))
-    principal = caller(request, write=True)
+    principal = lean_caller(call, write=True)
     interactions = None if body.interactions is None else tuple(
         _interaction(i, given) for i, given in enumerate(body.interactions))
-    result = await runtime(request).writer.submit(svc.TrackProgress(
+    return _answer(await rt.writer.submit(svc.TrackProgress(
         principal.dataset, principal.user_id, session_id, body.progress_delta, body.progress,
-        body.time_spent_delta, body.extra_fields, interactions))
-    return _json(result)
+        body.time_spent_delta, body.extra_fields, interactions)))
 
 
-def _interaction(index: int, given: m.InteractionIn) -> mastery.Interaction:
+def _answer(data: object) -> Answer:
+    return Answer(orjson.dumps(data))
+
+
+def _interaction(index: int, given: s.InteractionIn) -> mastery.Interaction:
     if given.answer is None and not given.error:
         raise InvalidInput("An interaction needs an answer unless it is an error.",
                            code="MANDATORY_PARAMETER_MISSING",
                            field=f"interactions[{index}].answer")
+    if given.answer is not None:
+        s.storable(given.answer, f"interactions[{index}].answer")
     return mastery.Interaction(
         item=given.item, correct=given.correct, time_spent=given.time_spent,
         attempt_id=given.id, complete=given.complete, answer=given.answer,

@@ -21,9 +21,12 @@ from ..service import reads
 from ..service import viewer as svc
 from ..store.uow import ContextRecord
 from . import models as m
+from . import structs as s
 from .access import may_read, may_write, require_admin
 from .auth import Principal
 from .envelope import Envelope, EnvelopeResponse, ok
+from .lean import Answer, Call, LeanRoute, route
+from .lean import ok as lean_ok
 
 router = APIRouter()
 
@@ -37,114 +40,124 @@ def caller(request: Request, *, write: bool) -> Principal:
     return runtime(request).auth.authenticate(request.headers.get("authorization"), write=write)
 
 
+LEAN: list[LeanRoute] = []  # the hot routes of this family (lean.py serves them)
+
+
+def lean_caller(call: Call, *, write: bool) -> Principal:
+    """The caller of a lean route's request."""
+    return call.runtime.auth.authenticate(call.header(b"authorization"), write=write)
+
+
 def _msgid(body: m.Wrapper) -> str | None:
     return None if body.params is None else body.params.msgid
 
 
-def _keys(principal: Principal, req: m.ViewKeys) -> svc.Keys:
+def _keys(principal: Principal, req: s.ViewKeys) -> svc.Keys:
     may_write(principal, req.userId)
     return svc.Keys(principal.dataset, req.userId, req.contentId, req.collectionId, req.contextId)
 
 
-def _update(keys: svc.Keys, req: m.ViewUpdate) -> svc.UpdateView:
+def _update(keys: svc.Keys, req: s.ViewUpdate, field: str = "request") -> svc.UpdateView:
+    if req.progressDetails is not None:
+        s.storable(req.progressDetails, f"{field}.progressDetails")
     return svc.UpdateView(keys, req.timespent, req.progress, req.progressDetails)
 
 
-def _submit(keys: svc.Keys, req: m.AssessmentSubmit) -> svc.SubmitAssessment:
-    loose: list[rules.ItemResponse] = []
-    groups: list[svc.AttemptInput] = []
-    for item in req.assessments:
-        if isinstance(item, m.AttemptGroup):
-            groups.append(svc.AttemptInput(item.attemptId, item.assessmentTs,
-                                           tuple(_response(e) for e in item.events)))
-        else:
-            loose.append(_response(item))
+def _submit(keys: svc.Keys, req: s.AssessmentSubmit, field: str = "request"
+            ) -> svc.SubmitAssessment:
+    loose, checked = s.assessments(req.assessments, f"{field}.assessments")
+    groups = [svc.AttemptInput(group.attemptId, group.assessmentTs,
+                               tuple(_response(*event) for event in events))
+              for group, events in checked]
     if loose:
-        groups.insert(0, svc.AttemptInput(req.attemptId, req.assessmentTs, tuple(loose)))
+        groups.insert(0, svc.AttemptInput(req.attemptId, req.assessmentTs,
+                                          tuple(_response(*event) for event in loose)))
     return svc.SubmitAssessment(keys, tuple(groups))
 
 
-def _response(event: m.AssessEvent) -> rules.ItemResponse:
+def _response(raw: dict[str, Any], event: s.AssessEvent) -> rules.ItemResponse:
+    """An item response from an ASSESS event; its free fields are kept as sent."""
     data = event.edata
-    item = data.item.model_dump(exclude_none=True)
-    extra = {k: v for k, v in data.model_dump(exclude={"item", "score"}).items() if v is not None}
-    return rules.ItemResponse(data.item.id, event.ets, data.score, data.item.maxscore, item, extra)
+    item = {k: v for k, v in raw["edata"]["item"].items() if v is not None}
+    extra = {k: v for k, v in raw["edata"].items()
+             if k not in ("item", "score") and v is not None}
+    return rules.ItemResponse(data.item.id, event.ets, data.score, data.item.maxscore, item,
+                              extra)
 
 
-@router.post("/v1/view/start", name="api.view.start", response_model=Envelope)
-async def view_start(request: Request, body: m.StartRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/view/start", "api.view.start", s.StartRequest)
+async def view_start(call: Call) -> Answer:
     """Start a view: creates the summary if absent and opens a session."""
-    principal = caller(request, write=True)
-    result = await runtime(request).writer.submit(svc.StartView(_keys(principal, body.request)))
-    return ok("api.view.start", result, _msgid(body))
+    body: s.StartRequest = call.body
+    command = svc.StartView(_keys(lean_caller(call, write=True), body.request))
+    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
 
 
-@router.post("/v1/view/update", name="api.view.update", response_model=Envelope)
-async def view_update(request: Request, body: m.UpdateRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/view/update", "api.view.update", s.UpdateRequest)
+async def view_update(call: Call) -> Answer:
     """Add time and progress to a started view."""
-    principal = caller(request, write=True)
-    command = _update(_keys(principal, body.request), body.request)
-    result = await runtime(request).writer.submit(command)
-    return ok("api.view.update", result, _msgid(body))
+    body: s.UpdateRequest = call.body
+    command = _update(_keys(lean_caller(call, write=True), body.request), body.request)
+    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
 
 
-@router.post("/v1/view/update/validate", name="api.view.update.validate",
-             response_model=Envelope)
-async def view_update_validate(request: Request, body: m.UpdateRequest) -> EnvelopeResponse:
-    """Validate and authorise a view/update body and write nothing (the framework ceiling)."""
-    principal = caller(request, write=True)
-    _update(_keys(principal, body.request), body.request)
-    return ok("api.view.update.validate", {body.request.contentId: "VALID"}, _msgid(body))
+@route(LEAN, "POST", "/v1/view/update/validate", "api.view.update.validate", s.UpdateRequest)
+async def view_update_validate(call: Call) -> Answer:
+    """Validate and authorise a view/update body and write nothing (the edge's own cost)."""
+    body: s.UpdateRequest = call.body
+    _update(_keys(lean_caller(call, write=True), body.request), body.request)
+    return lean_ok(call.route, {body.request.contentId: "VALID"}, body.msgid)
 
 
-@router.post("/v1/view/end", name="api.view.end", response_model=Envelope)
-async def view_end(request: Request, body: m.EndRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/view/end", "api.view.end", s.EndRequest)
+async def view_end(call: Call) -> Answer:
     """End a view: the content is completed."""
-    principal = caller(request, write=True)
-    result = await runtime(request).writer.submit(svc.EndView(_keys(principal, body.request)))
-    return ok("api.view.end", result, _msgid(body))
+    body: s.EndRequest = call.body
+    command = svc.EndView(_keys(lean_caller(call, write=True), body.request))
+    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
 
 
-@router.post("/v1/assessment/submit", name="api.assessment.submit", response_model=Envelope)
-async def assessment_submit(request: Request, body: m.SubmitRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/assessment/submit", "api.assessment.submit", s.SubmitRequest)
+async def assessment_submit(call: Call) -> Answer:
     """Record an assessment attempt; the content is completed."""
-    principal = caller(request, write=True)
-    command = _submit(_keys(principal, body.request), body.request)
-    result = await runtime(request).writer.submit(command)
-    return ok("api.assessment.submit", result, _msgid(body))
+    body: s.SubmitRequest = call.body
+    command = _submit(_keys(lean_caller(call, write=True), body.request), body.request)
+    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
 
 
-@router.post("/v1/events", name="api.events", response_model=Envelope)
-async def events(request: Request, body: m.EventsRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/events", "api.events", s.EventsRequest)
+async def events(call: Call) -> Answer:
     """Up to 1,000 view and assessment events, validated first, applied all or nothing."""
-    principal = caller(request, write=True)
+    body: s.EventsRequest = call.body
+    principal = lean_caller(call, write=True)
     commands: list[Any] = []
     for i, event in enumerate(body.request.events):
+        where = f"request.events[{i}]"
         try:
             keys = _keys(principal, event)
         except LearnlogError as refused:
-            refused.field = f"request.events[{i}].userId"
+            refused.field = f"{where}.userId"
             raise
-        if isinstance(event, m.UpdateEvent):
-            commands.append(_update(keys, event))
-        elif isinstance(event, m.SubmitEvent):
-            commands.append(_submit(keys, event))
-        elif isinstance(event, m.EndEvent):
+        if isinstance(event, s.UpdateEvent):
+            commands.append(_update(keys, event, where))
+        elif isinstance(event, s.SubmitEvent):
+            commands.append(_submit(keys, event, where))
+        elif isinstance(event, s.EndEvent):
             commands.append(svc.EndView(keys))
         else:
             commands.append(svc.StartView(keys))
     try:
-        result = await runtime(request).writer.submit(svc.Many(tuple(commands)))
+        result = await call.runtime.writer.submit(svc.Many(tuple(commands)))
     except svc.EventFailed as failed:
         cause = failed.error
         inner = (cause.field or "request").removeprefix("request").lstrip(".")
         field = f"request.events[{failed.index}]" + (f".{inner}" if inner else "")
         raise type(cause)(f"Event {failed.index} could not be applied, so none was: "
                           f"{cause.message}", code=cause.code, field=field) from cause
-    return ok("api.events", result, _msgid(body))
+    return lean_ok(call.route, result, body.msgid)
 
 
-async def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead
+async def _read_keys(rt: Runtime, principal: Principal, req: s.ViewRead
                      ) -> list[SummaryKey]:
     await may_read(rt, principal, req.userId)
     return [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
@@ -152,64 +165,62 @@ async def _read_keys(rt: Runtime, principal: Principal, req: m.ViewRead
             for c in dict.fromkeys(req.contentId)]
 
 
-@router.post("/v1/view/read", name="api.view.read", response_model=Envelope)
-async def view_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/view/read", "api.view.read", s.ReadRequest)
+async def view_read(call: Call) -> Answer:
     """Status, progress and scores of contents (unknown ones are status 0)."""
-    rt = runtime(request)
-    principal = caller(request, write=False)
+    rt = call.runtime
+    body: s.ReadRequest = call.body
     req = body.request
-    keys = await _read_keys(rt, principal, req)
-
-    fields = await rt.off_loop(reads.cached_view_fields, rt.read_engine, rt.cache, keys)
-    return ok("api.view.read", {
+    keys = await _read_keys(rt, lean_caller(call, write=False), req)
+    fields = await rt.view_fields(keys)
+    return lean_ok(call.route, {
         "userId": req.userId, "collectionId": req.collectionId, "contextId": req.contextId,
-        "contents": [reads.view_row(k.content_id, fields[k]) for k in keys]}, _msgid(body))
+        "contents": [reads.view_row(k.content_id, fields[k]) for k in keys]}, body.msgid)
 
 
-@router.post("/v1/assessment/read", name="api.assessment.read", response_model=Envelope)
-async def assessment_read(request: Request, body: m.ReadRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/assessment/read", "api.assessment.read", s.ReadRequest)
+async def assessment_read(call: Call) -> Answer:
     """Best scores, attempt counts and the latest 25 attempts of contents."""
-    rt = runtime(request)
-    principal = caller(request, write=False)
+    rt = call.runtime
+    body: s.ReadRequest = call.body
     req = body.request
-    keys = await _read_keys(rt, principal, req)
-
-    contents = await rt.read(lambda conn: reads.assessment_rows(conn, keys))
-    return ok("api.assessment.read", {"userId": req.userId, "collectionId": req.collectionId,
-                                      "contextId": req.contextId, "contents": contents},
-              _msgid(body))
+    keys = await _read_keys(rt, lean_caller(call, write=False), req)
+    contents = await rt.read_fast(lambda conn: reads.assessment_rows(conn, keys))
+    return lean_ok(call.route, {"userId": req.userId, "collectionId": req.collectionId,
+                           "contextId": req.contextId, "contents": contents}, body.msgid)
 
 
 async def _summaries(rt: Runtime, principal: Principal, user_id: str,
                      collection_id: str | None = None,
                      context_id: str | None = None) -> list[dict[str, Any]]:
-    return await rt.read(lambda conn: reads.enrolment_summaries(
+    return await rt.read_fast(lambda conn: reads.enrolment_summaries(
             conn, rt.ctx.mode, rt.structures, principal.dataset, user_id, collection_id,
             context_id))
 
 
-@router.get("/v1/summary/list/{userId}", name="api.summary.list", response_model=Envelope)
-async def summary_list(request: Request, userId: str) -> EnvelopeResponse:
+@route(LEAN, "GET", "/v1/summary/list/{userId}", "api.summary.list", None)
+async def summary_list(call: Call) -> Answer:
     """Every enrolment of a learner with its progress, statuses, scores, certificates."""
-    principal = caller(request, write=False)
-    check_id(userId, "userId")
-    await may_read(runtime(request), principal, userId, "userId")
-    return ok("api.summary.list",
-              {"summary": await _summaries(runtime(request), principal, userId)})
+    principal = lean_caller(call, write=False)
+    user_id = call.params["userId"]
+    check_id(user_id, "userId")
+    await may_read(call.runtime, principal, user_id, "userId")
+    return lean_ok(call.route, {"summary": await _summaries(call.runtime, principal, user_id)})
 
 
-@router.post("/v1/summary/read", name="api.summary.read", response_model=Envelope)
-async def summary_read(request: Request, body: m.SummaryReadRequest) -> EnvelopeResponse:
+@route(LEAN, "POST", "/v1/summary/read", "api.summary.read", s.SummaryReadRequest)
+async def summary_read(call: Call) -> Answer:
     """One enrolment's summary."""
-    principal = caller(request, write=False)
+    principal = lean_caller(call, write=False)
+    body: s.SummaryReadRequest = call.body
     req = body.request
-    await may_read(runtime(request), principal, req.userId)
-    found = await _summaries(runtime(request), principal, req.userId, req.collectionId,
+    await may_read(call.runtime, principal, req.userId)
+    found = await _summaries(call.runtime, principal, req.userId, req.collectionId,
                              enrolment_context(req.collectionId, req.contextId))
     if not found:
         raise NotFound("No enrolment for this user, collection and context.",
                        code="ENROLMENT_NOT_FOUND", field="request.collectionId")
-    return ok("api.summary.read", found[0], _msgid(body))
+    return lean_ok(call.route, found[0], body.msgid)
 
 
 def check_id(value: str, name: str) -> None:
@@ -271,10 +282,11 @@ async def summary_file(request: Request, userId: str, filename: str) -> Response
     writer = csv.writer(out)
     writer.writerow(["userId", "collectionId", "contextId", "enrolledDate", "active",
                      "status", "progress", "completedCount", "completedOn", "certificates"])
-    for s in found:
-        writer.writerow([s["userId"], s["collectionId"], s["contextId"], s["enrolledDate"],
-                         s["active"], s["status"], s["progress"], s["completedCount"],
-                         s["completedOn"], ";".join(c["name"] for c in s["issuedCertificates"])])
+    for row in found:
+        writer.writerow([row["userId"], row["collectionId"], row["contextId"],
+                         row["enrolledDate"], row["active"], row["status"], row["progress"],
+                         row["completedCount"], row["completedOn"],
+                         ";".join(c["name"] for c in row["issuedCertificates"])])
     return Response(out.getvalue(), media_type="text/csv")
 
 

@@ -156,5 +156,9 @@ def test_concurrent_reads_never_open_more_connections_than_the_pool(settings: Se
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             rows = list(pool.map(lambda _, api=api: api.one("u4", "c1", "k", "x"), range(64)))
         assert all(row["status"] == 1 for row in rows)
-        assert seen[0] >= 64
+        if rt.read_engine.dialect.name == "sqlite":
+            # SQLite reads run on the event loop's own connection, held once for all.
+            assert seen[0] <= 1
+        else:
+            assert seen[0] >= 64
         assert seen[1] <= 2  # reads waited for a pooled connection instead of overflowing

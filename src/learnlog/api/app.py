@@ -6,6 +6,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ class Edge:
     """
 
     def __init__(self, app: ASGIApp, limit: int, metrics: ops.Metrics,
-                 lean_routes: Sequence[lean.LeanRoute] = ()) -> None:
-        self.app, self.limit, self.metrics = app, limit, metrics
+                 lean_routes: Sequence[lean.LeanRoute] = (), state: Any = None) -> None:
+        self.app, self.limit, self.metrics, self.state = app, limit, metrics, state
         self.table = lean.LeanTable(lean_routes)
         self._counted: dict[tuple[str, int], Any] = {}
         self._timed: dict[str, Any] = {}
@@ -100,7 +101,7 @@ class Edge:
                     await self._refuse(send, route.root)
                     status = 400
                     return
-                runtime = scope["app"].state.runtime
+                runtime = self.state.runtime
                 answer = await lean.serve(route, runtime, scope["headers"], body, params)
             status = answer.status
             await send({"type": "http.response.start", "status": status, "headers": [
@@ -249,6 +250,17 @@ def _openapi_with_envelope_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class LearnlogAPI(FastAPI):
+    """FastAPI behind the edge: every request meets `Edge` first, so a lean route is
+    answered before any of the framework's per-request work (its middleware stack, its
+    telemetry checks) runs; the rest goes on to FastAPI as usual."""
+
+    edge: Edge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.edge(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app; the runtime starts and stops with the app's lifespan."""
     settings = settings or Settings()
@@ -264,7 +276,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(title="learnlog", version="0.1.0", lifespan=lifespan, docs_url=None,
+    app = LearnlogAPI(title="learnlog", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None,
                   description="Learning progress, scores and analytics. See /docs.")
     _offline_docs(app)
@@ -298,8 +310,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(sync.router)
     app.include_router(stats.router)
     app.include_router(ops.router)
-    app.add_middleware(Edge, limit=settings.max_body_bytes, metrics=app.state.metrics,
-                       lean_routes=LEAN_ROUTES)
+    app.edge = Edge(partial(FastAPI.__call__, app), settings.max_body_bytes,
+                    app.state.metrics, LEAN_ROUTES, app.state)
     return app
 
 

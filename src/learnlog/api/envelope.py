@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
-import uuid
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,10 +44,27 @@ class Envelope(BaseModel):
     result: dict[str, Any]
 
 
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+
+
 def now_ts() -> str:
-    """Sunbird's timestamp format: 2021-06-23 05:37:40:575+0000."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%d %H:%M:%S:") + f"{now.microsecond // 1000:03d}+0000"
+    """Sunbird's timestamp format: 2021-06-23 05:37:40:575+0000 (the date and time are
+    formatted once a second; every response adds its milliseconds)."""
+    ms = time.time_ns() // 1_000_000
+    second, millis = divmod(ms, 1000)
+    if second != _second[0]:
+        _second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S:")
+        _second[0] = second
+    return f"{_second[1]}{millis:03d}+0000"
+
+
+def message_id() -> str:
+    """A response's `resmsgid`: a random UUID (version 4) from the process's generator;
+    it names a response, so it needs to be unique, not secret."""
+    bits = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) \
+        | (0x8000 << 48)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class EnvelopeResponse(Response):
@@ -64,7 +82,7 @@ def _envelope(api_id: str, response_code: str, result: dict[str, Any], msgid: st
     """The JSON of an `Envelope`, encoded once (orjson), for both edges."""
     return orjson.dumps({
         "id": api_id, "ver": "v1", "ts": now_ts(),
-        "params": {"resmsgid": str(uuid.uuid4()), "msgid": msgid, "err": err,
+        "params": {"resmsgid": message_id(), "msgid": msgid, "err": err,
                    "status": "success" if err is None else "failed", "errmsg": errmsg},
         "responseCode": response_code, "result": result})
 

@@ -171,11 +171,22 @@ async def view_read(call: Call) -> Answer:
     rt = call.runtime
     body: s.ReadRequest = call.body
     req = body.request
-    keys = await _read_keys(rt, lean_caller(call, write=False), req)
-    fields = await rt.view_fields(keys)
+    principal = lean_caller(call, write=False)
+    await may_read(rt, principal, req.userId)
+    asked = list(dict.fromkeys(req.contentId))
+    if rt.cache is None:
+        contents = await rt.read_fast(lambda conn: reads.view_contents(
+            conn, rt.ctx.mode, principal.dataset, req.userId, asked, req.collectionId,
+            req.contextId))
+    else:
+        keys = [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
+                            content_id=c, collection_id=req.collectionId,
+                            context_id=req.contextId) for c in asked]
+        fields = await rt.view_fields(keys)
+        contents = [reads.view_row(k.content_id, fields[k]) for k in keys]
     return lean_ok(call.route, {
         "userId": req.userId, "collectionId": req.collectionId, "contextId": req.contextId,
-        "contents": [reads.view_row(k.content_id, fields[k]) for k in keys]}, body.msgid)
+        "contents": contents}, body.msgid)
 
 
 @route(LEAN, "POST", "/v1/assessment/read", "api.assessment.read", s.ReadRequest)

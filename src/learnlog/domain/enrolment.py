@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .certificates import Template
 from .collection import EnrolmentProgress, Structure
-from .keys import ContextMode, SummaryKey, resolve_key
+from .keys import ContextMode, SummaryKey, scope_keys
 from .progress import NOT_STARTED
 
 
@@ -55,9 +55,15 @@ class CollectionRecord:
 
 def content_key(mode: ContextMode, enrolment: Enrolment, content_id: str) -> SummaryKey:
     """The summary key under which a content counts for an enrolment."""
-    return resolve_key(mode, dataset=enrolment.dataset, user_id=enrolment.user_id,
-                       content_id=content_id, collection_id=enrolment.collection_id,
-                       context_id=enrolment.context_id)
+    return SummaryKey(enrolment.dataset, enrolment.user_id,
+                      *content_scope(mode, enrolment, content_id), content_id)
+
+
+def content_scope(mode: ContextMode, enrolment: Enrolment, content_id: str
+                  ) -> tuple[str, str]:
+    """The collection key and context key under which a content counts for an
+    enrolment (`content_key` without building the key)."""
+    return scope_keys(mode, content_id, enrolment.collection_id, enrolment.context_id)
 
 
 def touches(mode: ContextMode, enrolment: Enrolment, structure: Structure | None,

@@ -40,15 +40,19 @@ def resolve_key(
     context_id: str | None = None,
 ) -> SummaryKey:
     """Map a request's names to the summary key the instance's context mode prescribes."""
-    if mode is ContextMode.CONTENT:
-        collection_key = context_key = content_id
-    else:
-        collection_key = collection_id if collection_id is not None else content_id
-        if mode is ContextMode.COLLECTION:
-            context_key = collection_key
-        else:
-            context_key = context_id if context_id is not None else collection_key
+    collection_key, context_key = scope_keys(mode, content_id, collection_id, context_id)
     return SummaryKey(dataset, user_id, collection_key, context_key, content_id)
+
+
+def scope_keys(mode: ContextMode, content_id: str, collection_id: str | None,
+               context_id: str | None) -> tuple[str, str]:
+    """The collection key and context key a content counts under in this mode."""
+    if mode is ContextMode.CONTENT:
+        return content_id, content_id
+    collection_key = collection_id if collection_id is not None else content_id
+    if mode is ContextMode.COLLECTION:
+        return collection_key, collection_key
+    return collection_key, context_id if context_id is not None else collection_key
 
 
 def enrolment_context(collection_id: str, context_id: str | None) -> str:

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from ..domain.collection import unit_progress
-from ..domain.enrolment import CollectionRecord, Enrolment, content_key
-from ..domain.keys import ContextMode, SummaryKey
+from ..domain.enrolment import CollectionRecord, Enrolment, content_scope
+from ..domain.keys import ContextMode, SummaryKey, scope_keys
 from ..domain.progress import to_percent
 from ..domain.summary import Summary
 from ..store import rows
@@ -160,16 +160,21 @@ class Structures:
         self._parsed: dict[tuple[str, str, int], CollectionRecord] = {}
 
     def get(self, fast: FastSql, dataset: str, collection_id: str) -> CollectionRecord | None:
-        found = fast.rows_where(collections, {"dataset": dataset,
-                                              "collection_id": collection_id})
+        where = {"dataset": dataset, "collection_id": collection_id}
+        found = fast.rows_where(collections, where, ("counter",))
         if not found:
             return None
         key = (dataset, collection_id, int(found[0]["counter"]))
         record = self._parsed.get(key)
         if record is None:
+            # Only a version not parsed yet reads the structure itself.
+            whole = fast.rows_where(collections, where)
+            if not whole:
+                return None
             if len(self._parsed) >= self._size:
                 self._parsed.clear()
-            record = self._parsed[key] = rows.collection_from_row(found[0])
+            record = rows.collection_from_row(whole[0])
+            self._parsed[(dataset, collection_id, int(whole[0]["counter"]))] = record
         return record
 
 
@@ -188,11 +193,10 @@ def enrolment_summaries(conn: Connection, mode: ContextMode, structures: Structu
     out = []
     for e in found:
         record = structures.get(fast, dataset, e.collection_id)
-        keys = {c: content_key(mode, e, c) for c in
-                (record.structure.leaves if record is not None else ())}
         by_scope: dict[tuple[str, str, str, str], list[str]] = {}
-        for content_id, key in keys.items():
-            by_scope.setdefault(key.scope, []).append(content_id)
+        for content_id in (record.structure.leaves if record is not None else ()):
+            by_scope.setdefault((dataset, e.user_id, *content_scope(mode, e, content_id)),
+                                []).append(content_id)
         statuses: dict[str, tuple[int, float | None, float | None]] = {}
         for scope, contents in by_scope.items():
             for row in fast.view_rows(scope, contents):
@@ -230,3 +234,36 @@ def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
         "completedOn": e.figures.completed_on, "completedCount": e.figures.completed_count,
         "progress": e.figures.progress, "status": e.figures.status,
     }
+
+
+def view_contents(conn: Connection, mode: ContextMode, dataset: str, user_id: str,
+                  content_ids: Sequence[str], collection_id: str | None,
+                  context_id: str | None) -> list[dict[str, Any]]:
+    """view/read's `contents` straight from the rows, in the order asked (unknown contents
+    status 0): one indexed range per scope (a single one except in the content mode),
+    each answer row built once, the stored progressDetails passed on as the JSON text it
+    already is. The same answers as `view_row` over `view_fields`."""
+    scopes: dict[tuple[str, str], list[str]] = {}
+    for content_id in content_ids:
+        scopes.setdefault(scope_keys(mode, content_id, collection_id, context_id),
+                          []).append(content_id)
+    fast = FastSql(conn)
+    found: dict[str, tuple[Any, ...]] = {}
+    for (collection_key, context_key), scoped in scopes.items():
+        for row in fast.view_rows((dataset, user_id, collection_key, context_key), scoped):
+            found[row[0]] = row
+    return [_content(content_id, found.get(content_id)) for content_id in content_ids]
+
+
+def _content(content_id: str, row: tuple[Any, ...] | None) -> dict[str, Any]:
+    if row is None:
+        return {"identifier": content_id, "contentId": content_id, "status": 0,
+                "progress": 0, "score": None, "max_score": None, "timeSpent": 0.0,
+                "viewCount": 0, "lastAccessTime": None, "completedOn": None,
+                "progressDetails": None}
+    (_, status, progress, score, max_score, time_spent, views, last_access, completed_at,
+     details, _) = row
+    return {"identifier": content_id, "contentId": content_id, "status": status,
+            "progress": to_percent(progress), "score": score, "max_score": max_score,
+            "timeSpent": time_spent, "viewCount": views, "lastAccessTime": last_access,
+            "completedOn": completed_at, "progressDetails": rows.fragment(details)}

@@ -72,11 +72,13 @@ def view_sql(dialect_name: str, count: int) -> str:
 
 
 @cache
-def where_sql(dialect_name: str, table: Table, names: tuple[str, ...]) -> str:
-    """SELECT * FROM table WHERE each name equals a positional parameter."""
+def where_sql(dialect_name: str, table: Table, names: tuple[str, ...],
+              columns: tuple[str, ...] = ()) -> str:
+    """SELECT the columns (all when none are named) FROM table WHERE each name equals a
+    positional parameter."""
     mark = "?" if dialect_name == "sqlite" else "%s"
     cond = " AND ".join(f"{n} = {mark}" for n in names)
-    return f"SELECT * FROM {table.name} WHERE {cond}"
+    return f"SELECT {', '.join(columns) or '*'} FROM {table.name} WHERE {cond}"
 
 
 @cache
@@ -213,10 +215,12 @@ class FastSql:
         cur.close()
         return found
 
-    def rows_where(self, table: Table, where: dict[str, Any]) -> list[Any]:
-        """Mapping rows of `table` matching column = value for every item of `where`."""
+    def rows_where(self, table: Table, where: dict[str, Any],
+                   columns: tuple[str, ...] = ()) -> list[Any]:
+        """Mapping rows of `table` (only `columns`, when named) matching column = value for
+        every item of `where`."""
         names = tuple(where)
-        sql = where_sql(self.dialect, table, names)
+        sql = where_sql(self.dialect, table, names, columns)
         if self.dialect == "sqlite":
             import sqlite3
 

@@ -25,6 +25,11 @@ def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def fragment(text: str | None) -> orjson.Fragment | None:
+    """A JSON column's text to be written into an answer as it is (orjson), unparsed."""
+    return None if text is None else orjson.Fragment(text)
+
+
 def key_of(row: Any) -> SummaryKey:
     return SummaryKey(row["dataset"], row["user_id"], row["collection_key"], row["context_key"],
                       row["content_id"])

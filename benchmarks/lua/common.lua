@@ -7,6 +7,9 @@
 --                 thread n starts at its own offset so threads send different keys.
 --   BENCH_NAME    name echoed in the JSON summary (defaults to the script's name)
 --   BENCH_THREADS the -t given to wrk, to spread the threads' starting offsets (default 2)
+--   BENCH_PATH    the path to send the script's bodies to, instead of the script's own PATH
+--                 (e.g. update.lua's bodies to another route or app; scripts whose lines
+--                 carry the path ignore it)
 --
 -- The script that loads this file sets METHOD and PATH (PATH = nil: the line is the path;
 -- PER_LINE = true: each line is token<TAB>path<TAB>body, BENCH_TOKEN is still required).
@@ -44,6 +47,9 @@ local requests_ = {}
 local index = 1
 non2xx = 0
 first_bad = nil
+
+local override = os.getenv("BENCH_PATH")
+if PATH and override and override ~= "" then PATH = override end
 
 function init(args)
   local token = os.getenv("BENCH_TOKEN")

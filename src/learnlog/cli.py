@@ -92,9 +92,9 @@ def verify() -> None:
 
     from .service.group_aggregates import check_aggregates, learner_count
     from .service.verify import verify as run
+    from .service.writer import now_ms
     from .store.schema import summaries
     from .store.uow import BatchUnitOfWork
-    from .store.writer import now_ms
 
     rt = bootstrap(_settings())
     try:

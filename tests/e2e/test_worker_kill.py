@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
+from learnlog.service.writer import now_ms
 from learnlog.store.db import normalise_url
 from learnlog.store.schema import group_activity_agg, member_activity_agg, outbox
-from learnlog.store.writer import now_ms
 from tests.support import ServerProcess, leaf
 
 LEARNERS = 400

@@ -10,10 +10,10 @@ from sqlalchemy import select, update
 from learnlog.bootstrap import Runtime
 from learnlog.jobs import outbox as box
 from learnlog.service.group_aggregates import RebuildAggregates, check_aggregates
+from learnlog.service.writer import now_ms
 from learnlog.store import rows
 from learnlog.store.schema import group_activity_agg, member_activity_agg, outbox
 from learnlog.store.uow import BatchUnitOfWork
-from learnlog.store.writer import now_ms
 from tests.support import Api, assess, leaf
 
 

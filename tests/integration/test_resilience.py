@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from learnlog.bootstrap import Runtime
+from learnlog.service.commands import Command
 from tests.support import Api
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"])
@@ -34,7 +35,7 @@ def test_reads_and_writes_survive_killed_connections(api: Api, runtime: Runtime)
     assert (row["progress"], row["timeSpent"]) == (60, 20.0)
 
 
-class _Buggy:
+class _Buggy(Command):
     """A command with a bug that raises StopIteration (a `next()` past the end)."""
 
     def apply(self, uow: object, ctx: object) -> None:

@@ -175,8 +175,8 @@ async def view_read(call: Call) -> Answer:
     await may_read(rt, principal, req.userId)
     asked = list(dict.fromkeys(req.contentId))
     if rt.cache is None:
-        contents = await rt.read_fast(lambda conn: reads.view_contents(
-            conn, rt.ctx.mode, principal.dataset, req.userId, asked, req.collectionId,
+        contents = await rt.read_plan(lambda dialect: reads.view_contents_plan(
+            dialect, rt.ctx.mode, principal.dataset, req.userId, asked, req.collectionId,
             req.contextId))
     else:
         keys = [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
@@ -204,9 +204,9 @@ async def assessment_read(call: Call) -> Answer:
 async def _summaries(rt: Runtime, principal: Principal, user_id: str,
                      collection_id: str | None = None,
                      context_id: str | None = None) -> list[dict[str, Any]]:
-    return await rt.read_fast(lambda conn: reads.enrolment_summaries(
-            conn, rt.ctx.mode, rt.structures, principal.dataset, user_id, collection_id,
-            context_id))
+    return await rt.read_plan(lambda dialect: reads.enrolment_summaries_plan(
+        dialect, rt.ctx.mode, rt.structures, principal.dataset, user_id, collection_id,
+        context_id))
 
 
 @route(LEAN, "GET", "/v1/summary/list/{userId}", "api.summary.list", None)

@@ -27,9 +27,9 @@ from ..service.exports import TOPIC as EXPORT_REQUESTED
 from ..service.group_aggregates import TOPIC as GROUP_MEMBER
 from ..service.group_aggregates import RefreshMember
 from ..service.viewer import RefreshCollection
+from ..service.writer import Writer, now_ms
 from ..store import rows
 from ..store.schema import outbox
-from ..store.writer import Writer, now_ms
 from .course_structure import course_structure
 from .exports import export_requested
 

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, insert, select
 from ..domain.tracking import Unit, course_id, is_course, places, units_of_tree
 from ..store.schema import course_units
 from ..store.uow import BatchUnitOfWork, chunks
+from .commands import Command
 from .ports import ServiceContext
 
 TOPIC = "course.structure"  # a course's collection structure changed: {"collectionId"}
@@ -74,7 +75,7 @@ def structure_changed(uow: BatchUnitOfWork, dataset: str, collection_id: str,
 
 
 @dataclass(frozen=True, slots=True)
-class ImportCollectionUnits:
+class ImportCollectionUnits(Command):
     """Store the units of a course collection's current structure (outbox, writer
     command). Returns the course id, or None when the collection is gone or not a
     course."""

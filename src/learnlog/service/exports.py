@@ -15,6 +15,7 @@ from ..domain import exports as rules
 from ..domain.errors import InvalidInput, NotFound
 from ..store.schema import exports
 from ..store.uow import BatchUnitOfWork
+from .commands import Command
 from .logs import iso, parse_time
 from .ports import ServiceContext
 
@@ -60,7 +61,7 @@ def not_found(export_id: str) -> NotFound:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestExport:
+class RequestExport(Command):
     """Record an export request and queue its job in the same transaction."""
 
     dataset: str
@@ -80,7 +81,7 @@ class RequestExport:
 
 
 @dataclass(frozen=True, slots=True)
-class SetExportState:
+class SetExportState(Command):
     """Move an export to a state; done and failed are final and record when they ended."""
 
     dataset: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, func, select, union
 
@@ -46,6 +46,7 @@ from ..store.schema import (
     summaries,
 )
 from ..store.uow import BatchUnitOfWork, chunks
+from .commands import Command, LearnerCommand
 from .ports import ServiceContext
 from .reads import collection_records
 
@@ -111,7 +112,7 @@ def _stored(row: Any) -> MemberFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshMember:
+class RefreshMember(LearnerCommand):
     """Bring one learner's contributions to its groups' totals up to date."""
 
     dataset: str
@@ -227,11 +228,11 @@ def _learners(conn: Connection) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class RebuildAggregates:
+class RebuildAggregates(Command):
     """`learnlog recompute`: every group figure rebuilt from the facts, in one transaction
     that keeps refreshers out until it commits."""
 
-    exclusive = True  # the writer runs it alone
+    exclusive: ClassVar[bool] = True  # the writer runs it alone
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> AggregateReport:
         uow.guard_aggregates(exclusive=True)

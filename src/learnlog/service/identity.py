@@ -17,12 +17,13 @@ from ..domain.groups import READER_ROLES, check_parent
 from ..domain.keys import partition_of, shared_partition
 from ..store.schema import group_activities, groups, memberships, quizzes, users
 from ..store.uow import BatchUnitOfWork
+from .commands import Command, LearnerCommand
 from .group_aggregates import queue_member
 from .ports import ServiceContext
 
 
 @dataclass(frozen=True, slots=True)
-class PutUser:
+class PutUser(LearnerCommand):
     dataset: str
     user_id: str
     username: str | None
@@ -37,7 +38,7 @@ class PutUser:
 
 
 @dataclass(frozen=True, slots=True)
-class PutGroup:
+class PutGroup(Command):
     dataset: str
     group_id: str
     kind: str
@@ -63,7 +64,7 @@ def _group(uow: BatchUnitOfWork, dataset: str, group_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class PutMember:
+class PutMember(LearnerCommand):
     dataset: str
     group_id: str
     user_id: str
@@ -79,7 +80,7 @@ class PutMember:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoveMember:
+class RemoveMember(LearnerCommand):
     dataset: str
     group_id: str
     user_id: str
@@ -104,7 +105,7 @@ def queue_group_members(uow: BatchUnitOfWork, dataset: str, group_id: str) -> No
 
 
 @dataclass(frozen=True, slots=True)
-class PutActivity:
+class PutActivity(Command):
     """Give a group an activity: a collection, a content or a registered quiz."""
 
     dataset: str
@@ -127,7 +128,7 @@ class PutActivity:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoveActivity:
+class RemoveActivity(Command):
     """Take an activity off a group."""
 
     dataset: str

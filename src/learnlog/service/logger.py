@@ -18,9 +18,10 @@ from ..domain.keys import SummaryKey
 from ..domain.progress import asked, is_complete, normalize
 from ..domain.summary import Session, Summary, apply_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork
+from .commands import Command, LearnerCommand
 from .ports import ServiceContext
 from .quizzes import check_open
-from .viewer import Keys, after_change, check_time_delta
+from .viewer import KeyedCommand, Keys, after_change, check_time_delta
 
 
 def tracking_state(summary: Summary, session_id: str) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def _exercise_try(uow: BatchUnitOfWork, key: SummaryKey, criterion: mastery.Crit
 
 
 @dataclass(frozen=True, slots=True)
-class StartTracking:
+class StartTracking(KeyedCommand):
     """Open a session for the caller; the summary is created when absent. With a
     criterion (an exercise) the session works on a try: the open one, or a new one."""
 
@@ -94,7 +95,7 @@ class StartTracking:
 
 
 @dataclass(frozen=True, slots=True)
-class TrackProgress:
+class TrackProgress(LearnerCommand):
     """Add to a session the caller owns: a progress delta or an absolute progress (never
     lowered), time, extra fields (replacing the previous ones), and for an exercise
     session item interactions, from which the server decides mastery and progress."""
@@ -169,7 +170,7 @@ class TrackProgress:
                           "attempts": [a.shown() for a in changed]}
 
 
-def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any]) -> None:
+def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Command]) -> None:
     """Load what a batch of logger commands reads with a few queries for the whole batch:
     the updated sessions, their summaries, and the tries and item attempts of exercise
     and quiz sessions (per command, they would be four queries each)."""

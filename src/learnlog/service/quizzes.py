@@ -17,11 +17,12 @@ from ..domain.errors import Forbidden, NotFound
 from ..domain.keys import shared_partition
 from ..store.schema import groups, memberships, quizzes
 from ..store.uow import BatchUnitOfWork
+from .commands import Command
 from .ports import ServiceContext
 
 
 @dataclass(frozen=True, slots=True)
-class PutQuiz:
+class PutQuiz(Command):
     """Create or replace a quiz: its title, whether it is open, the groups it is for."""
 
     dataset: str

@@ -19,8 +19,16 @@ from ..domain.summary import Summary
 from ..store import rows
 from ..store.cache import StatusCache
 from ..store.db import read_with_retry
-from ..store.fastsql import SUMMARY_PK, FastSql
-from ..store.schema import attempts, collections, enrolments, summaries
+from ..store.fastsql import (
+    SUMMARY_PK,
+    FastSql,
+    Plan,
+    fetch_enrolments,
+    fetch_view,
+    fetch_where,
+    run_plan,
+)
+from ..store.schema import attempts, collections, summaries
 from ..store.uow import select_by_keys
 
 ATTEMPTS_SHOWN = 25
@@ -159,16 +167,16 @@ class Structures:
         self._size = size
         self._parsed: dict[tuple[str, str, int], CollectionRecord] = {}
 
-    def get(self, fast: FastSql, dataset: str, collection_id: str) -> CollectionRecord | None:
-        where = {"dataset": dataset, "collection_id": collection_id}
-        found = fast.rows_where(collections, where, ("counter",))
-        if not found:
+    def get(self, dialect: str, dataset: str, collection_id: str, counter: int | None
+            ) -> Plan[CollectionRecord | None]:
+        """A collection's record at fact counter `counter` (None: not registered), as a
+        read plan: the structure is read only for a version not parsed yet."""
+        if counter is None:
             return None
-        key = (dataset, collection_id, int(found[0]["counter"]))
-        record = self._parsed.get(key)
+        record = self._parsed.get((dataset, collection_id, counter))
         if record is None:
-            # Only a version not parsed yet reads the structure itself.
-            whole = fast.rows_where(collections, where)
+            whole = yield fetch_where(dialect, collections, {
+                "dataset": dataset, "collection_id": collection_id})
             if not whole:
                 return None
             if len(self._parsed) >= self._size:
@@ -182,24 +190,33 @@ def enrolment_summaries(conn: Connection, mode: ContextMode, structures: Structu
                         dataset: str, user_id: str, collection_id: str | None = None,
                         context_id: str | None = None) -> list[dict[str, Any]]:
     """Enrolment summaries of a learner (all, or one collection/context)."""
-    fast = FastSql(conn)
+    return run_plan(conn, enrolment_summaries_plan(
+        conn.dialect.name, mode, structures, dataset, user_id, collection_id, context_id))
+
+
+def enrolment_summaries_plan(dialect: str, mode: ContextMode, structures: Structures,
+                             dataset: str, user_id: str, collection_id: str | None = None,
+                             context_id: str | None = None) -> Plan[list[dict[str, Any]]]:
+    """`enrolment_summaries` as a read plan (for either driver)."""
     where = {"dataset": dataset, "user_id": user_id}
     if collection_id is not None:
         where["collection_id"] = collection_id
     if context_id is not None:
         where["context_id"] = context_id
-    found = sorted((rows.enrolment_from_row(r) for r in fast.rows_where(enrolments, where)),
-                   key=lambda e: (e.collection_id, e.context_id))
+    found = yield fetch_enrolments(dialect, where)
+    held = sorted(((rows.enrolment_from_row(r), r["collection_counter"]) for r in found),
+                  key=lambda pair: (pair[0].collection_id, pair[0].context_id))
     out = []
-    for e in found:
-        record = structures.get(fast, dataset, e.collection_id)
+    for e, counter in held:
+        record = yield from structures.get(dialect, dataset, e.collection_id,
+                                           None if counter is None else int(counter))
         by_scope: dict[tuple[str, str, str, str], list[str]] = {}
         for content_id in (record.structure.leaves if record is not None else ()):
             by_scope.setdefault((dataset, e.user_id, *content_scope(mode, e, content_id)),
                                 []).append(content_id)
         statuses: dict[str, tuple[int, float | None, float | None]] = {}
         for scope, contents in by_scope.items():
-            for row in fast.view_rows(scope, contents):
+            for row in (yield fetch_view(dialect, scope, contents)):
                 statuses[row[0]] = (row[1], row[3], row[4])  # status, score, max score
         out.append(_enrolment_summary(e, record, statuses))
     return out
@@ -239,18 +256,26 @@ def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
 def view_contents(conn: Connection, mode: ContextMode, dataset: str, user_id: str,
                   content_ids: Sequence[str], collection_id: str | None,
                   context_id: str | None) -> list[dict[str, Any]]:
-    """view/read's `contents` straight from the rows, in the order asked (unknown contents
-    status 0): one indexed range per scope (a single one except in the content mode),
-    each answer row built once, the stored progressDetails passed on as the JSON text it
+    """view/read's `contents` straight from the rows (see `view_contents_plan`)."""
+    return run_plan(conn, view_contents_plan(conn.dialect.name, mode, dataset, user_id,
+                                             content_ids, collection_id, context_id))
+
+
+def view_contents_plan(dialect: str, mode: ContextMode, dataset: str, user_id: str,
+                       content_ids: Sequence[str], collection_id: str | None,
+                       context_id: str | None) -> Plan[list[dict[str, Any]]]:
+    """view/read's `contents` in the order asked (unknown contents status 0), as a read
+    plan: one indexed range per scope (a single one except in the content mode), each
+    answer row built once, the stored progressDetails passed on as the JSON text it
     already is. The same answers as `view_row` over `view_fields`."""
     scopes: dict[tuple[str, str], list[str]] = {}
     for content_id in content_ids:
         scopes.setdefault(scope_keys(mode, content_id, collection_id, context_id),
                           []).append(content_id)
-    fast = FastSql(conn)
     found: dict[str, tuple[Any, ...]] = {}
     for (collection_key, context_key), scoped in scopes.items():
-        for row in fast.view_rows((dataset, user_id, collection_key, context_key), scoped):
+        for row in (yield fetch_view(dialect, (dataset, user_id, collection_key, context_key),
+                                     scoped)):
             found[row[0]] = row
     return [_content(content_id, found.get(content_id)) for content_id in content_ids]
 

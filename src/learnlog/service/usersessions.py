@@ -18,6 +18,7 @@ from ..domain.keys import partition_of
 from ..domain.visits import add_recent, continues
 from ..store.schema import user_sessions
 from ..store.uow import BatchUnitOfWork
+from .commands import LearnerCommand
 from .ports import ServiceContext
 
 
@@ -35,7 +36,7 @@ def device_info(user_agent: str | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(LearnerCommand):
     dataset: str
     user_id: str
     device: str | None

@@ -7,8 +7,9 @@ the route's result. Commands are plain values so the writer can batch them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from ..domain import assessment as rules
 from ..domain.certificates import Template, earned
@@ -19,6 +20,7 @@ from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_ke
 from ..domain.progress import COMPLETED, from_percent, percent_from_details
 from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork, ContextRecord
+from .commands import Command, Learner, LearnerCommand
 from .course_units import structure_changed
 from .group_aggregates import queue_member
 from .ports import ServiceContext
@@ -40,16 +42,21 @@ class Keys:
                            context_id=self.context_id)
 
 
-class Command(Protocol):
-    """A write the writer can batch."""
+class KeyedCommand(Command):
+    """A command writing the records of the learner its `keys` name."""
 
-    def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> Any: ...
+    __slots__ = ()
+
+    keys: Keys
+
+    def learners(self) -> AbstractSet[Learner]:
+        return {(self.keys.dataset, self.keys.user_id)}
 
 
 # --- views ------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class StartView:
+class StartView(KeyedCommand):
     keys: Keys
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
@@ -90,7 +97,7 @@ def check_time_delta(ctx: ServiceContext, seconds: float, field: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateView:
+class UpdateView(KeyedCommand):
     keys: Keys
     timespent: float = 0.0
     progress: float | None = None  # percent
@@ -114,7 +121,7 @@ class UpdateView:
 
 
 @dataclass(frozen=True, slots=True)
-class EndView:
+class EndView(KeyedCommand):
     keys: Keys
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
@@ -148,7 +155,7 @@ class AttemptInput:
 
 
 @dataclass(frozen=True, slots=True)
-class SubmitAssessment:
+class SubmitAssessment(KeyedCommand):
     keys: Keys
     attempts: tuple[AttemptInput, ...]
 
@@ -281,7 +288,7 @@ def _issue(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment,
 
 
 @dataclass(frozen=True, slots=True)
-class Enrol:
+class Enrol(LearnerCommand):
     dataset: str
     user_id: str
     collection_id: str
@@ -294,7 +301,7 @@ class Enrol:
 
 
 @dataclass(frozen=True, slots=True)
-class Unenrol:
+class Unenrol(LearnerCommand):
     dataset: str
     user_id: str
     collection_id: str
@@ -315,7 +322,7 @@ class Unenrol:
 # --- structures and contexts ------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class PutCollection:
+class PutCollection(Command):
     dataset: str
     collection_id: str
     name: str
@@ -338,7 +345,7 @@ class PutCollection:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshCollection:
+class RefreshCollection(Command):
     """Recompute every enrolment of a collection after its structure changed (outbox)."""
 
     dataset: str
@@ -354,7 +361,7 @@ class RefreshCollection:
 
 
 @dataclass(frozen=True, slots=True)
-class PutContext:
+class PutContext(Command):
     record: ContextRecord
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
@@ -363,14 +370,14 @@ class PutContext:
 
 
 @dataclass(frozen=True, slots=True)
-class EraseSummaries:
+class EraseSummaries(LearnerCommand):
     """Right to erasure: a learner's sessions, summaries, attempts and enrolments."""
 
     dataset: str
     user_id: str
     collection_id: str | None
     context_id: str | None
-    exclusive = True  # runs alone in its batch: nothing staged earlier may outlive it
+    exclusive: ClassVar[bool] = True  # nothing staged earlier in a batch may outlive it
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         queue_member(uow, self.dataset, self.user_id)
@@ -397,7 +404,7 @@ class EventFailed(LearnlogError):
 
 
 @dataclass(frozen=True, slots=True)
-class Many:
+class Many(Command):
     """Several commands applied in order, all or nothing (`POST /v1/events`)."""
 
     commands: tuple[Command, ...]
@@ -410,36 +417,19 @@ class Many:
                 raise EventFailed(index, error) from error
         return {"applied": len(self.commands)}
 
+    def learners(self) -> AbstractSet[Learner]:
+        found: set[Learner] = set()
+        for command in self.commands:
+            found |= command.learners()
+        return found
 
-def _flatten(commands: Sequence[Any]) -> list[Any]:
-    out: list[Any] = []
-    for command in commands:
-        if isinstance(command, Many):
-            out += _flatten(command.commands)
-        else:
-            out.append(command)
-    return out
-
-
-def learners(command: Any) -> set[tuple[str, str]]:
-    """The (dataset, user) pairs a command writes for (the writer locks them)."""
-    found: set[tuple[str, str]] = set()
-    for c in _flatten([command]):
-        pairs = getattr(c, "learner_pairs", None)
-        if pairs is not None:  # sync: every learner a chunk of facts writes for
-            found |= pairs
-            continue
-        keys = getattr(c, "keys", None)
-        if isinstance(keys, Keys):
-            found.add((keys.dataset, keys.user_id))
-        elif isinstance(getattr(c, "user_id", None), str):
-            found.add((c.dataset, c.user_id))
-    return found
+    def parts(self) -> Sequence[Command]:
+        return [part for command in self.commands for part in command.parts()]
 
 
-def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Any]) -> None:
+def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Command]) -> None:
     """Load every summary (and open session) a batch of view commands will touch, at once."""
-    keys = [c.keys.resolve(ctx) for c in _flatten(commands)
-            if isinstance(getattr(c, "keys", None), Keys)]
+    keys = [part.keys.resolve(ctx) for c in commands for part in c.parts()
+            if isinstance(part, KeyedCommand)]
     if keys:
         uow.load_summaries(keys)

@@ -21,12 +21,13 @@ from ..domain.progress import advance, asked, is_complete
 from ..store import rows
 from ..store.schema import visitor_sessions
 from ..store.uow import BatchUnitOfWork
+from .commands import Command
 from .ports import ServiceContext
 from .viewer import check_time_delta
 
 
 @dataclass(frozen=True, slots=True)
-class StartVisit:
+class StartVisit(Command):
     """Open a visitor's session on a content."""
 
     dataset: str
@@ -53,7 +54,7 @@ class StartVisit:
 
 
 @dataclass(frozen=True, slots=True)
-class TrackVisit:
+class TrackVisit(Command):
     """Add progress (never lowered), time and extra fields to a visitor's session."""
 
     dataset: str

@@ -44,9 +44,10 @@ def _pair(at: int | None, sid: str | None) -> tuple[int, str] | None:
     return None if at is None or sid is None else (at, sid)
 
 
-def summary_from_row(row: Any) -> Summary:
+def summary_from_row(row: Any, key: SummaryKey | None = None) -> Summary:
+    """A summary from its row (`key`: the row's key when the caller holds it already)."""
     return Summary(
-        key=key_of(row), status=row["status"], progress=row["progress"],
+        key=key_of(row) if key is None else key, status=row["status"], progress=row["progress"],
         time_spent=row["time_spent"], first_access=row["first_access"],
         last_access=row["last_access"], view_count=row["view_count"],
         completed_at=row["completed_at"], last_completed_at=row["last_completed_at"],
@@ -77,9 +78,11 @@ def summary_to_row(s: Summary, open_session_id: str | None, rev: int, now: int) 
     }
 
 
-def session_from_row(row: Any) -> Session:
+def session_from_row(row: Any, key: SummaryKey | None = None) -> Session:
+    """A session from its row (`key`: the row's key when the caller holds it already)."""
     return Session(
-        session_id=row["session_id"], key=key_of(row), instance_id=row["instance_id"],
+        session_id=row["session_id"], key=key_of(row) if key is None else key,
+        instance_id=row["instance_id"],
         started_at=row["started_at"], ended_at=row["ended_at"], progress=row["progress"],
         time_spent=row["time_spent"], completed_at=row["completed_at"],
         repeat=bool(row["repeat"]), closed=bool(row["closed"]),

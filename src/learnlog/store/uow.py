@@ -213,19 +213,29 @@ class BatchUnitOfWork:
 
     # -- summaries ----------------------------------------------------------------------
     def load_summaries(self, keys: Iterable[SummaryKey]) -> None:
-        """Load many summaries with one query (the writer calls this for a whole batch)."""
-        wanted = [k for k in set(keys) if k not in self._summaries]
-        for chunk in chunks(wanted, 400):
+        """Load many summaries with one query (the writer calls this for a whole batch).
+
+        Rows come back under the keys asked for (no key is built from a row), and the
+        open sessions they name are loaded with them, under the same keys."""
+        wanted = {k: k for k in keys if k not in self._summaries}
+        open_ids: list[tuple[str, str, str]] = []
+        known: dict[tuple[str, str, str], SummaryKey] = {}
+        for chunk in chunks(list(wanted), 400):
             for row in self.fast.rows_by_keys(summaries, SUMMARY_PK, [
                     (k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id)
                     for k in chunk]):
-                summary = rows.summary_from_row(row)
+                key = wanted.get(SummaryKey(row["dataset"], row["user_id"],
+                                            row["collection_key"], row["context_key"],
+                                            row["content_id"]))
+                summary = rows.summary_from_row(row, key)
                 self._summaries[summary.key] = (summary, row["open_session_id"])
+                if row["open_session_id"] is not None:
+                    ident = (summary.key.dataset, summary.key.user_id, row["open_session_id"])
+                    open_ids.append(ident)
+                    known[ident] = summary.key
             for k in chunk:
                 self._summaries.setdefault(k, None)
-        open_ids = [(k.dataset, k.user_id, v[1]) for k, v in self._summaries.items()
-                    if v is not None and v[1] is not None]
-        self.load_sessions(open_ids)
+        self.load_sessions(open_ids, known)
 
     def _summary_entry(self, key: SummaryKey) -> tuple[Summary, str | None] | None:
         for staged in (self._cmd, self._done):
@@ -257,12 +267,16 @@ class BatchUnitOfWork:
         self._cmd.summaries[summary.key] = (summary, sid)
 
     # -- sessions -----------------------------------------------------------------------
-    def load_sessions(self, ids: Iterable[tuple[str, str, str]]) -> None:
+    def load_sessions(self, ids: Iterable[tuple[str, str, str]],
+                      keys: dict[tuple[str, str, str], SummaryKey] | None = None) -> None:
+        """Load sessions by (dataset, user, session id); `keys`: their summary keys, when
+        the caller knows them."""
         wanted = [i for i in set(ids) if i not in self._sessions]
         for chunk in chunks(wanted, 400):
             for row in self.fast.rows_by_keys(sessions, SESSION_PK, chunk):
-                s = rows.session_from_row(row)
-                self._sessions[(s.key.dataset, s.key.user_id, s.session_id)] = s
+                ident = (row["dataset"], row["user_id"], row["session_id"])
+                self._sessions[ident] = rows.session_from_row(
+                    row, None if keys is None else keys.get(ident))
             for i in chunk:
                 self._sessions.setdefault(i, None)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import Boolean, Table, and_, delete, or_, select
 
@@ -21,6 +21,7 @@ from ..domain.assessment import best_score
 from ..domain.keys import SummaryKey, learner_of
 from ..domain.merge import Scope, Stamp, erasure_covers, written_before
 from ..domain.summary import Session, fold
+from ..service.commands import Command, Learner
 from ..service.course_units import structure_changed
 from ..service.group_aggregates import queue_member
 from ..service.identity import queue_group_members
@@ -89,18 +90,17 @@ def _covers(scope: ErasureScope, table: str, row: Row) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class ApplyFacts:
+class ApplyFacts(Command):
     """Apply a chunk of facts (already checked) from a peer."""
 
     facts: dict[str, list[Row]]
     # Each table's domain values as the check loaded them, in the order of its rows (a
     # table without them is loaded here).
     values: dict[str, list[Any]] = field(default_factory=dict)
-    exclusive = True  # alone in its transaction: the chunk is applied whole or not at all
+    exclusive: ClassVar[bool] = True  # the chunk is applied whole or not at all
 
-    @property
-    def learner_pairs(self) -> set[tuple[str, str]]:
-        """The learners whose records the chunk writes (the writer locks them)."""
+    def learners(self) -> set[Learner]:
+        """Every learner whose records the chunk writes, by its facts and tombstones."""
         return {(r["dataset"], r["user_id"]) for name, found in self.facts.items()
                 if name != TOMBSTONES for r in found if "user_id" in r} | {
             (r["dataset"], learner)

@@ -1,10 +1,15 @@
 """The per-process writer: many requests, one transaction, one fsync (group commit).
 
-Requests hand a command to `Writer.submit`; one thread owns the write connection, takes
-every command waiting (up to `max_batch`), applies them in one `BatchUnitOfWork`, commits
-once and then resolves each request's future. A command that fails is rolled back on its
-own and its caller gets the error; the others commit. If the commit itself fails, each
-command is retried alone so one poison command cannot fail its neighbours.
+Requests hand a `Command` (service/commands.py) to `Writer.submit`; one thread owns the
+write connection, takes every command waiting (up to `max_batch`), applies them in one
+`BatchUnitOfWork`, commits once and then resolves each request's future. A command that
+fails is rolled back on its own and its caller gets the error; the others commit. If the
+commit itself fails, each command is retried alone so one poison command cannot fail its
+neighbours.
+
+The writer learns what it needs of a command from the command protocol only (`exclusive`,
+`learners()`); of the store it uses the engine and the batch unit of work. It applies
+commands and settles futures; it holds no use case of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +34,13 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..domain.errors import LearnlogError
-from ..service.ports import ServiceContext
-from .uow import BatchUnitOfWork
+from ..store.uow import BatchUnitOfWork
+from .commands import Command, Learner
+from .ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
-Prefetch = Callable[[BatchUnitOfWork, ServiceContext, list[Any]], None]
-Learners = Callable[[Any], set[tuple[str, str]]]
+Prefetch = Callable[[BatchUnitOfWork, ServiceContext, list[Command]], None]
 AfterCommit = Callable[[BatchUnitOfWork], None]
 
 
@@ -48,7 +53,7 @@ def now_ms() -> int:
 class _Job:
     """A queued command and where its outcome goes: a thread future or an asyncio one."""
 
-    command: Any
+    command: Command
     future: Future[Any] | asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -57,14 +62,13 @@ class Writer:
     """Applies commands in batches on one connection; thread-safe `submit`."""
 
     def __init__(self, engine: Engine, ctx: ServiceContext, *, max_batch: int = 512,
-                 prefetch: Prefetch | None = None, learners: Learners | None = None,
+                 prefetch: Prefetch | None = None,
                  after_commit: AfterCommit | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
         self.engine = engine
         self.ctx = ctx
         self.max_batch = max_batch
         self.prefetch = prefetch
-        self.learners = learners
         self.after_commit = after_commit
         self.clock = clock
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -88,13 +92,13 @@ class Writer:
             self._thread = None
         self._turn.close()
 
-    def submit_future(self, command: Any) -> Future[Any]:
+    def submit_future(self, command: Command) -> Future[Any]:
         """Queue a command from any thread; the future resolves after its batch committed."""
         future: Future[Any] = Future()
         self._queue.put(_Job(command, future))
         return future
 
-    async def submit(self, command: Any) -> Any:
+    async def submit(self, command: Command) -> Any:
         """Apply a command durably and return its result (awaitable).
 
         The outcomes of a whole batch reach the event loop in one hand-off, not one
@@ -105,7 +109,7 @@ class Writer:
         self._queue.put(_Job(command, future, loop))
         return await future
 
-    def run_many(self, commands: list[Any]) -> list[Future[Any]]:
+    def run_many(self, commands: Sequence[Command]) -> list[Future[Any]]:
         """Queue several commands at once (they usually share a batch); one future each.
         Without the writer thread they are applied here, as one batch."""
         if self._thread is not None:
@@ -114,7 +118,7 @@ class Writer:
         self._process(jobs)
         return [job.future for job in jobs]  # type: ignore[misc]
 
-    def run_sync(self, command: Any) -> Any:
+    def run_sync(self, command: Command) -> Any:
         """Apply a command durably from synchronous code (CLI, jobs)."""
         if self._thread is None:
             return self._apply([_Job(command, Future())], single=True)[0]
@@ -144,7 +148,7 @@ class Writer:
     def _process(self, jobs: list[_Job]) -> None:
         group: list[_Job] = []
         for job in jobs:
-            if getattr(job.command, "exclusive", False):
+            if job.command.exclusive:
                 self._deliver(group)
                 self._deliver([job])
                 group = []
@@ -191,8 +195,8 @@ class Writer:
         outcomes: list[tuple[bool, Any]] = []
         with self.engine.begin() as conn:
             uow = BatchUnitOfWork(conn, self.ctx.instance_id, self.clock())
-            if conn.dialect.name == "postgresql" and self.learners is not None:
-                _lock_learners(conn, set().union(*(self.learners(j.command) for j in jobs)))
+            if conn.dialect.name == "postgresql":
+                _lock_learners(conn, set().union(*(j.command.learners() for j in jobs)))
             if self.prefetch is not None:
                 self.prefetch(uow, self.ctx, [j.command for j in jobs])
             for job in jobs:
@@ -274,7 +278,7 @@ class WriterTurn:
             self._fd = None
 
 
-def _lock_learners(conn: Any, learners: set[tuple[str, str]]) -> None:
+def _lock_learners(conn: Any, learners: set[Learner]) -> None:
     """Serialise writers of the same learner across processes, in one fixed order."""
     if learners:
         conn.execute(text("SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT "

@@ -186,12 +186,15 @@ class Writer:
     def _apply_once(self, jobs: list[_Job], *, single: bool) -> list[Any]:
         started = time.thread_time()
         try:
-            with self._turn:
-                return self._apply_locked(jobs, single=single)
+            with self._turn:  # held for the transaction only, not for what follows it
+                uow, outcomes = self._transaction(jobs, single=single)
+            return self._answer(jobs, uow, outcomes, single=single)
         finally:
             self.cpu_seconds += time.thread_time() - started
 
-    def _apply_locked(self, jobs: list[_Job], *, single: bool) -> list[Any]:
+    def _transaction(self, jobs: list[_Job], *, single: bool
+                     ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
+        """Apply the batch in one transaction and commit it."""
         outcomes: list[tuple[bool, Any]] = []
         with self.engine.begin() as conn:
             uow = BatchUnitOfWork(conn, self.ctx.instance_id, self.clock())
@@ -217,6 +220,12 @@ class Writer:
                 uow.commit_command()
                 outcomes.append((True, result))
             uow.flush()
+        return uow, outcomes
+
+    def _answer(self, jobs: list[_Job], uow: BatchUnitOfWork,
+                outcomes: list[tuple[bool, Any]], *, single: bool) -> list[Any]:
+        """After the commit: after-commit actions (the cache's write-through), wake the
+        outbox, then hand every request its outcome."""
         self.batches += 1
         self.commands += len(jobs)
         bucket = 1 << (len(jobs) - 1).bit_length()

@@ -27,7 +27,7 @@ from .domain.keys import ContextMode, SummaryKey
 from .jobs.outbox import Jobs, OutboxLoop
 from .service import logger as logger_service
 from .service.ports import ServiceContext
-from .service.reads import Structures, cached_fields, cached_view_fields, view_fields
+from .service.reads import Structures, cached_fields, view_fields
 from .service.viewer import prefetch
 from .service.writer import Writer
 from .settings import Settings
@@ -154,11 +154,16 @@ class Runtime:
         return await self.readers.run(lambda: make("postgresql"))
 
     async def view_fields(self, keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
-        """The read fields of these summaries (view/read): from the cache when it holds
-        them all, else from the database."""
-        if self.cache is not None:
-            return await self.off_loop(cached_view_fields, self.read_engine, self.cache, keys)
-        return await self.read_fast(lambda conn: view_fields(conn, None, keys))
+        """The read fields of these summaries (view/read with the cache on): from Redis,
+        read on the event loop, when it holds them all; else from the database in a
+        thread, back-filling the cache there (store/cache.py says when that is safe)."""
+        cache = self.cache
+        if cache is None:
+            return await self.read_fast(lambda conn: view_fields(conn, None, keys))
+        lookup = await cache.get_many_async(keys)
+        if lookup.found is not None:
+            return lookup.found
+        return await self.read(lambda conn: view_fields(conn, cache, keys, lookup))
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking read work (database or cache) in a thread, within the read limit."""
@@ -192,11 +197,13 @@ class Runtime:
 
 
 def _write_through(cache: StatusCache) -> Any:
-    """After each commit, put the batch's summaries in the cache (erased ones removed)."""
+    """After each commit, before its requests are answered, put the batch's summaries in
+    the cache (erased ones marked so); when Redis cannot take them, the cache makes sure
+    no process serves an older value before this returns (decision 0016)."""
     def after_commit(uow: BatchUnitOfWork) -> None:
-        cache.put_many((key, 0, None) if entry is None else
-                       (key, entry[1], cached_fields(entry[0]))
-                       for key, entry in uow.changed_summaries.items())
+        cache.write_through((key, 0, None) if entry is None else
+                            (key, entry[1], cached_fields(entry[0]))
+                            for key, entry in uow.changed_summaries.items())
     return after_commit
 
 
@@ -254,8 +261,9 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
                          max_time_spent_delta=settings.max_time_spent_delta,
                          sign=signer(secret))
     # The instance id is one per database: two databases sharing a Redis never share keys.
+    # The cache's epoch lives in this database; it changes it through the writer engine.
     cache = (StatusCache(settings.redis_url, f"{settings.redis_prefix}{instance_id}:",
-                         settings.redis_retry_seconds)
+                         engine, settings.redis_retry_seconds)
              if settings.redis_url else None)
     writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=_prefetch,
                     after_commit=_write_through(cache) if cache is not None else None)

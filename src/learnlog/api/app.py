@@ -273,6 +273,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         try:
             yield
         finally:
+            if rt.cache is not None:
+                await rt.cache.aclose()  # the asyncio Redis client of this loop
             if runtime is None:
                 rt.close()
 

@@ -17,7 +17,7 @@ from ..domain.keys import ContextMode, SummaryKey, scope_keys
 from ..domain.progress import to_percent
 from ..domain.summary import Summary
 from ..store import rows
-from ..store.cache import StatusCache
+from ..store.cache import Lookup, StatusCache
 from ..store.db import read_with_retry
 from ..store.fastsql import (
     SUMMARY_PK,
@@ -72,22 +72,30 @@ def load_summaries(conn: Connection, keys: Sequence[SummaryKey]) -> dict[Summary
 
 def cached_view_fields(engine: Engine, cache: StatusCache | None,
                        keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
-    """Read fields of these summaries: from the cache when it holds all (no database
-    connection is taken then), else from the database, back-filling the cache."""
-    if cache is not None:
-        hit = cache.get_many(keys)
-        if hit is not None:
-            return hit
-    return read_with_retry(engine, lambda conn: view_fields(conn, cache, keys))
+    """Read fields of these summaries: from the cache when it holds all (one Redis round
+    trip, no database connection taken), else from the database, back-filling the cache.
+
+    The same from the event loop: `lookup = await cache.get_many_async(keys)`; if
+    `lookup.found` is None, `view_fields(conn, cache, keys, lookup)` on a read connection.
+    """
+    if cache is None:
+        return read_with_retry(engine, lambda conn: view_fields(conn, None, keys))
+    lookup = cache.get_many(keys)
+    if lookup.found is not None:
+        return lookup.found
+    return read_with_retry(engine, lambda conn: view_fields(conn, cache, keys, lookup))
 
 
-def view_fields(conn: Connection, cache: StatusCache | None,
-                keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
-    """Read fields of these summaries from the database (back-filling `cache` if given).
+def view_fields(conn: Connection, cache: StatusCache | None, keys: list[SummaryKey],
+                lookup: Lookup | None = None) -> dict[SummaryKey, dict[str, Any]]:
+    """Read fields of these summaries from the database; with a cache and the `lookup`
+    that missed in it (made before this call), back-filled into the cache when that is
+    safe (the cache's epoch is read first, on this connection; see store/cache.py).
 
     The hot read: one indexed range query per scope on the driver connection, only the
     columns view/read shows (see store/fastsql.py for why not Core here).
     """
+    ticket = cache.ticket(conn, lookup) if cache is not None and lookup is not None else None
     by_scope: dict[tuple[str, str, str, str], list[SummaryKey]] = {}
     for k in keys:
         by_scope.setdefault(k.scope, []).append(k)
@@ -103,9 +111,9 @@ def view_fields(conn: Connection, cache: StatusCache | None,
                 "timeSpent": time_spent, "viewCount": views, "lastAccessTime": last_access,
                 "completedOn": completed_at, "progressDetails": rows.loads(details)}
             revs[key] = int(rev)
-    if cache is not None:
-        # Back-fill carries each row's revision so it never overwrites a newer write.
-        cache.put_many((k, revs[k], v) for k, v in fields.items())
+    if cache is not None and ticket is not None:
+        # Each row's revision rides along: a field never goes back to an older value.
+        cache.backfill(ticket, ((k, revs[k], v) for k, v in fields.items()))
     return fields
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from ..domain.errors import Forbidden, InvalidInput, NotFound
 from ..domain.groups import check_activity_type
 from ..service import group_aggregates as svc
-from ..service.identity import group_view, leads
+from ..service.identity import group_view, leads, member_of
 from . import models as m
 from .envelope import Envelope, EnvelopeResponse, ok
 from .viewer import caller, check_id, runtime
@@ -37,18 +37,22 @@ def _pick(agg: list[dict[str, Any]], fields: list[str] | None) -> list[dict[str,
     return agg if fields is None else [a for a in agg if a["metric"] in fields]
 
 
-async def _group(request: Request, group_id: str) -> tuple[Any, dict[str, Any], bool]:
-    """The caller, the group and whether the caller reads every member's row."""
+async def _group(request: Request, group_id: str, *, with_members: bool = True
+                 ) -> tuple[Any, dict[str, Any], bool]:
+    """The caller, the group (its members too when `with_members`) and whether the
+    caller reads every member's row."""
     principal = caller(request, write=False)
     rt = runtime(request)
-    found = await rt.read(lambda conn: group_view(conn, principal.dataset, group_id))
+    found = await rt.read(lambda conn: group_view(conn, principal.dataset, group_id,
+                                                  with_members=with_members))
     if found is None:
         raise NotFound(f"Group {group_id} is not registered.", code="GROUP_NOT_FOUND",
                        field="request.groupId")
     if principal.is_admin or await rt.read(
             lambda conn: leads(conn, principal.dataset, principal.user_id, group_id)):
         return principal, found, True
-    if any(x["userId"] == principal.user_id for x in found["members"]):
+    if await rt.read(lambda conn: member_of(conn, principal.dataset, group_id,
+                                            principal.user_id)):
         return principal, found, False
     raise Forbidden("Only the group's members read its figures.", code="FORBIDDEN",
                     field="request.groupId")
@@ -64,7 +68,7 @@ async def group_agg(request: Request, body: m.GroupAggRequest) -> EnvelopeRespon
         {"id": _mandatory(a.id, "ACTIVITY_ID_MISSING", f"activities[{i}].id", "ActivityId"),
          "type": _type(a.type, f"request.activities[{i}].type")}
         for i, a in enumerate(req.activities)]
-    principal, found, _ = await _group(request, group_id)
+    principal, found, _ = await _group(request, group_id, with_members=False)
     wanted = found["activities"] if named is None else named
     views = await runtime(request).read(lambda conn: [
         svc.activity_view(conn, principal.dataset, group_id, a["type"], a["id"])

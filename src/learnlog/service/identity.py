@@ -195,15 +195,25 @@ def teaches(conn: Connection, dataset: str, reader: str, activity_ids: list[str]
     return found is not None
 
 
-def group_view(conn: Connection, dataset: str, group_id: str) -> dict[str, Any] | None:
-    """A group with its members and their roles."""
+def member_of(conn: Connection, dataset: str, group_id: str, user_id: str) -> bool:
+    """Whether the user is a member of the group (any role)."""
+    return conn.execute(select(memberships.c.user_id).where(
+        memberships.c.dataset == dataset, memberships.c.group_id == group_id,
+        memberships.c.user_id == user_id)).first() is not None
+
+
+def group_view(conn: Connection, dataset: str, group_id: str, *, with_members: bool = True
+               ) -> dict[str, Any] | None:
+    """A group with its activities, and its members and their roles (`with_members`;
+    else `members` is empty: a group of 10,000 learners is 10,000 rows)."""
     found = conn.execute(select(groups).where(
         groups.c.dataset == dataset, groups.c.group_id == group_id)).mappings().first()
     if found is None:
         return None
-    members = conn.execute(select(memberships.c.user_id, memberships.c.role).where(
-        memberships.c.dataset == dataset, memberships.c.group_id == group_id
-    ).order_by(memberships.c.user_id)).all()
+    members = [] if not with_members else conn.execute(
+        select(memberships.c.user_id, memberships.c.role).where(
+            memberships.c.dataset == dataset, memberships.c.group_id == group_id
+        ).order_by(memberships.c.user_id)).all()
     activities = conn.execute(select(group_activities.c.activity_id,
                                      group_activities.c.activity_type).where(
         group_activities.c.dataset == dataset, group_activities.c.group_id == group_id

@@ -1,7 +1,8 @@
-"""Request bodies of the viewer family, validated at the edge only (pydantic v2, strict).
+"""Request bodies of the framework's routes, validated at the edge only (pydantic v2,
+strict); the hot routes' bodies are msgspec structs (`structs.py`) with the same rules.
 
 Unknown fields are refused (`extra="forbid"`), strings and arrays are bounded, numbers
-must be finite. ASSESS telemetry events keep their other fields (they are telemetry).
+must be finite.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     StringConstraints,
-    Tag,
-    model_validator,
 )
+
+from .structs import MAX_ITEMS
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256,
                                       pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
@@ -27,25 +26,7 @@ Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256,
 Text = Annotated[str, StringConstraints(strict=True, max_length=4096, pattern=r"^[^\x00]*$")]
 Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024,
                                         pattern=r"^[^\x00]+$")]
-MAX_ITEMS = 1000
-# Epoch milliseconds and counts: exact in JSON numbers and in a BIGINT.
-Count = Annotated[int, Field(strict=True, ge=0, le=2**53 - 1)]
-Score = Annotated[float, Field(strict=True, ge=0, le=1e9)]
 Flag = Annotated[bool, Field(strict=True)]
-Percent = Annotated[float, Field(strict=True, ge=0, le=100)]
-Seconds = Annotated[float, Field(strict=True, ge=0)]
-def _storable(value: Any) -> Any:
-    """Free-form JSON must be storable as JSON text (no huge integers, no deep nesting)."""
-    try:
-        orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError) as error:
-        raise ValueError("cannot be stored as JSON: numbers must fit 64 bits and "
-                         "nesting must stay under 255 levels") from error
-    return value
-
-
-Details = Annotated[dict[str, Any], Field(max_length=256), AfterValidator(_storable)]
-Free = Annotated[list[Any], AfterValidator(_storable)]
 
 
 class Strict(BaseModel):
@@ -66,89 +47,6 @@ class Wrapper(Strict):
     ver: Text | None = None
     ts: Text | None = None
     params: RequestParams | None = None
-
-
-class ViewKeys(Strict):
-    userId: Id
-    contentId: Id
-    collectionId: Id | None = None
-    contextId: Id | None = None
-
-
-class ViewUpdate(ViewKeys):
-    progressDetails: Details | None = None
-    timespent: Seconds = 0.0
-    progress: Percent | None = None
-
-
-class AssessItem(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-    id: Id
-    maxscore: Score
-    type: Text | None = None
-    title: Text | None = None
-    desc: Text | None = None
-    params: Free | None = None
-
-    @model_validator(mode="after")
-    def _extras_storable(self) -> AssessItem:
-        _storable(self.model_extra)
-        return self
-
-
-class AssessData(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-    item: AssessItem
-    score: Score
-    # `pass` is a Python keyword; the field is kept through extra="allow".
-    resvalues: Free | None = None
-    duration: Seconds | None = None
-
-    @model_validator(mode="after")
-    def _extras_storable(self) -> AssessData:
-        _storable(self.model_extra)
-        return self
-
-
-class AssessEvent(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-    eid: Literal["ASSESS"]
-    ets: Count
-    edata: AssessData
-
-
-class AttemptGroup(Strict):
-    """The lms-service shape: one attempt with its events."""
-
-    assessmentTs: Count | None = None
-    attemptId: Id | None = None
-    events: Annotated[list[AssessEvent], Field(max_length=MAX_ITEMS)]
-
-
-def _assessment_tag(value: Any) -> str:
-    return "attempt" if isinstance(value, dict) and "events" in value else "event"
-
-
-Assessment = Annotated[
-    Annotated[AssessEvent, Tag("event")] | Annotated[AttemptGroup, Tag("attempt")],
-    Discriminator(_assessment_tag),
-]
-
-
-class AssessmentSubmit(ViewKeys):
-    attemptId: Id | None = None
-    assessmentTs: Count | None = None
-    assessments: Annotated[list[Assessment], Field(min_length=1, max_length=MAX_ITEMS)]
-
-
-class ViewRead(Strict):
-    userId: Id
-    contentId: Annotated[list[Id], Field(min_length=1, max_length=MAX_ITEMS)]
-    collectionId: Id | None = None
-    contextId: Id | None = None
 
 
 class EnrolmentRef(Strict):
@@ -195,53 +93,6 @@ class ContextBody(Strict):
     endDate: Date | None = None
 
 
-class StartEvent(ViewKeys):
-    type: Literal["view.start"]
-
-
-class UpdateEvent(ViewUpdate):
-    type: Literal["view.update"]
-
-
-class EndEvent(ViewKeys):
-    type: Literal["view.end"]
-
-
-class SubmitEvent(AssessmentSubmit):
-    type: Literal["assessment.submit"]
-
-
-Event = Annotated[StartEvent | UpdateEvent | EndEvent | SubmitEvent, Field(discriminator="type")]
-
-
-class EventsBody(Strict):
-    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_ITEMS)]
-
-
-class StartRequest(Wrapper):
-    request: ViewKeys
-
-
-class UpdateRequest(Wrapper):
-    request: ViewUpdate
-
-
-class EndRequest(Wrapper):
-    request: ViewKeys
-
-
-class SubmitRequest(Wrapper):
-    request: AssessmentSubmit
-
-
-class ReadRequest(Wrapper):
-    request: ViewRead
-
-
-class SummaryReadRequest(Wrapper):
-    request: EnrolmentRef
-
-
 class EnrolRequest(Wrapper):
     request: EnrolmentRef
 
@@ -252,10 +103,6 @@ class CollectionRequest(Wrapper):
 
 class ContextRequest(Wrapper):
     request: ContextBody
-
-
-class EventsRequest(Wrapper):
-    request: EventsBody
 
 
 class DeleteScope(Strict):
@@ -270,13 +117,9 @@ class DeleteRequest(Wrapper):
 
 # --- the logger family (SPEC §4.3): Kolibri's field names, no wrapper ----------------------
 
-Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
-# Kolibri's content kinds. Quizzes (ExamLog) are not accepted by this version of the route.
 TrackedKind = Literal["video", "audio", "document", "html5", "slideshow", "h5p", "zim",
                       "bloompub", "topic", "exercise", "quiz"]
 ItemCount = Annotated[int, Field(strict=True, ge=1, le=1000)]
-# Seconds on one question: bounded so that start = now - time never leaves the epoch.
-ItemSeconds = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
 
 
 class MasteryModel(Strict):
@@ -301,32 +144,6 @@ class TrackStart(Strict):
     context_id: Id | None = None
     mastery_model: MasteryModel | None = None
     repeat: Flag = False
-
-
-class InteractionIn(Strict):
-    """One interaction with a question (Kolibri's interaction fields)."""
-
-    id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64,
-                                         pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")] | None = None
-    item: Id
-    correct: Fraction
-    time_spent: ItemSeconds
-    complete: Flag = False
-    answer: Details | None = None
-    simple_answer: Text | None = None
-    error: Flag = False
-    hinted: Flag = False
-    replace: Flag = False
-
-
-class TrackUpdate(Strict):
-    """`PUT /api/logger/trackprogress/{session_id}/`: every field optional."""
-
-    progress_delta: Fraction | None = None
-    progress: Fraction | None = None
-    time_spent_delta: Seconds = 0.0
-    extra_fields: Details | None = None
-    interactions: Annotated[list[InteractionIn], Field(max_length=100)] | None = None
 
 
 class TrackState(BaseModel):

@@ -19,6 +19,7 @@ from ..domain.errors import InvalidInput, LearnlogError, NotFound
 from ..domain.keys import SummaryKey, enrolment_context, resolve_key
 from ..service import reads
 from ..service import viewer as svc
+from ..service.commands import Command
 from ..store.uow import ContextRecord
 from . import models as m
 from . import structs as s
@@ -85,20 +86,24 @@ def _response(raw: dict[str, Any], event: s.AssessEvent) -> rules.ItemResponse:
                               extra)
 
 
+async def _written(call: Call, command: Command) -> Answer:
+    """Apply a write command durably and answer with its result."""
+    msgid = call.body.msgid if isinstance(call.body, s.Wrapper) else None
+    return lean_ok(call.route, await call.runtime.writer.submit(command), msgid)
+
+
 @route(LEAN, "POST", "/v1/view/start", "api.view.start", s.StartRequest)
 async def view_start(call: Call) -> Answer:
     """Start a view: creates the summary if absent and opens a session."""
-    body: s.StartRequest = call.body
-    command = svc.StartView(_keys(lean_caller(call, write=True), body.request))
-    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
+    req: s.ViewKeys = call.body.request
+    return await _written(call, svc.StartView(_keys(lean_caller(call, write=True), req)))
 
 
 @route(LEAN, "POST", "/v1/view/update", "api.view.update", s.UpdateRequest)
 async def view_update(call: Call) -> Answer:
     """Add time and progress to a started view."""
-    body: s.UpdateRequest = call.body
-    command = _update(_keys(lean_caller(call, write=True), body.request), body.request)
-    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
+    req: s.ViewUpdate = call.body.request
+    return await _written(call, _update(_keys(lean_caller(call, write=True), req), req))
 
 
 @route(LEAN, "POST", "/v1/view/update/validate", "api.view.update.validate", s.UpdateRequest)
@@ -112,17 +117,15 @@ async def view_update_validate(call: Call) -> Answer:
 @route(LEAN, "POST", "/v1/view/end", "api.view.end", s.EndRequest)
 async def view_end(call: Call) -> Answer:
     """End a view: the content is completed."""
-    body: s.EndRequest = call.body
-    command = svc.EndView(_keys(lean_caller(call, write=True), body.request))
-    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
+    req: s.ViewKeys = call.body.request
+    return await _written(call, svc.EndView(_keys(lean_caller(call, write=True), req)))
 
 
 @route(LEAN, "POST", "/v1/assessment/submit", "api.assessment.submit", s.SubmitRequest)
 async def assessment_submit(call: Call) -> Answer:
     """Record an assessment attempt; the content is completed."""
-    body: s.SubmitRequest = call.body
-    command = _submit(_keys(lean_caller(call, write=True), body.request), body.request)
-    return lean_ok(call.route, await call.runtime.writer.submit(command), body.msgid)
+    req: s.AssessmentSubmit = call.body.request
+    return await _written(call, _submit(_keys(lean_caller(call, write=True), req), req))
 
 
 @route(LEAN, "POST", "/v1/events", "api.events", s.EventsRequest)

@@ -11,6 +11,8 @@ from learnlog.domain.enrolment import (
     Enrolment,
     IssuedCertificate,
     content_key,
+    content_scope,
+    content_scopes,
     touches,
 )
 from learnlog.domain.keys import ContextMode, SummaryKey, resolve_key
@@ -108,3 +110,15 @@ def test_other_learner_or_dataset_never_touches() -> None:
                                collection_id="class-1-maths", context_id="batch-1")
         assert not touches(mode, ENROLMENT, STRUCTURE, other_user)
         assert not touches(mode, ENROLMENT, STRUCTURE, other_ds)
+
+
+@pytest.mark.parametrize("mode", list(ContextMode))
+def test_content_scopes_group_contents_as_content_scope_places_them(mode: ContextMode) -> None:
+    leaves = ["sda", "dda", "fun"]
+    grouped = content_scopes(mode, ENROLMENT, leaves)
+    expected: dict[tuple[str, str], list[str]] = {}
+    for c in leaves:
+        expected.setdefault(content_scope(mode, ENROLMENT, c), []).append(c)
+    assert grouped == expected
+    assert len(grouped) == (3 if mode is ContextMode.CONTENT else 1)
+    assert content_scopes(mode, ENROLMENT, []) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .certificates import Template
@@ -64,6 +65,17 @@ def content_scope(mode: ContextMode, enrolment: Enrolment, content_id: str
     """The collection key and context key under which a content counts for an
     enrolment (`content_key` without building the key)."""
     return scope_keys(mode, content_id, enrolment.collection_id, enrolment.context_id)
+
+
+def content_scopes(mode: ContextMode, enrolment: Enrolment, content_ids: Iterable[str]
+                   ) -> dict[tuple[str, str], list[str]]:
+    """The contents of an enrolment grouped by the (collection key, context key) they count
+    under: one group in the strict and collection modes (the enrolment's own), one per
+    content in the content mode (`content_scope` of each)."""
+    if mode is ContextMode.CONTENT:
+        return {(c, c): [c] for c in content_ids}
+    ids = list(content_ids)
+    return {content_scope(mode, enrolment, ids[0]): ids} if ids else {}
 
 
 def touches(mode: ContextMode, enrolment: Enrolment, structure: Structure | None,

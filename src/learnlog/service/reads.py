@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from ..domain.collection import unit_progress
-from ..domain.enrolment import CollectionRecord, Enrolment, content_scope
+from ..domain.enrolment import CollectionRecord, Enrolment, content_scopes
 from ..domain.keys import ContextMode, SummaryKey, scope_keys
 from ..domain.progress import to_percent
 from ..domain.summary import Summary
@@ -218,12 +218,10 @@ def enrolment_summaries_plan(dialect: str, mode: ContextMode, structures: Struct
     for e, counter in held:
         record = yield from structures.get(dialect, dataset, e.collection_id,
                                            None if counter is None else int(counter))
-        by_scope: dict[tuple[str, str, str, str], list[str]] = {}
-        for content_id in (record.structure.leaves if record is not None else ()):
-            by_scope.setdefault((dataset, e.user_id, *content_scope(mode, e, content_id)),
-                                []).append(content_id)
+        leaves = record.structure.leaves if record is not None else ()
         statuses: dict[str, tuple[int, float | None, float | None]] = {}
-        for scope, contents in by_scope.items():
+        for (collection_key, context_key), contents in content_scopes(mode, e, leaves).items():
+            scope = (dataset, e.user_id, collection_key, context_key)
             for row in (yield fetch_view(dialect, scope, contents)):
                 statuses[row[0]] = (row[1], row[3], row[4])  # status, score, max score
         out.append(_enrolment_summary(e, record, statuses))

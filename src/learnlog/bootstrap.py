@@ -123,15 +123,19 @@ class Runtime:
         """
         return await self.off_loop(read_with_retry, self.read_engine, fn)
 
+    def _loop_connection(self) -> Connection:
+        """SQLite: this process's own read connection of the event loop (opened once)."""
+        if self._here is None:
+            self._here = self.read_engine.connect()
+        return self._here
+
     async def read_fast(self, fn: Callable[[Connection], T]) -> T:
         """Run a short read: on SQLite right here on the event loop, on this process's own
         read connection (the file is mapped: an indexed lookup costs microseconds, less
         than the hand-off to a thread would); elsewhere as `read` does."""
         if self.read_engine.dialect.name != "sqlite":
             return await self.read(fn)
-        conn = self._here
-        if conn is None:
-            conn = self._here = self.read_engine.connect()
+        conn = self._loop_connection()
         try:
             return fn(conn)
         finally:
@@ -144,22 +148,17 @@ class Runtime:
         process's own mapped read connection, on PostgreSQL on this loop's own async
         connections (`store.aio`)."""
         if self.read_engine.dialect.name == "sqlite":
-            conn = self._here
-            if conn is None:
-                conn = self._here = self.read_engine.connect()
-            return run_plan(conn, make("sqlite"))
+            return run_plan(self._loop_connection(), make("sqlite"))
         if self.readers is None:
             self.readers = AsyncReaders(self.settings.database_url,
-                                         self.settings.db_pool_size)
+                                        self.settings.db_pool_size)
         return await self.readers.run(lambda: make("postgresql"))
 
-    async def view_fields(self, keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
+    async def cached_view_fields(self, cache: StatusCache, keys: list[SummaryKey]
+                                 ) -> dict[SummaryKey, dict[str, Any]]:
         """The read fields of these summaries (view/read with the cache on): from Redis,
         read on the event loop, when it holds them all; else from the database in a
         thread, back-filling the cache there (store/cache.py says when that is safe)."""
-        cache = self.cache
-        if cache is None:
-            return await self.read_fast(lambda conn: view_fields(conn, None, keys))
         lookup = await cache.get_many_async(keys)
         if lookup.found is not None:
             return lookup.found

@@ -68,7 +68,7 @@ def message_id() -> str:
 
 
 class EnvelopeResponse(Response):
-    """JSON of an `Envelope`, serialised once by pydantic.
+    """JSON of an `Envelope`, encoded once (orjson).
 
     Routes still declare `response_model=Envelope` (the OpenAPI contract); returning the
     serialised model spares FastAPI a second validation of what we just built.

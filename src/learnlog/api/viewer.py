@@ -177,7 +177,8 @@ async def view_read(call: Call) -> Answer:
     principal = lean_caller(call, write=False)
     await may_read(rt, principal, req.userId)
     asked = list(dict.fromkeys(req.contentId))
-    if rt.cache is None:
+    cache = rt.cache
+    if cache is None:
         contents = await rt.read_plan(lambda dialect: reads.view_contents_plan(
             dialect, rt.ctx.mode, principal.dataset, req.userId, asked, req.collectionId,
             req.contextId))
@@ -185,7 +186,7 @@ async def view_read(call: Call) -> Answer:
         keys = [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
                             content_id=c, collection_id=req.collectionId,
                             context_id=req.contextId) for c in asked]
-        fields = await rt.view_fields(keys)
+        fields = await rt.cached_view_fields(cache, keys)
         contents = [reads.view_row(k.content_id, fields[k]) for k in keys]
     return lean_ok(call.route, {
         "userId": req.userId, "collectionId": req.collectionId, "contextId": req.contextId,

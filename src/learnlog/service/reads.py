@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from ..domain.collection import unit_progress
 from ..domain.enrolment import CollectionRecord, Enrolment, content_scopes
@@ -18,7 +18,6 @@ from ..domain.progress import to_percent
 from ..domain.summary import Summary
 from ..store import rows
 from ..store.cache import Lookup, StatusCache
-from ..store.db import read_with_retry
 from ..store.fastsql import (
     SUMMARY_PK,
     FastSql,
@@ -68,22 +67,6 @@ def _summary_rows(conn: Connection, keys: Sequence[SummaryKey]) -> list[Any]:
 def load_summaries(conn: Connection, keys: Sequence[SummaryKey]) -> dict[SummaryKey, Summary]:
     """Summaries by key (absent keys are left out)."""
     return {s.key: s for s in map(rows.summary_from_row, _summary_rows(conn, keys))}
-
-
-def cached_view_fields(engine: Engine, cache: StatusCache | None,
-                       keys: list[SummaryKey]) -> dict[SummaryKey, dict[str, Any]]:
-    """Read fields of these summaries: from the cache when it holds all (one Redis round
-    trip, no database connection taken), else from the database, back-filling the cache.
-
-    The same from the event loop: `lookup = await cache.get_many_async(keys)`; if
-    `lookup.found` is None, `view_fields(conn, cache, keys, lookup)` on a read connection.
-    """
-    if cache is None:
-        return read_with_retry(engine, lambda conn: view_fields(conn, None, keys))
-    lookup = cache.get_many(keys)
-    if lookup.found is not None:
-        return lookup.found
-    return read_with_retry(engine, lambda conn: view_fields(conn, cache, keys, lookup))
 
 
 def view_fields(conn: Connection, cache: StatusCache | None, keys: list[SummaryKey],

@@ -236,34 +236,11 @@ class FastSql:
     def view_rows(self, scope: tuple[str, str, str, str], content_ids: Sequence[str]
                   ) -> list[tuple[Any, ...]]:
         """Rows of VIEW_COLUMNS for these contents under one scope (an indexed range)."""
-        if self.dialect == "sqlite":
-            cur = self.raw.execute(view_sql("sqlite", len(content_ids)),
-                                   (*scope, *content_ids))
-        else:
-            cur = self.raw.execute(view_sql("postgresql", 0), (*scope, list(content_ids)))
+        fetch = fetch_view(self.dialect, scope, content_ids)
+        cur = self.raw.execute(fetch.sql, fetch.params)
         found: list[tuple[Any, ...]] = list(cur.fetchall())
         cur.close()
         return found
-
-    def rows_where(self, table: Table, where: dict[str, Any],
-                   columns: tuple[str, ...] = ()) -> list[Any]:
-        """Mapping rows of `table` (only `columns`, when named) matching column = value for
-        every item of `where`."""
-        names = tuple(where)
-        sql = where_sql(self.dialect, table, names, columns)
-        if self.dialect == "sqlite":
-            import sqlite3
-
-            cur = self.raw.cursor()
-            cur.row_factory = sqlite3.Row
-            found: list[Any] = list(cur.execute(sql, tuple(where.values())).fetchall())
-            cur.close()
-            return found
-        from psycopg.rows import dict_row
-
-        with self.raw.cursor(row_factory=dict_row) as pg:
-            pg.execute(sql, tuple(where.values()))
-            return list(pg.fetchall())
 
     def upsert_bulk(self, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
         """Insert or replace many rows at once (sync): on PostgreSQL through COPY into a

@@ -29,7 +29,8 @@ from .service import logger as logger_service
 from .service.ports import ServiceContext
 from .service.reads import Structures, cached_fields, view_fields
 from .service.viewer import prefetch
-from .service.writer import Writer
+from .service.writer import CommandBus, Writer
+from .service.writer_link import WriterClient
 from .settings import Settings
 from .store import migrate
 from .store.aio import AsyncReaders
@@ -65,7 +66,7 @@ class Runtime:
     engine: Engine
     read_engine: Engine
     ctx: ServiceContext
-    writer: Writer
+    writer: CommandBus
     auth: Authenticator
     secret: str
     cache: StatusCache | None
@@ -170,9 +171,11 @@ class Runtime:
             self.read_limiter = CapacityLimiter(self.settings.db_pool_size)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.read_limiter)
 
-    def start(self) -> None:
-        """Start the background parts: the writer thread and the in-process outbox loop."""
-        self.writer.start()
+    def start(self, *, writer_thread: bool = True) -> None:
+        """Start the background parts: the writer thread (unless a loop of the caller's
+        runs the writer: the writer host's) and the in-process outbox loop."""
+        if writer_thread:
+            self.writer.start()
         if self.settings.process_outbox and self.outbox_loop is None:
             loop = OutboxLoop(self.engine, self.jobs, self.settings.outbox_poll_seconds)
             self.outbox_loop = loop
@@ -264,8 +267,14 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
     cache = (StatusCache(settings.redis_url, f"{settings.redis_prefix}{instance_id}:",
                          engine, settings.redis_retry_seconds)
              if settings.redis_url else None)
-    writer = Writer(engine, ctx, max_batch=settings.writer_max_batch, prefetch=_prefetch,
-                    after_commit=_write_through(cache) if cache is not None else None)
+    writer: CommandBus
+    if settings.writer_socket:  # a worker of `learnlog serve`: the writer host writes
+        writer = WriterClient(settings.writer_socket)
+        settings = settings.model_copy(update={"process_outbox": False})
+    else:
+        writer = Writer(engine, ctx, max_batch=settings.writer_max_batch,
+                        prefetch=_prefetch,
+                        after_commit=_write_through(cache) if cache is not None else None)
     auth = Authenticator(secret, settings.jwt_public_keys, settings.offline_grace)
     return Runtime(settings, engine, read_engine, ctx, writer, auth, secret, cache,
                    exports_dir=exports_dir(settings))

@@ -193,9 +193,32 @@ def serve(
     err.print(f"API docs: {base}/docs")
     err.print(f"admin token (24 h): {admin}", soft_wrap=True)
     sys.stderr.flush()
-    uvicorn.run("learnlog.api.app:factory", factory=True, host=host, port=port,
-                workers=workers, loop="uvloop", http="httptools", log_level="warning",
-                access_log=False, proxy_headers=False, server_header=False)
+    keeper = None
+    if workers > 1 and settings.writer_process and _sqlite_file(settings.database_url):
+        from .service.writer_link import Supervisor
+
+        # One writer for the file (decision 0019): the workers hand it their commands.
+        keeper = Supervisor()
+        keeper.start()
+        os.environ["LEARNLOG_WRITER_SOCKET"] = keeper.path  # the workers inherit it
+    try:
+        uvicorn.run("learnlog.api.app:factory", factory=True, host=host, port=port,
+                    workers=workers, loop="uvloop", http="httptools", log_level="warning",
+                    access_log=False, proxy_headers=False, server_header=False)
+    finally:
+        if keeper is not None:
+            os.environ.pop("LEARNLOG_WRITER_SOCKET", None)
+            keeper.stop()
+
+
+def _sqlite_file(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    from .store.db import normalise_url
+
+    parsed = make_url(normalise_url(url))
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "",
+                                                                           ":memory:")
 
 
 @app.command()

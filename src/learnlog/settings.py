@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     offline_grace: int = Field(default=0, ge=0, description="seconds an expired token may write")
     writer_max_batch: int = Field(default=512, gt=0)
+    writer_process: bool = Field(
+        default=True, description="`learnlog serve --workers N` (N > 1) on an SQLite file: "
+        "one writer host process owns the file's writes and the workers hand it their "
+        "commands (decision 0019); off: each worker writes, taking turns on the file")
+    writer_socket: str = Field(
+        default="", description="set by `learnlog serve` for its workers: the writer "
+        "host's Unix socket; empty: this process writes itself")
     db_pool_size: int = Field(default=8, gt=0)
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, description="how often to look for work queued by other processes")

@@ -14,6 +14,7 @@ from learnlog.domain.errors import (
     LearnlogError,
     NotFound,
     Unauthorized,
+    Unavailable,
 )
 
 pytestmark = pytest.mark.unit
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.unit
         (Conflict, "CONFLICT"),
         (Unauthorized, "UNAUTHORIZED_USER"),
         (Forbidden, "FORBIDDEN"),
+        (Unavailable, "SERVICE_UNAVAILABLE"),
     ],
 )
 def test_default_code_of_each_error(cls: type[LearnlogError], code: str) -> None:
@@ -40,7 +42,8 @@ def test_default_code_of_each_error(cls: type[LearnlogError], code: str) -> None
     assert isinstance(err, Exception)
 
 
-@pytest.mark.parametrize("cls", [InvalidInput, NotFound, Conflict, Unauthorized, Forbidden])
+@pytest.mark.parametrize("cls", [InvalidInput, NotFound, Conflict, Unauthorized, Forbidden,
+                                 Unavailable])
 def test_every_error_is_a_direct_child_of_the_base(cls: type[LearnlogError]) -> None:
     assert cls.__bases__ == (LearnlogError,)
 
@@ -55,7 +58,8 @@ def test_code_and_field_can_be_given_per_instance() -> None:
 
 
 def test_codes_are_upper_snake() -> None:
-    for cls in (LearnlogError, InvalidInput, NotFound, Conflict, Unauthorized, Forbidden):
+    for cls in (LearnlogError, InvalidInput, NotFound, Conflict, Unauthorized, Forbidden,
+                Unavailable):
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", cls.code), cls
 
 

@@ -16,7 +16,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..domain.errors import Conflict, Forbidden, InvalidInput, LearnlogError, NotFound, Unauthorized
+from ..domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LearnlogError,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,7 @@ _STATUS: list[tuple[type[LearnlogError], int, str]] = [
     (NotFound, 404, "RESOURCE_NOT_FOUND"),
     (Unauthorized, 401, "UNAUTHORIZED"),
     (Forbidden, 403, "FORBIDDEN"),
+    (Unavailable, 503, "SERVICE_UNAVAILABLE"),
 ]
 
 

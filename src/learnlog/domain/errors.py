@@ -5,7 +5,8 @@
     ├── NotFound                  404 RESOURCE_NOT_FOUND
     ├── Conflict                  409 CLIENT_ERROR: the same id with different content
     ├── Unauthorized              401 UNAUTHORIZED: no or bad credentials
-    └── Forbidden                 403 FORBIDDEN: authenticated, but not allowed
+    ├── Forbidden                 403 FORBIDDEN: authenticated, but not allowed
+    └── Unavailable               503 SERVICE_UNAVAILABLE: not acknowledged; retry it
 
 The domain raises these; it never raises HTTP errors and never catches them.
 """
@@ -54,3 +55,9 @@ class Forbidden(LearnlogError):
     """The caller is known but may not do this."""
 
     code = "FORBIDDEN"
+
+
+class Unavailable(LearnlogError):
+    """A part the request needs is (re)starting; nothing of it was acknowledged: retry."""
+
+    code = "SERVICE_UNAVAILABLE"

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from ..service.exports import TOPIC as EXPORT_REQUESTED
 from ..service.group_aggregates import TOPIC as GROUP_MEMBER
 from ..service.group_aggregates import RefreshMember
 from ..service.viewer import RefreshCollection
-from ..service.writer import Writer, now_ms
+from ..service.writer import CommandBus, WriterTurn, now_ms
 from ..store import rows
 from ..store.schema import outbox
 from .course_structure import course_structure
@@ -44,7 +45,7 @@ class Jobs:
     write lock), where export files go, how long a claim lasts, and what recomputes
     courses' tracking-log statistics (dataset, course ids)."""
 
-    writer: Writer
+    writer: CommandBus
     read_engine: Engine
     exports_dir: Path
     lease_ms: int = LEASE_MS
@@ -73,13 +74,25 @@ class Stats:
     lag_ms: list[int] = field(default_factory=list)  # of the last batch: claim time - queued
 
 
+@contextmanager
+def _turn(engine: Engine) -> Iterator[None]:
+    """SQLite: wait for the writers' turn on the file (`WriterTurn`) before writing, rather
+    than in SQLite's busy handler, whose sleeps grow to 100 ms and stall the writer."""
+    turn = WriterTurn.for_engine(engine)
+    try:
+        with turn:
+            yield
+    finally:
+        turn.close()
+
+
 def claim(engine: Engine, limit: int, lease_ms: int) -> list[dict[str, Any]]:
     """Take up to `limit` due rows for `lease_ms`, oldest first; no two processes get the
     same row while its lease runs."""
     now = now_ms()
     due = (select(outbox.c.id).where(outbox.c.available_at <= now).order_by(outbox.c.id)
            .limit(limit).with_for_update(skip_locked=True))  # a no-op on SQLite
-    with engine.begin() as conn:
+    with _turn(engine), engine.begin() as conn:
         claimed = conn.execute(
             update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
             .values(available_at=now + lease_ms, attempts=outbox.c.attempts + 1)
@@ -131,7 +144,7 @@ def process_once(engine: Engine, jobs: Jobs, stats: Stats | None = None,
                 log.error("outbox %s (%r) failed: %s; it will be retried", ids, command, error)
                 failed += len(ids)
     if done:
-        with engine.begin() as conn:
+        with _turn(engine), engine.begin() as conn:
             conn.execute(delete(outbox).where(outbox.c.id.in_(done)))
     if stats is not None:
         stats.handled += len(done)

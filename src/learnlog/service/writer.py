@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
@@ -49,13 +49,49 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+Reply = tuple[int, bool, Any]  # (the caller's number for the command, ok, result or error)
+
+
+class ReplySink(Protocol):
+    """Where the outcomes of commands that came from another process go (the writer
+    host's connection to a server worker, service/writer_link.py): one call per batch."""
+
+    def deliver(self, replies: list[Reply]) -> None: ...
+
+
+class CommandBus(Protocol):
+    """What callers use of a writer: `Writer` itself, or in a server worker whose writes a
+    writer host applies, `writer_link.WriterClient`."""
+
+    on_queued_work: Callable[[], None] | None
+    batches: int
+    commands: int
+    cpu_seconds: float
+    batch_sizes: dict[int, int]
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    async def submit(self, command: Command) -> Any: ...
+
+    def submit_future(self, command: Command) -> Future[Any]: ...
+
+    def run_many(self, commands: Sequence[Command]) -> list[Future[Any]]: ...
+
+    def run_sync(self, command: Command) -> Any: ...
+
+
 @dataclass
-class _Job:
-    """A queued command and where its outcome goes: a thread future or an asyncio one."""
+class Job:
+    """A queued command and where its outcome goes: a thread future, an asyncio one, or
+    a reply sink (numbered by `ident`)."""
 
     command: Command
-    future: Future[Any] | asyncio.Future[Any]
+    future: Future[Any] | asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None = None
+    sink: ReplySink | None = None
+    ident: int = 0
 
 
 class Writer:
@@ -71,10 +107,12 @@ class Writer:
         self.prefetch = prefetch
         self.after_commit = after_commit
         self.clock = clock
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._turn = WriterTurn.for_engine(engine)
         self.on_queued_work: Callable[[], None] | None = None
+        # Set by a loop that runs the writer itself: called after a command is queued.
+        self.wake: Callable[[], None] | None = None
         self.batches = 0
         self.cpu_seconds = 0.0  # the writer thread's own CPU time
         self.commands = 0
@@ -95,7 +133,9 @@ class Writer:
     def submit_future(self, command: Command) -> Future[Any]:
         """Queue a command from any thread; the future resolves after its batch committed."""
         future: Future[Any] = Future()
-        self._queue.put(_Job(command, future))
+        self._queue.put(Job(command, future))
+        if self.wake is not None:
+            self.wake()
         return future
 
     async def submit(self, command: Command) -> Any:
@@ -106,22 +146,38 @@ class Writer:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Job(command, future, loop))
+        self._queue.put(Job(command, future, loop))
+        if self.wake is not None:
+            self.wake()
         return await future
+
+    def take_queued(self) -> list[Job]:
+        """The commands queued in this process, without waiting (for a loop that runs the
+        writer itself instead of `start`: the writer host's, service/writer_link.py)."""
+        jobs: list[Job] = []
+        while len(jobs) < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                jobs.append(job)
+        return jobs
 
     def run_many(self, commands: Sequence[Command]) -> list[Future[Any]]:
         """Queue several commands at once (they usually share a batch); one future each.
-        Without the writer thread they are applied here, as one batch."""
-        if self._thread is not None:
+        Without the writer thread (or a loop of its own) they are applied here, as one
+        batch."""
+        if self._thread is not None or self.wake is not None:
             return [self.submit_future(command) for command in commands]
-        jobs = [_Job(command, Future()) for command in commands]
-        self._process(jobs)
+        jobs = [Job(command, Future()) for command in commands]
+        self.process(jobs)
         return [job.future for job in jobs]  # type: ignore[misc]
 
     def run_sync(self, command: Command) -> Any:
         """Apply a command durably from synchronous code (CLI, jobs)."""
-        if self._thread is None:
-            return self._apply([_Job(command, Future())], single=True)[0]
+        if self._thread is None and self.wake is None:
+            return self._apply([Job(command, Future())], single=True)[0]
         return self.submit_future(command).result()
 
     # -- the loop -----------------------------------------------------------------------
@@ -141,12 +197,12 @@ class Writer:
                     stop = True
                     break
                 jobs.append(job)
-            self._process(jobs)
+            self.process(jobs)
             if stop:
                 return
 
-    def _process(self, jobs: list[_Job]) -> None:
-        group: list[_Job] = []
+    def process(self, jobs: list[Job]) -> None:
+        group: list[Job] = []
         for job in jobs:
             if job.command.exclusive:
                 self._deliver(group)
@@ -156,7 +212,7 @@ class Writer:
                 group.append(job)
         self._deliver(group)
 
-    def _deliver(self, jobs: list[_Job]) -> None:
+    def _deliver(self, jobs: list[Job]) -> None:
         if not jobs:
             return
         try:
@@ -172,7 +228,7 @@ class Writer:
                 except Exception as error:
                     _fail(job, error)
 
-    def _apply(self, jobs: list[_Job], *, single: bool = False) -> list[Any]:
+    def _apply(self, jobs: list[Job], *, single: bool = False) -> list[Any]:
         """Run one batch in one transaction; resolve futures after commit."""
         for attempt in range(5):
             try:
@@ -183,7 +239,7 @@ class Writer:
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _apply_once(self, jobs: list[_Job], *, single: bool) -> list[Any]:
+    def _apply_once(self, jobs: list[Job], *, single: bool) -> list[Any]:
         started = time.thread_time()
         try:
             with self._turn:  # held for the transaction only, not for what follows it
@@ -192,7 +248,7 @@ class Writer:
         finally:
             self.cpu_seconds += time.thread_time() - started
 
-    def _transaction(self, jobs: list[_Job], *, single: bool
+    def _transaction(self, jobs: list[Job], *, single: bool
                      ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
         """Apply the batch in one transaction and commit it."""
         outcomes: list[tuple[bool, Any]] = []
@@ -222,7 +278,7 @@ class Writer:
             uow.flush()
         return uow, outcomes
 
-    def _answer(self, jobs: list[_Job], uow: BatchUnitOfWork,
+    def _answer(self, jobs: list[Job], uow: BatchUnitOfWork,
                 outcomes: list[tuple[bool, Any]], *, single: bool) -> list[Any]:
         """After the commit: after-commit actions (the cache's write-through), wake the
         outbox, then hand every request its outcome."""
@@ -242,13 +298,18 @@ class Writer:
                     raise value
             return [value for _, value in outcomes]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
+        by_sink: dict[ReplySink, list[Reply]] = {}
         for job, (ok, value) in zip(jobs, outcomes, strict=True):
-            if job.loop is not None:
+            if job.sink is not None:
+                by_sink.setdefault(job.sink, []).append((job.ident, ok, value))
+            elif job.loop is not None:
                 by_loop.setdefault(job.loop, []).append((job.future, ok, value))
             else:
-                _settle(job.future, ok, value)
+                _settle(job.future, ok, value)  # type: ignore[arg-type]
         for loop, settled in by_loop.items():
             loop.call_soon_threadsafe(_settle_all, settled)
+        for sink, replies in by_sink.items():
+            _quietly(lambda: sink.deliver(replies))  # noqa: B023 - called right here
         return []
 
 
@@ -320,8 +381,13 @@ def _settle_all(settled: list[tuple[Any, bool, Any]]) -> None:
         _settle(future, ok, value)
 
 
-def _fail(job: _Job, error: BaseException) -> None:
-    if job.loop is not None:
+def _fail(job: Job, error: BaseException) -> None:
+    if job.sink is not None:
+        sink = job.sink
+        _quietly(lambda: sink.deliver([(job.ident, False, error)]))
+    elif job.future is None:
+        return
+    elif job.loop is not None:
         job.loop.call_soon_threadsafe(_settle, job.future, False, error)
     else:
         _settle(job.future, False, error)

@@ -188,6 +188,16 @@ class FastSql:
         self.dialect = conn.dialect.name
         self.raw: Any = conn.connection.driver_connection
 
+    def add_to_counter(self, key: str, n: int) -> int:
+        """SQLite: add `n` to the counter kept in `meta` under `key`; its new value (one
+        statement on the driver: this runs once per write batch)."""
+        row = self.raw.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) "
+            "WHERE key = ? RETURNING value", (n, key)).fetchone()
+        if row is None:
+            raise LookupError(f"meta has no counter {key!r}")
+        return int(row[0])
+
     def rows_by_keys(self, table: Table, names: tuple[str, ...],
                      keys: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Rows of `table` whose key columns `names` equal one of `keys`."""

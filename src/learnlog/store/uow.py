@@ -17,18 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Table,
-    Text,
     and_,
     column,
     delete,
-    func,
     or_,
     select,
     text,
-    update,
     values,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -54,7 +50,6 @@ from .schema import (
     item_attempts,
     member_activity_agg,
     memberships,
-    meta,
     outbox,
     quizzes,
     sessions,
@@ -650,10 +645,7 @@ class BatchUnitOfWork:
             # Taken from a sequence by concurrent writers: registered until commit, so a
             # peer is sent only counters below every open transaction (store.sync).
             return iter(take_counters(self.conn, n))
-        self.conn.execute(update(meta).where(meta.c.key == COUNTER_KEY).values(
-            value=func.cast(func.cast(meta.c.value, BigInteger) + n, Text)))
-        last = int(self.conn.execute(select(meta.c.value).where(meta.c.key == COUNTER_KEY)
-                                     ).scalar_one())
+        last = self.fast.add_to_counter(COUNTER_KEY, n)
         return iter(range(last - n + 1, last + 1))
 
     def flush(self) -> None:

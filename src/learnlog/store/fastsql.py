@@ -198,21 +198,24 @@ class FastSql:
             raise LookupError(f"meta has no counter {key!r}")
         return int(row[0])
 
+    def _sqlite_dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """SQLite rows as dicts, as psycopg's `dict_row` gives them: the row mappers read
+        a row's columns by name a dozen times, and a dict answers that in a fraction of
+        the time `sqlite3.Row`'s name lookup takes."""
+        cur = self.raw.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        found = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        cur.close()
+        return found
+
     def rows_by_keys(self, table: Table, names: tuple[str, ...],
                      keys: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Rows of `table` whose key columns `names` equal one of `keys`."""
         if not keys:
             return []
         if self.dialect == "sqlite":
-            import sqlite3
-
-            cur = self.raw.cursor()
-            cur.row_factory = sqlite3.Row
-            params = [value for key in keys for value in key]
-            found: list[Any] = list(cur.execute(
-                sqlite_many_sql(table, names, len(keys)), params).fetchall())
-            cur.close()
-            return found
+            return self._sqlite_dicts(sqlite_many_sql(table, names, len(keys)),
+                                      [value for key in keys for value in key])
         from psycopg.rows import dict_row
 
         with self.raw.cursor(row_factory=dict_row) as cur:
@@ -228,14 +231,7 @@ class FastSql:
             return []
         sql = latest_sql(self.dialect, table, names, order, len(keys))
         if self.dialect == "sqlite":
-            import sqlite3
-
-            cur = self.raw.cursor()
-            cur.row_factory = sqlite3.Row
-            found: list[Any] = list(cur.execute(
-                sql, [value for key in keys for value in key] + [limit]).fetchall())
-            cur.close()
-            return found
+            return self._sqlite_dicts(sql, [value for key in keys for value in key] + [limit])
         from psycopg.rows import dict_row
 
         with self.raw.cursor(row_factory=dict_row) as cur:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from ..service.course_units import TOPIC as COURSE_STRUCTURE
 from ..service.exports import TOPIC as EXPORT_REQUESTED
@@ -75,24 +75,52 @@ class Stats:
 
 
 @contextmanager
-def _turn(engine: Engine) -> Iterator[None]:
-    """SQLite: wait for the writers' turn on the file (`WriterTurn`) before writing, rather
-    than in SQLite's busy handler, whose sleeps grow to 100 ms and stall the writer."""
+def _bookkeeping(engine: Engine) -> Iterator[Connection]:
+    """A transaction of the queue's own bookkeeping (claims, deletions of handled rows).
+
+    On SQLite it waits for the writers' turn on the file (`WriterTurn`) rather than in
+    SQLite's busy handler, whose sleeps grow to 100 ms and stall the writer, and it is
+    committed without an fsync (`synchronous=NORMAL`): losing it to a power cut only
+    makes its rows due again, and their handlers are safe to run twice."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
     turn = WriterTurn.for_engine(engine)
     try:
-        with turn:
-            yield
+        with engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with turn, conn.begin():
+                    yield conn
+            finally:
+                raw.execute("PRAGMA synchronous=FULL")
     finally:
         turn.close()
+
+
+def _any_due(engine: Engine, now: int) -> bool:
+    """Whether a row is due. On SQLite read on the driver connection, outside SQLAlchemy's
+    transaction (whose BEGIN IMMEDIATE would take the write lock just to look)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            raw: Any = conn.connection.driver_connection
+            return raw.execute("SELECT 1 FROM outbox WHERE available_at <= ? LIMIT 1",
+                               (now,)).fetchone() is not None
+        return conn.execute(select(outbox.c.id).where(outbox.c.available_at <= now)
+                            .limit(1)).first() is not None
 
 
 def claim(engine: Engine, limit: int, lease_ms: int) -> list[dict[str, Any]]:
     """Take up to `limit` due rows for `lease_ms`, oldest first; no two processes get the
     same row while its lease runs."""
     now = now_ms()
+    if not _any_due(engine, now):  # a look first: an empty poll takes no write lock
+        return []
     due = (select(outbox.c.id).where(outbox.c.available_at <= now).order_by(outbox.c.id)
            .limit(limit).with_for_update(skip_locked=True))  # a no-op on SQLite
-    with _turn(engine), engine.begin() as conn:
+    with _bookkeeping(engine) as conn:
         claimed = conn.execute(
             update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
             .values(available_at=now + lease_ms, attempts=outbox.c.attempts + 1)
@@ -144,7 +172,7 @@ def process_once(engine: Engine, jobs: Jobs, stats: Stats | None = None,
                 log.error("outbox %s (%r) failed: %s; it will be retried", ids, command, error)
                 failed += len(ids)
     if done:
-        with _turn(engine), engine.begin() as conn:
+        with _bookkeeping(engine) as conn:
             conn.execute(delete(outbox).where(outbox.c.id.in_(done)))
     if stats is not None:
         stats.handled += len(done)

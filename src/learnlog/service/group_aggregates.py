@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, func, select, union
+from sqlalchemy import Connection, bindparam, func, select, union
 
 from ..domain.enrolment import content_key
 from ..domain.group_aggregates import (
@@ -64,15 +65,21 @@ def queue_member(uow: BatchUnitOfWork, dataset: str, user_id: str, *,
         uow.emit(dataset, TOPIC, {"userId": user_id}, once=True)
 
 
+@cache
+def _pairs_stmt() -> Any:
+    mine = select(memberships.c.group_id).where(
+        memberships.c.dataset == bindparam("dataset"),
+        memberships.c.user_id == bindparam("user_id"), memberships.c.role == "learner")
+    return select(group_activities.c.group_id, group_activities.c.activity_type,
+                  group_activities.c.activity_id).where(
+        group_activities.c.dataset == bindparam("dataset"),
+        group_activities.c.group_id.in_(mine))
+
+
 def _pairs(conn: Connection, dataset: str, user_id: str) -> list[tuple[str, str, str]]:
     """(group, activity type, activity id) of every activity of the learner's groups."""
-    mine = select(memberships.c.group_id).where(
-        memberships.c.dataset == dataset, memberships.c.user_id == user_id,
-        memberships.c.role == "learner")
     return [(g, t, a) for g, t, a in conn.execute(
-        select(group_activities.c.group_id, group_activities.c.activity_type,
-               group_activities.c.activity_id).where(
-            group_activities.c.dataset == dataset, group_activities.c.group_id.in_(mine)))]
+        _pairs_stmt(), {"dataset": dataset, "user_id": user_id})]
 
 
 def _single(summary: Summary) -> ContextFigures:
@@ -84,11 +91,12 @@ def _collection(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id
     """A learner in a collection: one standing per context it is enrolled under."""
     record = uow.collection(dataset, collection_id)
     leaves = record.structure.leaves if record is not None else ()
-    return member_figures([
-        enrolment_standing(e.figures, [uow.summary(content_key(ctx.mode, e, c))
-                                       for c in leaves])
-        for e in uow.enrolments_of(dataset, user_id)
-        if e.collection_id == collection_id and e.active])
+    held = [e for e in uow.enrolments_of(dataset, user_id)
+            if e.collection_id == collection_id and e.active]
+    keys = [[content_key(ctx.mode, e, c) for c in leaves] for e in held]
+    uow.load_summaries([k for each in keys for k in each])  # one query, not one per leaf
+    return member_figures([enrolment_standing(e.figures, [uow.summary(k) for k in each])
+                           for e, each in zip(held, keys, strict=True)])
 
 
 def _content(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
@@ -147,10 +155,16 @@ def _wanted(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: st
 
 def _held(conn: Connection, dataset: str, user_id: str) -> dict[Pair, MemberFigures]:
     """What the learner adds now, as stored."""
-    t = member_activity_agg
     return {(r["group_id"], r["activity_type"], r["activity_id"]): _stored(r)
-            for r in conn.execute(select(t).where(t.c.dataset == dataset,
-                                                  t.c.user_id == user_id)).mappings()}
+            for r in conn.execute(_held_stmt(), {"dataset": dataset, "user_id": user_id}
+                                  ).mappings()}
+
+
+@cache
+def _held_stmt() -> Any:
+    t = member_activity_agg
+    return select(t).where(t.c.dataset == bindparam("dataset"),
+                           t.c.user_id == bindparam("user_id"))
 
 
 def _differences(held: dict[Pair, MemberFigures], wanted: dict[Pair, MemberFigures]

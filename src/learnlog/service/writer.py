@@ -15,12 +15,13 @@ commands and settles futures; it holds no use case of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -110,6 +111,9 @@ class Writer:
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._turn = WriterTurn.for_engine(engine)
+        # SQLite file: the commit writes the WAL and a syncer thread makes it durable
+        # (one fsync for every batch committed meanwhile) before anyone is answered.
+        self.syncer = Syncer.for_engine(engine, self)
         self.on_queued_work: Callable[[], None] | None = None
         # Set by a loop that runs the writer itself: called after a command is queued.
         self.wake: Callable[[], None] | None = None
@@ -119,15 +123,29 @@ class Writer:
         self.batch_sizes: dict[int, int] = {}
 
     def start(self) -> None:
+        """Start the writer thread (and the syncer that answers its batches)."""
+        self.start_syncer()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="learnlog-writer", daemon=True)
             self._thread.start()
+
+    def start_syncer(self) -> None:
+        """For a loop that runs the writer itself (the writer host): answer batches once
+        the WAL is synced, on the syncer's thread."""
+        if self.syncer is not None:
+            self.syncer.start()
+
+    def stop_syncer(self) -> None:
+        """Sync and answer what has been committed, and stop the syncer."""
+        if self.syncer is not None:
+            self.syncer.stop()
 
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        self.stop_syncer()  # what was committed is made durable and answered first
         self._turn.close()
 
     def submit_future(self, command: Command) -> Future[Any]:
@@ -241,18 +259,36 @@ class Writer:
 
     def _apply_once(self, jobs: list[Job], *, single: bool) -> list[Any]:
         started = time.thread_time()
+        later = self.syncer is not None and not single and self.syncer.running
         try:
             with self._turn:  # held for the transaction only, not for what follows it
-                uow, outcomes = self._transaction(jobs, single=single)
+                uow, outcomes = self._transaction(jobs, single=single, relaxed=later)
+            if later:
+                assert self.syncer is not None
+                self.syncer.hand(jobs, uow, outcomes)  # answered once it is on disk
+                return []
             return self._answer(jobs, uow, outcomes, single=single)
         finally:
             self.cpu_seconds += time.thread_time() - started
 
-    def _transaction(self, jobs: list[Job], *, single: bool
+    def _transaction(self, jobs: list[Job], *, single: bool, relaxed: bool = False
                      ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
-        """Apply the batch in one transaction and commit it."""
+        """Apply the batch in one transaction and commit it (`relaxed`: SQLite writes the
+        WAL without syncing it; the syncer does, before the batch is answered)."""
+        if not relaxed:
+            return self._commit(jobs, single=single)
+        with self.engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return self._commit(jobs, single=single, conn=conn)
+            finally:
+                raw.execute("PRAGMA synchronous=FULL")  # the pool's other users sync
+
+    def _commit(self, jobs: list[Job], *, single: bool, conn: Any = None
+                ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self.engine.begin() as conn:
+        with (self.engine.begin() if conn is None else _begun(conn)) as conn:
             uow = BatchUnitOfWork(conn, self.ctx.instance_id, self.clock())
             if conn.dialect.name == "postgresql":
                 _lock_learners(conn, set().union(*(j.command.learners() for j in jobs)))
@@ -311,6 +347,105 @@ class Writer:
         for sink, replies in by_sink.items():
             _quietly(lambda: sink.deliver(replies))  # noqa: B023 - called right here
         return []
+
+
+@contextlib.contextmanager
+def _begun(conn: Any) -> Iterator[Any]:
+    with conn.begin():
+        yield conn
+
+
+class Syncer:
+    """Makes committed SQLite batches durable, then answers them, on a thread of its own.
+
+    The writer commits a batch with `synchronous=NORMAL` (SQLite appends the batch to the
+    WAL without an fsync) and hands it here; this thread fsyncs the WAL once for every
+    batch handed to it meanwhile, and only then runs the batch's after-commit actions and
+    answers its requests, in commit order. An acknowledged write is on disk exactly as
+    with `synchronous=FULL`; the writer folds the next batch while the disk syncs. If the
+    fsync fails, the batches it covered are answered with the error: not acknowledged.
+    """
+
+    def __init__(self, writer: Writer, wal: str, sync: Callable[[str], None] | None = None
+                 ) -> None:
+        self.writer = writer
+        self.wal = wal
+        self.sync = sync or _fsync_file
+        self.syncs = 0
+        self._queue: queue.SimpleQueue[tuple[list[Job], BatchUnitOfWork,
+                                             list[tuple[bool, Any]]] | None] = (
+            queue.SimpleQueue())
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_engine(cls, engine: Engine, writer: Writer) -> Syncer | None:
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        return cls(writer, database + "-wal")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="learnlog-syncer",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def hand(self, jobs: list[Job], uow: BatchUnitOfWork,
+             outcomes: list[tuple[bool, Any]]) -> None:
+        self._queue.put((jobs, uow, outcomes))
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batches = [first]
+            stop = False
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batches.append(more)
+            try:
+                self.sync(self.wal)
+                self.syncs += 1
+            except OSError as error:
+                log.error("fsync of %s failed (%s): %d batches not acknowledged",
+                          self.wal, error, len(batches))
+                for jobs, _, _ in batches:
+                    for job in jobs:
+                        _fail(job, error)
+            else:
+                for jobs, uow, outcomes in batches:
+                    self.writer._answer(jobs, uow, outcomes, single=False)
+            if stop:
+                return
+
+
+def _fsync_file(path: str) -> None:
+    """fsync a file by name (the WAL, opened afresh: SQLite may have made a new one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # checkpointed and removed: the database file holds it
+        fd = os.open(path[: -len("-wal")], os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class WriterTurn:

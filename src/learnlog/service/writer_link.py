@@ -377,6 +377,7 @@ class WriterHost:
         if self._listener is None:
             self.listen()
         self.writer.wake = self._wake
+        self.writer.start_syncer()
         self._thread = threading.Thread(target=self._run, name="learnlog-writer", daemon=True)
         self._thread.start()
 
@@ -429,6 +430,7 @@ class WriterHost:
                 elif stopping:
                     return
         finally:
+            self.writer.stop_syncer()  # answer what was committed before hanging up
             for key in list(selector.get_map().values()):
                 if isinstance(key.data, _Connection):
                     key.data.sock.close()

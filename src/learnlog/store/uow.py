@@ -14,12 +14,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Table,
     and_,
+    bindparam,
     column,
     delete,
     or_,
@@ -84,18 +86,70 @@ def select_by_keys(table: Table, names: Sequence[str], keys: Sequence[tuple[Any,
         wanted, and_(*(table.c[n] == wanted.c[n] for n in names))))
 
 
+# Statements of the cold paths (first consumptions, group figures, records), built once
+# per table and dialect with bound parameters: building a Core statement costs more
+# Python than running it, and a first consumption ran a dozen of them.
+@cache
+def _upsert_stmt(dialect: str, table: Table) -> Any:
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+
+
+@cache
+def _by_columns(table: Table, names: tuple[str, ...]) -> Any:
+    """SELECT * FROM table WHERE each named column equals its parameter `k_<name>`."""
+    return select(table).where(*(table.c[n] == bindparam(f"k_{n}") for n in names))
+
+
+@cache
+def _delete_by_columns(table: Table, names: tuple[str, ...]) -> Any:
+    return delete(table).where(*(table.c[n] == bindparam(f"k_{n}") for n in names))
+
+
+def _keyed(where: dict[str, Any]) -> dict[str, Any]:
+    return {f"k_{name}": value for name, value in where.items()}
+
+
+@cache
+def _in_group_activities_stmt() -> Any:
+    m, a = memberships, group_activities
+    return select(m.c.group_id).where(
+        m.c.dataset == bindparam("dataset"), m.c.user_id == bindparam("user_id"),
+        m.c.role == "learner",
+        select(a.c.group_id).where(a.c.dataset == m.c.dataset,
+                                   a.c.group_id == m.c.group_id).exists()).limit(1)
+
+
+@cache
+def _add_totals_stmt(dialect: str, moved: frozenset[str]) -> Any:
+    """Add a delta to a group's totals (parameters: the key, each sum, `now`); the times
+    of the metrics in `moved` become `now`."""
+    g = group_activity_agg
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(g).values(
+        dataset=bindparam("dataset"), group_id=bindparam("group_id"),
+        activity_type=bindparam("activity_type"), activity_id=bindparam("activity_id"),
+        **{name: bindparam(name) for name in TOTAL_SUMS},
+        **{column: bindparam("now") for column in AGG_TIMES})
+    set_: dict[str, Any] = {name: g.c[name] + stmt.excluded[name] for name in TOTAL_SUMS}
+    set_.update({column: bindparam("now_set") for metric, column in zip(METRICS, AGG_TIMES,
+                                                                        strict=True)
+                 if metric in moved})
+    return stmt.on_conflict_do_update(
+        index_elements=["dataset", "group_id", "activity_type", "activity_id"], set_=set_)
+
+
+TOTAL_SUMS = ("member_count", "enrolled_count", "started_count", "completed_count",
+              "progress_sum", "scored_count", "score_micro_sum")
+
+
 def upsert(conn: Connection, table: Table, new_rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows, replacing every non-key column of rows that exist (one statement)."""
     if not new_rows:
         return
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = insert(table)
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-    )
-    conn.execute(stmt, list(new_rows))
+    conn.execute(_upsert_stmt(conn.dialect.name, table), list(new_rows))
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,12 +504,9 @@ class BatchUnitOfWork:
         looked up once per learner and batch)."""
         key = (dataset, user_id)
         if key not in self._in_groups:
-            m, a = memberships, group_activities
-            self._in_groups[key] = self.conn.execute(select(m.c.group_id).where(
-                m.c.dataset == dataset, m.c.user_id == user_id, m.c.role == "learner",
-                select(a.c.group_id).where(a.c.dataset == m.c.dataset,
-                                           a.c.group_id == m.c.group_id).exists()
-            ).limit(1)).first() is not None
+            self._in_groups[key] = self.conn.execute(
+                _in_group_activities_stmt(), {"dataset": dataset, "user_id": user_id}
+            ).first() is not None
         return self._in_groups[key]
 
     def guard_aggregates(self, *, exclusive: bool = False) -> None:
@@ -487,7 +538,7 @@ class BatchUnitOfWork:
             pk = {"dataset": dataset, "user_id": user_id, "group_id": group_id,
                   "activity_type": kind, "activity_id": activity_id}
             if f is None:
-                self.conn.execute(delete(t).where(*(t.c[k] == v for k, v in pk.items())))
+                self.conn.execute(_delete_by_columns(t, tuple(pk)), _keyed(pk))
                 continue
             upsert(self.conn, t, [{**pk, "enrolled": f.enrolled, "started": f.started,
                                    "completed": f.completed, "progress": f.progress,
@@ -499,23 +550,11 @@ class BatchUnitOfWork:
                     d: Totals) -> None:
         """Add a delta to a group's totals in one statement (concurrent adders compose);
         a metric's time moves when one of its inputs changed."""
-        g = group_activity_agg
-        sums = {"member_count": d.member_count, "enrolled_count": d.enrolled_count,
-                "started_count": d.started_count, "completed_count": d.completed_count,
-                "progress_sum": d.progress_sum, "scored_count": d.scored_count,
-                "score_micro_sum": d.score_micro_sum}
-        moved = d.moved()
-        insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
-        stmt = insert(g).values(dataset=dataset, group_id=group_id, activity_type=kind,
-                                activity_id=activity_id, **sums,
-                                **dict.fromkeys(AGG_TIMES, self.now))
-        set_: dict[str, Any] = {name: g.c[name] + stmt.excluded[name] for name in sums}
-        set_.update({column: self.now for metric, column in zip(METRICS, AGG_TIMES,
-                                                                 strict=True)
-                     if metric in moved})
-        self.conn.execute(stmt.on_conflict_do_update(
-            index_elements=["dataset", "group_id", "activity_type", "activity_id"],
-            set_=set_))
+        params = {"dataset": dataset, "group_id": group_id, "activity_type": kind,
+                  "activity_id": activity_id, "now": self.now, "now_set": self.now,
+                  **{name: getattr(d, name) for name in TOTAL_SUMS}}
+        self.conn.execute(_add_totals_stmt(self.conn.dialect.name, frozenset(d.moved())),
+                          params)
 
     # -- enrolments ---------------------------------------------------------------------
     def enrolment(self, dataset: str, user_id: str, collection_id: str, context_id: str
@@ -567,8 +606,8 @@ class BatchUnitOfWork:
     # -- collections and contexts -------------------------------------------------------
     def _one(self, table: Table, where: dict[str, str]) -> Any:
         """One row by its primary key (a cold path: Core, not the batch loads)."""
-        return self.conn.execute(select(table).where(
-            *(table.c[name] == value for name, value in where.items()))).mappings().first()
+        return self.conn.execute(_by_columns(table, tuple(where)), _keyed(where)
+                                 ).mappings().first()
 
     def collection(self, dataset: str, collection_id: str) -> CollectionRecord | None:
         pk = (dataset, collection_id)

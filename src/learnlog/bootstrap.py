@@ -250,7 +250,7 @@ def analytics_engine(settings: Settings, name: str, master: str | None = None) -
 
 def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
     """Build a runtime from settings (migrating the database first, unless told not to)."""
-    engine = make_engine(settings.database_url, pool_size=2)
+    engine = make_engine(settings.database_url, pool_size=settings.writer_lanes + 1)
     read_engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                               writer=False)
     if run_migrations:
@@ -273,7 +273,7 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
         settings = settings.model_copy(update={"process_outbox": False})
     else:
         writer = Writer(engine, ctx, max_batch=settings.writer_max_batch,
-                        prefetch=_prefetch,
+                        lanes=settings.writer_lanes, prefetch=_prefetch,
                         after_commit=_write_through(cache) if cache is not None else None)
     auth = Authenticator(secret, settings.jwt_public_keys, settings.offline_grace)
     return Runtime(settings, engine, read_engine, ctx, writer, auth, secret, cache,

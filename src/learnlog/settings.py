@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         default=True, description="`learnlog serve --workers N` (N > 1) on an SQLite file: "
         "one writer host process owns the file's writes and the workers hand it their "
         "commands (decision 0019); off: each worker writes, taking turns on the file")
+    writer_lanes: int = Field(
+        default=2, gt=0, description="PostgreSQL: write batches a server process applies at "
+        "once, each on its own connection (one is folded while another commits)")
     writer_socket: str = Field(
         default="", description="set by `learnlog serve` for its workers: the writer "
         "host's Unix socket; empty: this process writes itself")

@@ -99,17 +99,24 @@ class Writer:
     """Applies commands in batches on one connection; thread-safe `submit`."""
 
     def __init__(self, engine: Engine, ctx: ServiceContext, *, max_batch: int = 512,
+                 lanes: int = 1,
                  prefetch: Prefetch | None = None,
                  after_commit: AfterCommit | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
         self.engine = engine
         self.ctx = ctx
         self.max_batch = max_batch
+        # PostgreSQL: batches on `lanes` connections at once (one folds while another
+        # waits for its commit); its learner locks order two batches of one learner.
+        # SQLite takes one writer at a time: one lane.
+        self.lanes = lanes if engine.dialect.name == "postgresql" else 1
         self.prefetch = prefetch
         self.after_commit = after_commit
         self.clock = clock
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._lanes: list[threading.Thread] = []
+        self._stats = threading.Lock()
         self._turn = WriterTurn.for_engine(engine)
         # SQLite file: the commit writes the WAL and a syncer thread makes it durable
         # (one fsync for every batch committed meanwhile) before anyone is answered.
@@ -123,11 +130,14 @@ class Writer:
         self.batch_sizes: dict[int, int] = {}
 
     def start(self) -> None:
-        """Start the writer thread (and the syncer that answers its batches)."""
+        """Start the writer's threads (and the syncer that answers their batches)."""
         self.start_syncer()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="learnlog-writer", daemon=True)
-            self._thread.start()
+            self._lanes = [threading.Thread(target=self._run, name=f"learnlog-writer-{n}",
+                                            daemon=True) for n in range(self.lanes)]
+            self._thread = self._lanes[0]
+            for lane in self._lanes:
+                lane.start()
 
     def start_syncer(self) -> None:
         """For a loop that runs the writer itself (the writer host): answer batches once
@@ -142,9 +152,12 @@ class Writer:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+            for _ in self._lanes:
+                self._queue.put(None)
+            for lane in self._lanes:
+                lane.join(timeout=30)
             self._thread = None
+            self._lanes = []
         self.stop_syncer()  # what was committed is made durable and answered first
         self._turn.close()
 
@@ -269,7 +282,9 @@ class Writer:
                 return []
             return self._answer(jobs, uow, outcomes, single=single)
         finally:
-            self.cpu_seconds += time.thread_time() - started
+            spent = time.thread_time() - started
+            with self._stats:
+                self.cpu_seconds += spent
 
     def _transaction(self, jobs: list[Job], *, single: bool, relaxed: bool = False
                      ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
@@ -318,10 +333,11 @@ class Writer:
                 outcomes: list[tuple[bool, Any]], *, single: bool) -> list[Any]:
         """After the commit: after-commit actions (the cache's write-through), wake the
         outbox, then hand every request its outcome."""
-        self.batches += 1
-        self.commands += len(jobs)
-        bucket = 1 << (len(jobs) - 1).bit_length()
-        self.batch_sizes[bucket] = self.batch_sizes.get(bucket, 0) + 1
+        with self._stats:
+            self.batches += 1
+            self.commands += len(jobs)
+            bucket = 1 << (len(jobs) - 1).bit_length()
+            self.batch_sizes[bucket] = self.batch_sizes.get(bucket, 0) + 1
         for action in uow.after_commit_actions:
             _quietly(action)
         if self.after_commit is not None:

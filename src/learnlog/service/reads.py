@@ -205,7 +205,9 @@ def enrolment_summaries_plan(dialect: str, mode: ContextMode, structures: Struct
         statuses: dict[str, tuple[int, float | None, float | None]] = {}
         for (collection_key, context_key), contents in content_scopes(mode, e, leaves).items():
             scope = (dataset, e.user_id, collection_key, context_key)
-            for row in (yield fetch_view(dialect, scope, contents)):
+            # The scope holds the collection's leaves (one of them in the content mode):
+            # read it whole; a row of a content no longer a leaf is not looked at.
+            for row in (yield fetch_view(dialect, scope, contents, whole_scope=True)):
                 statuses[row[0]] = (row[1], row[3], row[4])  # status, score, max score
         out.append(_enrolment_summary(e, record, statuses))
     return out

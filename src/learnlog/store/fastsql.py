@@ -74,6 +74,14 @@ def view_sql(dialect_name: str, count: int) -> str:
 
 
 @cache
+def view_scope_sql(dialect_name: str) -> str:
+    """The read fields of every content under one scope."""
+    mark = "?" if dialect_name == "sqlite" else "%s"
+    return (f"SELECT {', '.join(VIEW_COLUMNS)} FROM summaries WHERE dataset = {mark} AND "
+            f"user_id = {mark} AND collection_key = {mark} AND context_key = {mark}")
+
+
+@cache
 def where_sql(dialect_name: str, table: Table, names: tuple[str, ...],
               columns: tuple[str, ...] = ()) -> str:
     """SELECT the columns (all when none are named) FROM table WHERE each name equals a
@@ -372,8 +380,15 @@ def fetch_enrolments(dialect_name: str, where: dict[str, Any]) -> Fetch:
 
 
 def fetch_view(dialect_name: str, scope: tuple[str, str, str, str],
-               content_ids: Sequence[str]) -> Fetch:
-    """The VIEW_COLUMNS of these contents under one scope (an indexed range)."""
+               content_ids: Sequence[str], *, whole_scope: bool = False) -> Fetch:
+    """The VIEW_COLUMNS of these contents under one scope (an indexed range).
+
+    `whole_scope`: the contents are every content the scope can hold (a collection's
+    leaves under its enrolment's scope), so the scope's rows are read in one sweep of the
+    key range instead of one index seek per content (20 contents: 37 -> 28 us on SQLite);
+    rows of contents not asked for (left from an older structure) come back too."""
+    if whole_scope:
+        return Fetch(view_scope_sql(dialect_name), scope)
     if dialect_name == "sqlite":
         return Fetch(view_sql("sqlite", len(content_ids)), (*scope, *content_ids))
     return Fetch(view_sql("postgresql", 0), (*scope, list(content_ids)))

@@ -14,7 +14,7 @@ import pytest
 import learnlog
 from learnlog.domain import mastery
 from learnlog.domain.keys import partition_of, shared_partition
-from learnlog.service.commands import Command
+from learnlog.service.commands import Command, reduce_fields
 from learnlog.service.group_aggregates import RebuildAggregates
 from learnlog.service.logger import StartTracking, TrackProgress
 from learnlog.service.viewer import (
@@ -135,3 +135,35 @@ def test_a_chunk_of_facts_names_every_learner_it_writes_for() -> None:
     command = ApplyFacts(facts)
     assert command.learners() == {("d", "u1"), ("d", "u2"), ("e", "u1"), ("d", "u3")}
     assert ApplyFacts({}).learners() == set()
+
+
+@pytest.mark.parametrize("command", [
+    StartView(_keys("u1")),
+    UpdateView(_keys("u1"), 5.0, 50.0, {"current": 5}),
+    TrackProgress("d", "u1", "s1", progress=0.5),
+    StartTracking(_keys("u1"), criterion=mastery.Criterion("m_of_n", 3, 5)),
+    Many((StartView(_keys("u1")), UpdateView(_keys("u2"), 1.0))),
+    PutContext(ContextRecord("d", "x", "k1", None, None, None)),
+    RebuildAggregates(),
+], ids=lambda c: type(c).__name__)
+def test_a_command_crosses_to_the_writer_host_unchanged(command: Command) -> None:
+    import pickle
+
+    back = pickle.loads(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
+    assert back == command and type(back) is type(command)
+    assert type(command).__reduce__ is reduce_fields  # rebuilt by its constructor
+
+
+def test_a_field_outside_init_cannot_be_rebuilt() -> None:
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True, slots=True)
+    class Odd(Command):
+        n: int
+        derived: int = field(init=False, default=0)
+
+        def apply(self, uow: object, ctx: object) -> None:  # type: ignore[override]
+            return
+
+    with pytest.raises(TypeError, match="outside __init__"):
+        Odd(1).__reduce__()

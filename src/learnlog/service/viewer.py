@@ -20,7 +20,7 @@ from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_ke
 from ..domain.progress import COMPLETED, from_percent, percent_from_details
 from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
 from ..store.uow import BatchUnitOfWork, ContextRecord
-from .commands import Command, Learner, LearnerCommand
+from .commands import Command, Learner, LearnerCommand, reduce_fields
 from .course_units import structure_changed
 from .group_aggregates import queue_member
 from .ports import ServiceContext
@@ -29,6 +29,8 @@ from .ports import ServiceContext
 @dataclass(frozen=True, slots=True)
 class Keys:
     """The names a viewer request gives: dataset, user, content, collection, context."""
+
+    __reduce__ = reduce_fields
 
     dataset: str
     user_id: str

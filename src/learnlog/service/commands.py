@@ -37,7 +37,8 @@ def reduce_fields(value: Any) -> Any:
     fields. Commands cross to the writer host pickled (decision 0019); the dataclass
     default goes through Python `__getstate__`/`__setstate__` that list the fields on
     every call, about twice the cost."""
-    return (type(value), tuple(getattr(value, name) for name in _init_fields(type(value))))
+    cls: type = type(value)
+    return (cls, tuple(getattr(value, name) for name in _init_fields(cls)))
 
 
 class Command(ABC):

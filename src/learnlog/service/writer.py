@@ -19,12 +19,13 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, text
 
@@ -40,6 +41,7 @@ from .commands import Command, Learner
 from .ports import ServiceContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Prefetch = Callable[[BatchUnitOfWork, ServiceContext, list[Command]], None]
 AfterCommit = Callable[[BatchUnitOfWork], None]
@@ -217,17 +219,7 @@ class Writer:
             first = self._queue.get()
             if first is None:
                 return
-            jobs = [first]
-            stop = False
-            while len(jobs) < self.max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                jobs.append(job)
+            jobs, stop = _take(self._queue, first, self.max_batch)
             self.process(jobs)
             if stop:
                 return
@@ -425,17 +417,7 @@ class Syncer:
             first = self._queue.get()
             if first is None:
                 return
-            batches = [first]
-            stop = False
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batches.append(more)
+            batches, stop = _take(self._queue, first, sys.maxsize)
             try:
                 self.sync(self.wal)
                 self.syncs += 1
@@ -497,6 +479,21 @@ class WriterTurn:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _take(waiting: queue.SimpleQueue[T | None], first: T, limit: int) -> tuple[list[T], bool]:
+    """`first` and what else waits in `waiting` now, up to `limit` in all; True when the
+    stop mark (None) was met."""
+    taken = [first]
+    while len(taken) < limit:
+        try:
+            item = waiting.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            return taken, True
+        taken.append(item)
+    return taken, False
 
 
 def _lock_learners(conn: Any, learners: set[Learner]) -> None:

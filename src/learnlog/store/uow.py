@@ -543,7 +543,9 @@ class BatchUnitOfWork:
             upsert(self.conn, t, [{**pk, "enrolled": f.enrolled, "started": f.started,
                                    "completed": f.completed, "progress": f.progress,
                                    "score_micro": f.score_micro, "updated_at": self.now}])
-        for (dataset, group_id, kind, activity_id), d in done.totals.items():
+        # Key order: two batches adding to the same groups' totals at once (PostgreSQL
+        # writer lanes, or two processes) lock those rows in one order, never crosswise.
+        for (dataset, group_id, kind, activity_id), d in sorted(done.totals.items()):
             self._add_totals(dataset, group_id, kind, activity_id, d)
 
     def _add_totals(self, dataset: str, group_id: str, kind: str, activity_id: str,

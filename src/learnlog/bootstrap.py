@@ -20,7 +20,6 @@ from anyio import CapacityLimiter
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 
 from .api.auth import Authenticator
 from .domain.keys import ContextMode, SummaryKey
@@ -35,7 +34,7 @@ from .settings import Settings
 from .store import migrate
 from .store.aio import AsyncReaders
 from .store.cache import StatusCache
-from .store.db import make_engine, normalise_url, read_with_retry
+from .store.db import make_engine, read_with_retry, sqlite_file
 from .store.fastsql import Plan, run_plan
 from .store.schema import meta
 from .store.uow import COUNTER_KEY, BatchUnitOfWork
@@ -221,9 +220,9 @@ def _beside_database(settings: Settings, chosen: str, folder: str) -> Path:
     file, else `./folder` (absolute: paths under it are stored)."""
     if chosen:
         return Path(chosen).resolve()
-    url = make_url(normalise_url(settings.database_url))
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).resolve().parent / folder
+    database = sqlite_file(settings.database_url)
+    if database is not None:
+        return Path(database).resolve().parent / folder
     return Path(folder).resolve()
 
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .api.auth import ROLES, mint
 from .bootstrap import bootstrap
 from .settings import Settings
+from .store.db import sqlite_file
 
 app = typer.Typer(help="learnlog: trustworthy learning progress.", no_args_is_help=True,
                   add_completion=False)
@@ -194,7 +195,7 @@ def serve(
     err.print(f"admin token (24 h): {admin}", soft_wrap=True)
     sys.stderr.flush()
     keeper = None
-    if workers > 1 and settings.writer_process and _sqlite_file(settings.database_url):
+    if workers > 1 and settings.writer_process and sqlite_file(settings.database_url):
         from .service.writer_link import Supervisor
 
         # One writer for the file (decision 0019): the workers hand it their commands.
@@ -210,15 +211,6 @@ def serve(
             os.environ.pop("LEARNLOG_WRITER_SOCKET", None)
             keeper.stop()
 
-
-def _sqlite_file(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
-    from .store.db import normalise_url
-
-    parsed = make_url(normalise_url(url))
-    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "",
-                                                                           ":memory:")
 
 
 @app.command()

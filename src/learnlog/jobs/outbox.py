@@ -30,6 +30,7 @@ from ..service.group_aggregates import RefreshMember
 from ..service.viewer import RefreshCollection
 from ..service.writer import CommandBus, WriterTurn, now_ms
 from ..store import rows
+from ..store.db import unsynced
 from ..store.schema import outbox
 from .course_structure import course_structure
 from .exports import export_requested
@@ -88,14 +89,8 @@ def _bookkeeping(engine: Engine) -> Iterator[Connection]:
         return
     turn = WriterTurn.for_engine(engine)
     try:
-        with engine.connect() as conn:
-            raw: Any = conn.connection.driver_connection
-            raw.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with turn, conn.begin():
-                    yield conn
-            finally:
-                raw.execute("PRAGMA synchronous=FULL")
+        with unsynced(engine) as conn, turn, conn.begin():
+            yield conn
     finally:
         turn.close()
 

@@ -15,14 +15,13 @@ commands and settles futures; it holds no use case of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -36,6 +35,7 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..domain.errors import LearnlogError
+from ..store.db import sqlite_file, unsynced
 from ..store.uow import BatchUnitOfWork
 from .commands import Command, Learner
 from .ports import ServiceContext
@@ -188,13 +188,7 @@ class Writer:
         """The commands queued in this process, without waiting (for a loop that runs the
         writer itself instead of `start`: the writer host's, service/writer_link.py)."""
         jobs: list[Job] = []
-        while len(jobs) < self.max_batch:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                jobs.append(job)
+        _take(self._queue, jobs, self.max_batch)  # no stop mark comes without a thread
         return jobs
 
     def run_many(self, commands: Sequence[Command]) -> list[Future[Any]]:
@@ -219,7 +213,8 @@ class Writer:
             first = self._queue.get()
             if first is None:
                 return
-            jobs, stop = _take(self._queue, first, self.max_batch)
+            jobs = [first]
+            stop = _take(self._queue, jobs, self.max_batch)
             self.process(jobs)
             if stop:
                 return
@@ -282,20 +277,9 @@ class Writer:
                      ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
         """Apply the batch in one transaction and commit it (`relaxed`: SQLite writes the
         WAL without syncing it; the syncer does, before the batch is answered)."""
-        if not relaxed:
-            return self._commit(jobs, single=single)
-        with self.engine.connect() as conn:
-            raw: Any = conn.connection.driver_connection
-            raw.execute("PRAGMA synchronous=NORMAL")
-            try:
-                return self._commit(jobs, single=single, conn=conn)
-            finally:
-                raw.execute("PRAGMA synchronous=FULL")  # the pool's other users sync
-
-    def _commit(self, jobs: list[Job], *, single: bool, conn: Any = None
-                ) -> tuple[BatchUnitOfWork, list[tuple[bool, Any]]]:
         outcomes: list[tuple[bool, Any]] = []
-        with (self.engine.begin() if conn is None else _begun(conn)) as conn:
+        opened = unsynced(self.engine) if relaxed else self.engine.connect()
+        with opened as conn, conn.begin():
             uow = BatchUnitOfWork(conn, self.ctx.instance_id, self.clock())
             if conn.dialect.name == "postgresql":
                 _lock_learners(conn, set().union(*(j.command.learners() for j in jobs)))
@@ -357,12 +341,6 @@ class Writer:
         return []
 
 
-@contextlib.contextmanager
-def _begun(conn: Any) -> Iterator[Any]:
-    with conn.begin():
-        yield conn
-
-
 class Syncer:
     """Makes committed SQLite batches durable, then answers them, on a thread of its own.
 
@@ -387,10 +365,8 @@ class Syncer:
 
     @classmethod
     def for_engine(cls, engine: Engine, writer: Writer) -> Syncer | None:
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-            return None
-        return cls(writer, database + "-wal")
+        database = sqlite_file(engine.url)
+        return None if database is None else cls(writer, database + "-wal")
 
     @property
     def running(self) -> bool:
@@ -417,7 +393,8 @@ class Syncer:
             first = self._queue.get()
             if first is None:
                 return
-            batches, stop = _take(self._queue, first, sys.maxsize)
+            batches = [first]
+            stop = _take(self._queue, batches, sys.maxsize)
             try:
                 self.sync(self.wal)
                 self.syncs += 1
@@ -462,10 +439,8 @@ class WriterTurn:
 
     @classmethod
     def for_engine(cls, engine: Engine) -> WriterTurn:
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-            return cls(None)
-        return cls(database + ".writer-lock")
+        database = sqlite_file(engine.url)
+        return cls(None if database is None else database + ".writer-lock")
 
     def __enter__(self) -> None:
         if self._fd is not None:
@@ -481,19 +456,18 @@ class WriterTurn:
             self._fd = None
 
 
-def _take(waiting: queue.SimpleQueue[T | None], first: T, limit: int) -> tuple[list[T], bool]:
-    """`first` and what else waits in `waiting` now, up to `limit` in all; True when the
+def _take(waiting: queue.SimpleQueue[T | None], taken: list[T], limit: int) -> bool:
+    """Move what waits in `waiting` now onto `taken`, up to `limit` in all; True when the
     stop mark (None) was met."""
-    taken = [first]
     while len(taken) < limit:
         try:
             item = waiting.get_nowait()
         except queue.Empty:
-            break
+            return False
         if item is None:
-            return taken, True
+            return True
         taken.append(item)
-    return taken, False
+    return False
 
 
 def _lock_learners(conn: Any, learners: set[Learner]) -> None:

@@ -546,9 +546,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for leftover in (self.path,):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
         os.rmdir(self._dir)
 
 

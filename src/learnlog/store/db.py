@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 T = TypeVar("T")
@@ -19,6 +20,29 @@ def normalise_url(url: str) -> str:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_file(url: str | URL) -> str | None:
+    """The path of the SQLite file a database URL names; None for another engine or an
+    in-memory database."""
+    parsed = make_url(normalise_url(url) if isinstance(url, str) else url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
+@contextmanager
+def unsynced(engine: Engine) -> Iterator[Connection]:
+    """SQLite: a connection of a writer engine whose commits append to the WAL without an
+    fsync (`synchronous=NORMAL`); the caller makes them durable (or may lose them). Back
+    to `FULL` before the connection returns to the pool."""
+    with engine.connect() as conn:
+        raw: Any = conn.connection.driver_connection
+        raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield conn
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -100,9 +100,11 @@ def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
 
 
 def _pg_arrays(table: Table, names: tuple[str, ...]) -> str:
-    """The key columns as parallel array parameters, typed like the columns."""
+    """The key columns as parallel array parameters, typed like the columns (sent in
+    binary: psycopg's text format quotes every element of an array with a regular
+    expression, ~1 µs each, five times the binary form's cost)."""
     return ", ".join(
-        f"%({n})s::{'bigint' if isinstance(table.c[n].type, Integer) else 'text'}[]"
+        f"%({n})b::{'bigint' if isinstance(table.c[n].type, Integer) else 'text'}[]"
         for n in names)
 
 
@@ -147,7 +149,7 @@ def pg_upsert_many_sql(table: Table) -> tuple[str, tuple[str, ...]]:
     statement per row. Also the names of the float columns (sent as floats)."""
     cols = [c.name for c in table.columns]
     keys = [c.name for c in table.primary_key.columns]
-    arrays = ", ".join(f"%({c.name})s::{_pg_type(c)}[]" for c in table.columns)
+    arrays = ", ".join(f"%({c.name})b::{_pg_type(c)}[]" for c in table.columns)  # binary
     sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in cols if n not in keys)
     sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) "
            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")

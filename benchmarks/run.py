@@ -68,6 +68,7 @@ LUA = HERE / "lua"
 REFS = HERE / "refs"
 sys.path.insert(0, str(HERE))
 
+import events_floor  # noqa: E402  (benchmarks/events_floor.py)
 import export_bench as exporting  # noqa: E402  (benchmarks/export_bench.py)
 import group_lag  # noqa: E402  (benchmarks/group_lag.py)
 import logs_bench as tracking  # noqa: E402  (benchmarks/logs_bench.py)
@@ -916,6 +917,12 @@ def write_phase(engine: str, dbs: Databases, workdir: Path, cfg: Settings,
     colour = "green" if done.returncode == 0 else "red"
     err.print(f"  [{colour}]learnlog verify exit {done.returncode}[/{colour}]: "
               f"{results[f'{engine}/verify']['summary']}")
+    if pg_url and f"{engine}/events" in results:  # after verify: it rewrites event rows
+        floor = results[f"{engine}/events_floor"] = events_floor.measure(
+            pg_url.replace("postgresql+psycopg://", "postgresql://"),
+            cfg.workers * WRITER_LANES, cfg.duration)
+        err.print(f"  {engine}/events floor: {floor['events_per_second']:,} events/s "
+                  f"({floor['writers']} writers, no learnlog code)")
     drop_now(drop)
 
 
@@ -1082,7 +1089,9 @@ def _fmt_rps(r: dict[str, Any] | None) -> tuple[str, str, str]:
 # SPEC §8 targets, as shares of the FastAPI ceiling measured in the same run
 UPDATE_SHARE, READ_SHARE, TRACK_SHARE = 0.60, 1.00, 0.40
 UPDATE_P99_MS, READ_P99_MS, TRACK_P99_MS = 50.0, 20.0, 50.0
-EVENTS_PER_S = 100_000
+EVENTS_PER_S = 100_000  # SPEC §8's figure; what the floor allows on a faster machine
+EVENTS_FLOOR_SHARE = 0.5  # of events_floor.py's events/s, measured in the same run
+WRITER_LANES = 2  # learnlog's default writer lanes per process (PostgreSQL)
 SPEC_ROWS = 10_000_000  # the table size of the read targets
 
 
@@ -1200,12 +1209,19 @@ def evaluate(results: dict[str, Any], engines: list[str], large_label: str,
             per_s = ev["rps"] * ev.get("events_per_request", EVENT_BATCH)
             is_pg = engine == "postgresql"
             fa_share, raw_share = shares(results, f"{engine}/events")
+            floor = results.get(f"{engine}/events_floor")
+            floor_rate = floor["events_per_second"] if floor else None
+            derived = f"{per_s:,.0f} events/s (shares: events/s over the ceilings' req/s)"
+            if floor_rate:
+                derived += (f"; {per_s / floor_rate:.0%} of the floor, {floor_rate:,} "
+                            f"events/s ({floor['writers']} writers, `events_floor.py`)")
             rows.append(Row("`POST /v1/events`, batches of 1,000", engine,
-                            f"≥ {EVENTS_PER_S:,} events/s" if is_pg
-                            else "— (target is for PostgreSQL)",
-                            ev, f"{per_s:,.0f} events/s (shares: events/s over the "
-                            "ceilings' req/s)",
-                            (clean(ev) and per_s >= EVENTS_PER_S) if is_pg else None,
+                            f"≥ {pct(EVENTS_FLOOR_SHARE)} of PostgreSQL's floor measured in "
+                            f"the same run (decision 0020; {EVENTS_PER_S:,} events/s on a "
+                            "faster machine)" if is_pg else "— (target is for PostgreSQL)",
+                            ev, derived,
+                            (clean(ev) and floor_rate is not None
+                             and per_s >= EVENTS_FLOOR_SHARE * floor_rate) if is_pg else None,
                             f"{engine}/events", "", fa_share, raw_share))
         for route, title in (("read", "`view/read` of 20 contents"),
                              ("summary_list", "`summary/list`")):
@@ -1456,7 +1472,11 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
     w(f"- Events: {EVENT_BATCHES} distinct bodies of {EVENT_BATCH:,} `view.update` events over "
       f"distinct, pre-started keys ({EVENT_BATCH // EVENT_CONTENTS} learners x "
       f"{EVENT_CONTENTS} contents each); events/s = req/s x {EVENT_BATCH:,}; "
-      f"{cfg.events_connections} connections (each request already carries 1,000 events).")
+      f"{cfg.events_connections} connections (each request already carries 1,000 events). "
+      "PostgreSQL's floor for it (`benchmarks/events_floor.py`, decision 0020): after the "
+      f"write phase, {cfg.workers * WRITER_LANES} processes (the server's writer lanes) each "
+      "read the batch's 1,000 summaries and open sessions, rewrite both rows of every key "
+      "on the server and commit, for as long as a measured run, with no learnlog code.")
     w(f"- Reads run on seeded databases ({small_rows:,} and {large_rows:,} summary rows): "
       f"each learner is enrolled in one collection of {seeding.CONTENTS} contents (of "
       f"{seeding.COLLECTIONS}) and has a summary for each, so `view/read` (the 20 contents) "

@@ -7,11 +7,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from learnlog.domain.keys import SummaryKey
 from learnlog.domain.progress import COMPLETED, IN_PROGRESS, NOT_STARTED
 from learnlog.domain.summary import (
     SESSION_FIELDS,
+    _raise,
     Session,
     Summary,
     apply_session,
@@ -451,3 +454,27 @@ def test_differences_ignore_bookkeeping_and_assessment_fields() -> None:
     other = replace(base, details_from=(1, "a"), repeat_from=(1, "a"), best_score=1.0,
                     best_max_score=2.0, attempts_count=1)
     assert differences(other, base) == {}
+
+
+def _frontier_by_definition(frontier: Any, order: Any, progress: float) -> Any:
+    """The frontier after a session reached `progress`, computed from its definition: every
+    session whose progress is above that of every later session, in order."""
+    entries = dict(frontier)
+    entries[order] = max(progress, entries.get(order, progress))
+    ordered = sorted(entries.items())
+    return tuple(e for i, e in enumerate(ordered)
+                 if all(e[1] > later[1] for later in ordered[i + 1:]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])),
+                max_size=12))
+def test_frontier_raise_matches_its_definition(moves: list[tuple[int, float]]) -> None:
+    """The latest session moving is taken by a shortcut; any order of moves must give the
+    frontier the definition gives (sessions out of order, as sync delivers them)."""
+    frontier: Any = ()
+    for at, progress in moves:
+        order = (at, f"s{at}")
+        expected = _frontier_by_definition(frontier, order, progress)
+        frontier = _raise(frontier, order, progress)
+        assert frontier == expected

@@ -146,6 +146,20 @@ def _max(a: int | None, b: int | None) -> int | None:
 
 def _raise(frontier: tuple[tuple[tuple[int, str], float], ...], order: tuple[int, str],
            progress: float) -> tuple[tuple[tuple[int, str], float], ...]:
+    """The frontier (sessions in order, progress strictly falling: each one's progress is
+    above every later session's) after a session at `order` reached `progress`."""
+    if frontier and order >= frontier[-1][0]:
+        # The common case, the latest session moving: it stays last, and the sessions
+        # before it that it reaches drop out (they are a tail, progress falling).
+        head = frontier
+        if order == frontier[-1][0]:
+            if progress <= frontier[-1][1]:
+                return frontier
+            head = frontier[:-1]
+        kept = len(head)
+        while kept and head[kept - 1][1] <= progress:
+            kept -= 1
+        return (*head[:kept], (order, progress))
     entries = dict(frontier)
     entries[order] = max(progress, entries.get(order, progress))
     kept: list[tuple[tuple[int, str], float]] = []

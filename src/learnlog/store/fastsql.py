@@ -69,8 +69,8 @@ def view_sql(dialect_name: str, count: int) -> str:
         ids = ", ".join("?" * count)
         return (f"SELECT {cols} FROM summaries WHERE dataset = ? AND user_id = ? AND "
                 f"collection_key = ? AND context_key = ? AND content_id IN ({ids})")
-    return (f"SELECT {cols} FROM summaries WHERE dataset = %s AND user_id = %s AND "
-            f"collection_key = %s AND context_key = %s AND content_id = ANY(%s)")
+    return (f"SELECT {cols} FROM summaries WHERE dataset = %s AND user_id = %s AND "  # ids
+            f"collection_key = %s AND context_key = %s AND content_id = ANY(%b::text[])")
 
 
 @cache

@@ -26,7 +26,7 @@ from learnlog.store.fastsql import (
     where_sql,
 )
 from learnlog.store.schema import collections, enrolments, item_attempts, sessions, summaries, tries
-from learnlog.store.uow import LATEST_FIRST, TRY_PK
+from learnlog.store.uow import LATEST_FIRST, MARK_COLUMNS, TRY_PK
 from tests.support import Api, leaf, unit
 
 HOT_TABLES = ("summaries", "sessions", "enrolments", "attempts", "collections", "tries",
@@ -99,6 +99,8 @@ def test_driver_level_statements_use_indexes(pg_runtime: Runtime) -> None:
         (pg_many_sql(tries, SUMMARY_PK), {n: ["d", "e"] for n in SUMMARY_PK}),
         (latest_sql("postgresql", item_attempts, TRY_PK, LATEST_FIRST, 0),
          {**{n: ["d", "e"] for n in SUMMARY_PK}, "mastery_level": [1, 2], "limit_": 10}),
+        (latest_sql("postgresql", item_attempts, TRY_PK, LATEST_FIRST, 0, MARK_COLUMNS),
+         {**{n: ["d", "e"] for n in SUMMARY_PK}, "mastery_level": [1, 2], "limit_": 10}),
     ]
     for sql, params in cases:
         _assert_indexed(_plan(url, sql, params), sql)
@@ -124,9 +126,10 @@ def test_a_tries_latest_attempts_are_read_from_the_index_on_sqlite(tmp_path: Any
     engine = make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
     engine.dispose()
-    sql = latest_sql("sqlite", item_attempts, TRY_PK, LATEST_FIRST, 2)
-    with sqlite3.connect(path) as conn:
-        plan = "\n".join(str(r[-1]) for r in conn.execute(
-            f"EXPLAIN QUERY PLAN {sql}", ["d", "u", "k", "x", "c", 1] * 2 + [10]))
-    assert "INDEX ix_item_attempts_latest (dataset=? AND user_id=?" in plan, plan
-    assert "TEMP B-TREE" not in plan and "SCAN t" not in plan, plan
+    for columns in ((), MARK_COLUMNS):
+        sql = latest_sql("sqlite", item_attempts, TRY_PK, LATEST_FIRST, 2, columns)
+        with sqlite3.connect(path) as conn:
+            plan = "\n".join(str(r[-1]) for r in conn.execute(
+                f"EXPLAIN QUERY PLAN {sql}", ["d", "u", "k", "x", "c", 1] * 2 + [10]))
+        assert "INDEX ix_item_attempts_latest (dataset=? AND user_id=?" in plan, plan
+        assert "TEMP B-TREE" not in plan and "SCAN t" not in plan, plan

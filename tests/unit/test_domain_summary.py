@@ -14,9 +14,9 @@ from learnlog.domain.keys import SummaryKey
 from learnlog.domain.progress import COMPLETED, IN_PROGRESS, NOT_STARTED
 from learnlog.domain.summary import (
     SESSION_FIELDS,
-    _raise,
     Session,
     Summary,
+    _raise,
     apply_session,
     close_session,
     differences,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 from .errors import InvalidInput
 from .keys import SummaryKey
@@ -226,6 +226,38 @@ class ItemAttempt:
                 "answer": dict(self.answer), "time_spent": self.time_spent}
 
 
+class Scored(Protocol):
+    """What a criterion reads of an item attempt: its try, its place in it, its score."""
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def order(self) -> tuple[int, int, str]: ...
+
+    @property
+    def correct(self) -> float: ...
+
+
+class Mark(NamedTuple):
+    """An item attempt as a criterion reads it, without the rest of the attempt (answer,
+    history): what an interaction's evaluation needs of the try's other attempts."""
+
+    attempt_id: str
+    level: int
+    started_at: int
+    ordinal: int
+    correct: float
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        return (self.started_at, self.ordinal, self.attempt_id)
+
+
+def mark_of(a: ItemAttempt) -> Mark:
+    return Mark(a.attempt_id, a.level, a.started_at, a.ordinal, a.correct)
+
+
 def _created(attempt_id: str, t: Try, session_id: str, first: Interaction, now: int,
              ordinal: int) -> ItemAttempt:
     return ItemAttempt(
@@ -297,7 +329,7 @@ def counted(t: Try, changed: Iterable[ItemAttempt]) -> Try:
     return replace(t, attempt_count=max([t.attempt_count, *(a.ordinal for a in changed)]))
 
 
-def try_progress(t: Try, attempts: Iterable[ItemAttempt]) -> float:
+def try_progress(t: Try, attempts: Iterable[Scored]) -> float:
     """The try's progress by its criterion, from its item attempts (oldest first)."""
     ordered = sorted((a for a in attempts if a.level == t.level), key=lambda a: a.order)
     if not ordered:
@@ -306,7 +338,7 @@ def try_progress(t: Try, attempts: Iterable[ItemAttempt]) -> float:
     return max(FLOOR, min(correct / t.criterion.m, 1.0))
 
 
-def evaluate(t: Try, attempts: Iterable[ItemAttempt], now: int, time_delta: float = 0.0,
+def evaluate(t: Try, attempts: Iterable[Scored], now: int, time_delta: float = 0.0,
              reported: float = 0.0) -> tuple[Try, float]:
     """The try after new work (time added, completion when mastered) and its progress.
 

@@ -156,10 +156,10 @@ def _raise(frontier: tuple[tuple[tuple[int, str], float], ...], order: tuple[int
             if progress <= frontier[-1][1]:
                 return frontier
             head = frontier[:-1]
-        kept = len(head)
-        while kept and head[kept - 1][1] <= progress:
-            kept -= 1
-        return (*head[:kept], (order, progress))
+        end = len(head)
+        while end and head[end - 1][1] <= progress:
+            end -= 1
+        return (*head[:end], (order, progress))
     entries = dict(frontier)
     entries[order] = max(progress, entries.get(order, progress))
     kept: list[tuple[tuple[int, str], float]] = []

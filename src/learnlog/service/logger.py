@@ -150,20 +150,24 @@ class TrackProgress(LearnerCommand):
             if t.complete:
                 raise _submitted(t.key.content_id)
             check_open(uow, t.key.dataset, t.key.user_id, t.key.content_id)
-        # The rules read the try's latest attempts (its criterion's window) and the
-        # attempts the interactions name, by id or (with replace) by item.
+        # The interactions change attempts they name, by id or (with replace) by item,
+        # loaded whole; the criterion reads only the marks (order and score) of the try's
+        # latest attempts (its window).
         window = t.criterion.window
         given = self.interactions or ()
         uow.load_named_attempts(
             t.key, t.level, (i.attempt_id for i in given if i.attempt_id is not None),
             (i.item for i in given if i.replace and i.attempt_id is None))
-        existing = uow.item_attempts_of(t.key, t.level, window)
-        changed = mastery.apply_interactions(t, existing, session.session_id, given,
-                                             uow.now, uow.new_id)
+        marks = uow.attempt_marks(t.key, t.level, window)
+        top = max((m.ordinal for m in marks), default=0)
+        if top > t.attempt_count:  # new attempts' ordinals continue after every stored one
+            t = replace(t, attempt_count=top)
+        changed = mastery.apply_interactions(t, uow.named_attempts(t.key, t.level),
+                                             session.session_id, given, uow.now, uow.new_id)
         for attempt in changed:
             uow.put_item_attempt(attempt)
         evaluated, progress = mastery.evaluate(
-            mastery.counted(t, changed), uow.item_attempts_of(t.key, t.level, window),
+            mastery.counted(t, changed), uow.attempt_marks(t.key, t.level, window),
             uow.now, self.time_spent_delta, 0.0 if reported is None else normalize(reported))
         uow.put_try(evaluated)
         return progress, {"complete": evaluated.complete,
@@ -172,8 +176,9 @@ class TrackProgress(LearnerCommand):
 
 def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Command]) -> None:
     """Load what a batch of logger commands reads with a few queries for the whole batch:
-    the updated sessions, their summaries, and the tries and item attempts of exercise
-    and quiz sessions (per command, they would be four queries each)."""
+    the updated sessions, their summaries, and the tries of exercise and quiz sessions
+    with the marks of their latest item attempts (per command, they would be four
+    queries each)."""
     updates = [c for c in commands if isinstance(c, TrackProgress)]
     uow.load_sessions([(c.dataset, c.user_id, c.session_id) for c in updates])
     found = [s for s in (uow.session(c.dataset, c.user_id, c.session_id) for c in updates)
@@ -183,5 +188,5 @@ def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Comma
     starts = [c.keys.resolve(ctx) for c in commands
               if isinstance(c, StartTracking) and c.criterion is not None]
     uow.load_tries([key for key, _ in tried] + starts)
-    uow.load_item_attempts((t.key, t.level, t.criterion.window) for t in (
+    uow.load_attempt_marks((t.key, t.level, t.criterion.window) for t in (
         uow.try_at(key, level) for key, level in tried) if t is not None)

@@ -110,19 +110,21 @@ def _pg_arrays(table: Table, names: tuple[str, ...]) -> str:
 
 @cache
 def latest_sql(dialect_name: str, table: Table, names: tuple[str, ...], order: str,
-               count: int) -> str:
-    """Rows whose key is one of the given ones, at most `limit` per key: the first ones in
-    `order`, read from an index that has the key then the order's columns, so a key costs
-    `limit` index entries however many rows it has."""
+               count: int, columns: tuple[str, ...] = ()) -> str:
+    """Rows (only `columns`, when named) whose key is one of the given ones, at most
+    `limit` per key: the first ones in `order`, read from an index that has the key then
+    the order's columns, so a key costs `limit` index entries however many rows it has."""
     match = " AND ".join(f"t.{n} = w.{n}" for n in names)
     cols = ", ".join(names)
     if dialect_name == "sqlite":
         row = "(" + ", ".join("?" * len(names)) + ")"
+        picked = ", ".join(f"t.{c}" for c in columns) or "t.*"
         return (f"WITH w({cols}) AS (VALUES {', '.join([row] * count)}) "
-                f"SELECT t.* FROM w JOIN {table.name} t ON t.rowid IN ("
+                f"SELECT {picked} FROM w JOIN {table.name} t ON t.rowid IN ("
                 f"SELECT t.rowid FROM {table.name} t WHERE {match} "
                 f"ORDER BY {order} LIMIT ?)")
-    return (f"SELECT x.* FROM unnest({_pg_arrays(table, names)}) AS w({cols}) "
+    picked = ", ".join(f"x.{c}" for c in columns) or "x.*"
+    return (f"SELECT {picked} FROM unnest({_pg_arrays(table, names)}) AS w({cols}) "
             f"CROSS JOIN LATERAL ("
             f"SELECT * FROM {table.name} t WHERE {match} ORDER BY {order} "
             f"LIMIT %(limit_)s) x")
@@ -245,6 +247,23 @@ class FastSql:
         from psycopg.rows import dict_row
 
         with self.raw.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, {**{n: [k[i] for k in keys] for i, n in enumerate(names)},
+                              "limit_": limit})
+            return list(cur.fetchall())
+
+    def latest_tuples(self, table: Table, names: tuple[str, ...],
+                      keys: Sequence[tuple[Any, ...]], order: str, limit: int,
+                      columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """`latest_by_keys`, only `columns` of each row, as tuples in that order."""
+        if not keys:
+            return []
+        sql = latest_sql(self.dialect, table, names, order, len(keys), columns)
+        if self.dialect == "sqlite":
+            cur = self.raw.execute(sql, [value for key in keys for value in key] + [limit])
+            found: list[tuple[Any, ...]] = cur.fetchall()
+            cur.close()
+            return found
+        with self.raw.cursor() as cur:
             cur.execute(sql, {**{n: [k[i] for k in keys] for i, n in enumerate(names)},
                               "limit_": limit})
             return list(cur.fetchall())

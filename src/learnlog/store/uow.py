@@ -36,7 +36,7 @@ from ..domain.assessment import Attempt
 from ..domain.enrolment import CollectionRecord, Enrolment
 from ..domain.group_aggregates import METRICS, MemberFigures, Totals
 from ..domain.keys import SummaryKey, partition_of, shared_partition
-from ..domain.mastery import ItemAttempt, Try
+from ..domain.mastery import ItemAttempt, Mark, Try, mark_of
 from ..domain.summary import Session, Summary
 from . import rows
 from .fastsql import SESSION_PK, SUMMARY_PK, FastSql
@@ -71,6 +71,8 @@ RECORD_TABLES = (users, groups, memberships, user_sessions, quizzes, visitor_ses
 COUNTER_KEY = "counter"
 TRY_PK = (*SUMMARY_PK, "mastery_level")  # a try's attempts: the ix_item_attempts_try range
 LATEST_FIRST = "started_at DESC, ordinal DESC, attempt_id DESC"  # ItemAttempt.order, reversed
+MARK_COLUMNS = (*TRY_PK, "attempt_id", "started_at", "ordinal", "correct")  # mastery.Mark
+ALL_ATTEMPTS = 2**31 - 1  # a window that holds every attempt of a try
 
 
 def select_by_keys(table: Table, names: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> Any:
@@ -174,6 +176,7 @@ class _Staged:
     contexts: dict[tuple[str, str], ContextRecord] = field(default_factory=dict)
     tries: dict[tuple[SummaryKey, int], Try] = field(default_factory=dict)
     item_attempts: dict[tuple[str, str, str], ItemAttempt] = field(default_factory=dict)
+    tried: set[tuple[SummaryKey, int]] = field(default_factory=set)  # tries of item_attempts
     # Small records written whole (users, groups, memberships): (table, primary key) →
     # (partition, row without sync columns), or None for a deletion.
     records: dict[tuple[str, tuple[Any, ...]], tuple[str, dict[str, Any] | None]] = field(
@@ -200,6 +203,7 @@ class _Staged:
         self.contexts.update(other.contexts)
         self.tries.update(other.tries)
         self.item_attempts.update(other.item_attempts)
+        self.tried |= other.tried
         self.records.update(other.records)
         self.local.update(other.local)
         self.outbox.extend(other.outbox)
@@ -236,6 +240,8 @@ class BatchUnitOfWork:
         # that surely includes (None: all of them).
         self._item_attempts: dict[tuple[SummaryKey, int], dict[str, ItemAttempt]] = {}
         self._attempt_windows: dict[tuple[SummaryKey, int], int | None] = {}
+        # What a criterion reads of a try's latest attempts (a window, as above).
+        self._marks: dict[tuple[SummaryKey, int], tuple[int | None, dict[str, Mark]]] = {}
         self._in_groups: dict[tuple[str, str], bool] = {}
         self._aggregates_guarded = False
         self._done = _Staged()
@@ -434,6 +440,57 @@ class BatchUnitOfWork:
             a = rows.item_attempt_from_row(row)
             self._item_attempts[(a.key, a.level)][a.attempt_id] = a
 
+    def load_attempt_marks(self, tries_wanted: Iterable[tuple[SummaryKey, int, int | None]]
+                           ) -> None:
+        """Load what a criterion reads (`mastery.Mark`) of many tries' latest `window`
+        item attempts (all of them when None), a query per 400 tries: four columns of
+        each, not the whole attempt."""
+        wanted: dict[tuple[SummaryKey, int], int | None] = {}
+        for k, level, window in tries_wanted:
+            held = self._marks.get((k, level))
+            if held is None or not (held[0] is None or (window is not None
+                                                         and window <= held[0])):
+                wanted[(k, level)] = window
+        for window in set(wanted.values()):
+            pairs = [p for p, w in wanted.items() if w == window]
+            for chunk in chunks(pairs, 400):
+                by_try = {(k.dataset, k.user_id, k.collection_key, k.context_key,
+                           k.content_id, level): (k, level) for k, level in chunk}
+                marks: dict[tuple[SummaryKey, int], dict[str, Mark]] = {}
+                for pair in chunk:
+                    marks[pair] = {}
+                    self._marks[pair] = (window, marks[pair])
+                for row in self.fast.latest_tuples(
+                        item_attempts, TRY_PK, list(by_try), LATEST_FIRST,
+                        ALL_ATTEMPTS if window is None else window, MARK_COLUMNS):
+                    k, level = by_try[row[:6]]
+                    marks[(k, level)][row[6]] = Mark(row[6], level, row[7], row[8], row[9])
+
+    def attempt_marks(self, key: SummaryKey, level: int, window: int | None
+                      ) -> list[Mark]:
+        """What a criterion reads of a try's latest `window` attempts (all when None),
+        stored and staged: a superset of that window, like `item_attempts_of`."""
+        self.load_attempt_marks([(key, level, window)])
+        found = dict(self._marks[(key, level)][1])
+        for a in self._staged_attempts(key, level):
+            found[a.attempt_id] = mark_of(a)
+        return list(found.values())
+
+    def _staged_attempts(self, key: SummaryKey, level: int) -> Iterator[ItemAttempt]:
+        for staged in (self._done, self._cmd):
+            if (key, level) in staged.tried:
+                for a in staged.item_attempts.values():
+                    if a.level == level and a.key == key:
+                        yield a
+
+    def named_attempts(self, key: SummaryKey, level: int) -> list[ItemAttempt]:
+        """A try's attempts loaded whole so far (by `load_named_attempts`, or a window),
+        stored and staged: the ones interactions can name."""
+        found = dict(self._item_attempts.get((key, level), {}))
+        for a in self._staged_attempts(key, level):
+            found[a.attempt_id] = a
+        return list(found.values())
+
     def load_named_attempts(self, key: SummaryKey, level: int, ids: Iterable[str],
                             items: Iterable[str]) -> None:
         """Load a try's stored attempts with these ids or at these items (those outside the
@@ -461,16 +518,12 @@ class BatchUnitOfWork:
         ones, or all of them when the window is None (plus any loaded by name)."""
         if not self._has_window((key, level), window):
             self.load_item_attempts([(key, level, window)])
-        found = dict(self._item_attempts[(key, level)])
-        for staged in (self._done, self._cmd):
-            for a in staged.item_attempts.values():
-                if a.key == key and a.level == level:
-                    found[a.attempt_id] = a
-        return list(found.values())
+        return self.named_attempts(key, level)
 
     def put_item_attempt(self, attempt: ItemAttempt) -> None:
         self._cmd.item_attempts[
             (attempt.key.dataset, attempt.key.user_id, attempt.attempt_id)] = attempt
+        self._cmd.tried.add((attempt.key, attempt.level))
 
     # -- small whole records: users, groups, memberships ----------------------------------
     def record(self, table: Table, pk: tuple[Any, ...]) -> dict[str, Any] | None:

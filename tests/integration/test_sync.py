@@ -275,6 +275,37 @@ def test_postgresql_sends_no_counter_above_an_open_transaction(
         rt.close()
 
 
+def test_taking_counters_releases_the_gate_when_it_fails(pg_url_factory: Any) -> None:
+    """Counters are taken in one call that holds the gate (a session lock: a rollback does
+    not release it) only while it runs: a failure inside it must release the gate, or
+    every later sync would wait on it forever."""
+    import psycopg
+
+    from learnlog.store import migrate
+    from learnlog.store.db import make_engine
+    from learnlog.store.sync import GATE, TAKEN
+
+    url = pg_url_factory()
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    held_gate = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                 "AND pid = pg_backend_pid() AND classid::bigint = %s AND objid::bigint = %s")
+    gate = (GATE >> 32, GATE & 0xFFFFFFFF)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        taken = [r[0] for r in conn.execute(
+            "SELECT learnlog_take_counters(3, %s, %s)", (GATE, TAKEN)).fetchall()]
+        assert len(taken) == 3 and taken == sorted(taken)
+        assert conn.execute(held_gate, gate).fetchone() == (0,)
+        conn.rollback()
+        conn.execute("ALTER SEQUENCE fact_counter RENAME TO fact_counter_gone")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            with conn.transaction():  # a savepoint: the failure rolls back to it
+                conn.execute("SELECT learnlog_take_counters(3, %s, %s)", (GATE, TAKEN))
+        assert conn.execute(held_gate, gate).fetchone() == (0,)
+        conn.rollback()
+
+
 def test_new_facts_are_copied_at_once_and_a_stored_key_writes_nothing(
         runtime: Runtime) -> None:
     """The bulk path for facts never seen: one COPY on PostgreSQL when no key is stored;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Connection, Table, func, select, text, union_all
 
@@ -57,17 +58,14 @@ TAKEN = 0x4C4D  # high 16 bits of the bigint advisory keys that register a taken
 
 
 def take_counters(conn: Connection, n: int) -> list[int]:
-    """n fresh counters from the sequence, registered until this transaction ends."""
-    conn.execute(text("SELECT pg_advisory_lock_shared(:k)"), {"k": GATE})
-    try:
-        values = sorted(int(v) for v in conn.execute(
-            text("SELECT nextval('fact_counter') FROM generate_series(1, :n)"), {"n": n}
-        ).scalars())
-        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"),
-                     {"k": (TAKEN << 48) | values[0]})
-    finally:
-        conn.execute(text("SELECT pg_advisory_unlock_shared(:k)"), {"k": GATE})
-    return values
+    """n fresh counters from the sequence, registered until this transaction ends: the
+    gate taken shared, the counters drawn, the lowest registered, the gate released, in
+    one call on the driver (`learnlog_take_counters`, migration 0014)."""
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute("SELECT learnlog_take_counters(%s, %s, %s)", (n, GATE, TAKEN),
+                    prepare=True)
+        return sorted(int(row[0]) for row in cur.fetchall())
 
 
 def settled_counter(conn: Connection) -> int | None:

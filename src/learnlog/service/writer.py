@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 try:
     import fcntl
@@ -470,13 +470,17 @@ def _take(waiting: queue.SimpleQueue[T | None], taken: list[T], limit: int) -> b
     return False
 
 
+LOCK_LEARNERS = ("SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT "
+                 "hashtextextended(k, 0) AS h FROM unnest(%b::text[]) k ORDER BY 1) locks")
+
+
 def _lock_learners(conn: Any, learners: set[Learner]) -> None:
-    """Serialise writers of the same learner across processes, in one fixed order."""
+    """Serialise writers of the same learner across processes, in one fixed order (one
+    prepared statement on the driver: it runs once per batch)."""
     if learners:
-        conn.execute(text("SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT "
-                          "hashtextextended(k, 0) AS h FROM unnest(CAST(:ks AS text[])) k "
-                          "ORDER BY 1) locks"),
-                     {"ks": sorted(f"{d}\x1f{u}" for d, u in learners)})
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute(LOCK_LEARNERS, (sorted(f"{d}\x1f{u}" for d, u in learners),),
+                        prepare=True)
 
 
 def _retryable(error: DBAPIError) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support import Api
@@ -39,3 +41,28 @@ def test_openapi_promises_400_envelopes_and_never_422(api: Api) -> None:
             "/Envelope")
     assert all("422" not in op["responses"] for path in schema["paths"].values()
                for op in path.values())
+
+
+def test_a_server_process_freezes_what_start_up_built(engine: str, tmp_path: Any) -> None:
+    """`learnlog serve`'s app (the process is the server) moves what start-up left alive
+    out of the collector's passes, once the runtime has started; an app built inside
+    another program (tests, an embedding) leaves that program's collector alone."""
+    import gc
+
+    from starlette.testclient import TestClient
+
+    from learnlog.api.app import create_app
+    from learnlog.settings import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'f.db'}",
+                        _env_file=None)  # type: ignore[call-arg]
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health").status_code == 200
+            assert gc.get_freeze_count() == 0
+        with TestClient(create_app(settings, server_process=True)) as client:
+            assert client.get("/health").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

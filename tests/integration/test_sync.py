@@ -299,9 +299,9 @@ def test_taking_counters_releases_the_gate_when_it_fails(pg_url_factory: Any) ->
         assert conn.execute(held_gate, gate).fetchone() == (0,)
         conn.rollback()
         conn.execute("ALTER SEQUENCE fact_counter RENAME TO fact_counter_gone")
-        with pytest.raises(psycopg.errors.UndefinedTable):
-            with conn.transaction():  # a savepoint: the failure rolls back to it
-                conn.execute("SELECT learnlog_take_counters(3, %s, %s)", (GATE, TAKEN))
+        # conn.transaction(): a savepoint, which the failure rolls back to
+        with pytest.raises(psycopg.errors.UndefinedTable), conn.transaction():
+            conn.execute("SELECT learnlog_take_counters(3, %s, %s)", (GATE, TAKEN))
         assert conn.execute(held_gate, gate).fetchone() == (0,)
         conn.rollback()
 

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..bootstrap import Runtime, bootstrap
+from ..bootstrap import Runtime, bootstrap, freeze_startup
 from ..domain.errors import LearnlogError
 from ..settings import Settings
 from . import envelope, exports, groups, identity, lean, logger, ops, stats, sync, viewer
@@ -261,8 +261,11 @@ class LearnlogAPI(FastAPI):
         await self.edge(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app; the runtime starts and stops with the app's lifespan."""
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
+               server_process: bool = False) -> FastAPI:
+    """Build the app; the runtime starts and stops with the app's lifespan.
+    `server_process`: the app is the whole process (`learnlog serve`), so what start-up
+    built is frozen out of the garbage collector's passes (`freeze_startup`)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -270,6 +273,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt = runtime or bootstrap(settings)
         rt.start()
         app.state.runtime = rt
+        if server_process:
+            freeze_startup()
         try:
             yield
         finally:
@@ -319,4 +324,4 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 def factory() -> FastAPI:
     """For `uvicorn --factory learnlog.api.app:factory` (settings from the environment)."""
-    return create_app(Settings())
+    return create_app(Settings(), server_process=True)

@@ -450,7 +450,7 @@ class WriterHost:
 def host_main(path: str) -> None:
     """The writer host process: the instance's one writer and its outbox loop, serving
     the workers on `path` until SIGTERM or SIGINT (or until its parent is gone)."""
-    from ..bootstrap import bootstrap
+    from ..bootstrap import bootstrap, freeze_startup
     from ..settings import Settings
 
     settings = Settings().model_copy(update={"writer_socket": ""})
@@ -458,6 +458,7 @@ def host_main(path: str) -> None:
     assert isinstance(rt.writer, Writer)
     host = WriterHost(rt.writer, path)
     host.listen()
+    freeze_startup()
     told = threading.Event()
 
     def stop(_signum: int, _frame: object) -> None:

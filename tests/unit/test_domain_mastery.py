@@ -20,10 +20,12 @@ from learnlog.domain.mastery import (
     Criterion,
     Interaction,
     ItemAttempt,
+    Mark,
     Try,
     apply_interactions,
     criterion_of,
     evaluate,
+    mark_of,
     next_level,
     past_attempts,
     pick_try,
@@ -296,6 +298,11 @@ def test_progress_m_of_n(corrects: list[float], expected: float) -> None:
     attempts = series(corrects)
     assert try_progress(a_try(), attempts) == pytest.approx(expected)
     assert try_progress(a_try(), reversed(attempts)) == pytest.approx(expected)
+    # The marks the writer reads instead of whole attempts give the same progress.
+    marks = [mark_of(a) for a in attempts]
+    assert all(isinstance(m, Mark) and m.order == a.order
+               for m, a in zip(marks, attempts, strict=True))
+    assert try_progress(a_try(), reversed(marks)) == pytest.approx(expected)
 
 
 def test_progress_orders_by_start_then_id() -> None:

@@ -99,6 +99,26 @@ def pg_many_sql(table: Table, names: tuple[str, ...]) -> str:
             f"AS w({cols}) USING ({cols})")
 
 
+# What a summary's open session needs to become a `Session` (`rows.session_from_row`),
+# read with the summary (`FastSql.summaries_with_sessions`) under these names.
+OPEN_SESSION_COLUMNS = ("session_id", "instance_id", "started_at", "ended_at", "progress",
+                        "time_spent", "completed_at", "repeat", "closed", "progress_details",
+                        "extra_fields", "kind", "mastery_level")
+
+
+@cache
+def pg_summaries_with_sessions_sql() -> str:
+    """PostgreSQL: summaries by key (parallel arrays) with their open session's columns
+    (`x_…`, NULL when none): one round trip where the writer took two."""
+    from .schema import summaries
+
+    opened = ", ".join(f"x.{c} AS x_{c}" for c in OPEN_SESSION_COLUMNS)
+    return (f"SELECT s.*, {opened} FROM summaries s JOIN unnest("
+            f"{_pg_arrays(summaries, SUMMARY_PK)}) AS w({', '.join(SUMMARY_PK)}) "
+            f"USING ({', '.join(SUMMARY_PK)}) LEFT JOIN sessions x ON x.dataset = s.dataset "
+            "AND x.user_id = s.user_id AND x.session_id = s.open_session_id")
+
+
 def _pg_arrays(table: Table, names: tuple[str, ...]) -> str:
     """The key columns as parallel array parameters, typed like the columns (sent in
     binary: psycopg's text format quotes every element of an array with a regular
@@ -233,6 +253,17 @@ class FastSql:
         with self.raw.cursor(row_factory=dict_row) as cur:
             cur.execute(pg_many_sql(table, names),
                         {n: [k[i] for k in keys] for i, n in enumerate(names)})
+            return list(cur.fetchall())
+
+    def summaries_with_sessions(self, keys: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """PostgreSQL: the summaries under these keys, each with its open session's columns
+        (`OPEN_SESSION_COLUMNS`, prefixed `x_`), in one statement."""
+        from psycopg.rows import dict_row
+
+        with self.raw.cursor(row_factory=dict_row) as cur:
+            cur.execute(pg_summaries_with_sessions_sql(),
+                        {n: [k[i] for k in keys] for i, n in enumerate(SUMMARY_PK)},
+                        prepare=True)
             return list(cur.fetchall())
 
     def latest_by_keys(self, table: Table, names: tuple[str, ...],

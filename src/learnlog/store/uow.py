@@ -39,7 +39,7 @@ from ..domain.keys import SummaryKey, partition_of, shared_partition
 from ..domain.mastery import ItemAttempt, Mark, Try, mark_of
 from ..domain.summary import Session, Summary
 from . import rows
-from .fastsql import SESSION_PK, SUMMARY_PK, FastSql
+from .fastsql import OPEN_SESSION_COLUMNS, SESSION_PK, SUMMARY_PK, FastSql
 from .schema import (
     AGG_TIMES,
     attempts,
@@ -273,6 +273,9 @@ class BatchUnitOfWork:
         Rows come back under the keys asked for (no key is built from a row), and the
         open sessions they name are loaded with them, under the same keys."""
         wanted = {k: k for k in keys if k not in self._summaries}
+        if self.fast.dialect == "postgresql":
+            self._load_summaries_with_sessions(list(wanted))
+            return
         open_ids: list[tuple[str, str, str]] = []
         known: dict[tuple[str, str, str], SummaryKey] = {}
         for chunk in chunks(list(wanted), 400):
@@ -291,6 +294,25 @@ class BatchUnitOfWork:
             for k in chunk:
                 self._summaries.setdefault(k, None)
         self.load_sessions(open_ids, known)
+
+    def _load_summaries_with_sessions(self, wanted: list[SummaryKey]) -> None:
+        """PostgreSQL: `load_summaries` in one round trip, the open sessions joined."""
+        by_key = {(k.dataset, k.user_id, k.collection_key, k.context_key, k.content_id): k
+                  for k in wanted}
+        for chunk in chunks(list(by_key), 400):
+            for row in self.fast.summaries_with_sessions(chunk):
+                key = by_key[(row["dataset"], row["user_id"], row["collection_key"],
+                              row["context_key"], row["content_id"])]
+                summary = rows.summary_from_row(row, key)
+                sid = row["open_session_id"]
+                self._summaries[key] = (summary, sid)
+                if sid is not None:
+                    ident = (key.dataset, key.user_id, sid)
+                    self._sessions[ident] = None if row["x_session_id"] is None else (
+                        rows.session_from_row(
+                            {c: row["x_" + c] for c in OPEN_SESSION_COLUMNS}, key))
+            for k in chunk:
+                self._summaries.setdefault(by_key[k], None)
 
     def _summary_entry(self, key: SummaryKey) -> tuple[Summary, str | None] | None:
         for staged in (self._cmd, self._done):

@@ -8,7 +8,7 @@ says why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -353,19 +353,25 @@ def test_a_long_try_keeps_every_rule_beyond_its_window(alice: Logger) -> None:
     assert len(listing(alice.api, "attemptlog", limit=100)["results"]) == 27
 
 
-def test_a_window_of_attempts_is_all_a_try_reads(runtime: Runtime) -> None:
-    """The unit of work loads a try's latest `window` attempts, not all of them."""
-    key = SummaryKey("d", "u", "k", "x", "ex1")
-    t = mastery.Try(key, 1, mastery.Criterion("num_correct_in_a_row_2", 2, 2), 0, 0)
+def _store_try(runtime: Runtime, t: mastery.Try, correct: Callable[[int], float]) -> None:
+    """Store a try with 30 item attempts a00…a29 (started at 0…29, `correct(n)` each)."""
     with runtime.engine.begin() as conn:
         uow = BatchUnitOfWork(conn, "i", 1_000)
         uow.begin_command()
         for n in range(30):
             uow.put_item_attempt(mastery.ItemAttempt(
-                f"a{n:02}", key, 1, "s", f"q{n}", 1.0, n, n, 1.0, {}, ordinal=n + 1))
+                f"a{n:02}", t.key, 1, "s", f"q{n}", correct(n), n, n, 1.0, {},
+                ordinal=n + 1))
         uow.put_try(replace(t, attempt_count=30))
         uow.commit_command()
         uow.flush()
+
+
+def test_a_window_of_attempts_is_all_a_try_reads(runtime: Runtime) -> None:
+    """The unit of work loads a try's latest `window` attempts, not all of them."""
+    key = SummaryKey("d", "u", "k", "x", "ex1")
+    t = mastery.Try(key, 1, mastery.Criterion("num_correct_in_a_row_2", 2, 2), 0, 0)
+    _store_try(runtime, t, lambda n: 1.0)
     with runtime.engine.begin() as conn:
         uow = BatchUnitOfWork(conn, "i", 2_000)
         uow.load_item_attempts([(key, 1, 2)])
@@ -382,16 +388,7 @@ def test_a_criterion_reads_marks_of_the_window_and_the_staged_attempts(
     whole attempts stay unloaded until named."""
     key = SummaryKey("d", "u", "k", "x", "ex2")
     t = mastery.Try(key, 1, mastery.Criterion("m_of_n", 2, 3), 0, 0)
-    with runtime.engine.begin() as conn:
-        uow = BatchUnitOfWork(conn, "i", 1_000)
-        uow.begin_command()
-        for n in range(30):
-            uow.put_item_attempt(mastery.ItemAttempt(
-                f"a{n:02}", key, 1, "s", f"q{n}", float(n % 2), n, n, 1.0, {},
-                ordinal=n + 1))
-        uow.put_try(replace(t, attempt_count=30))
-        uow.commit_command()
-        uow.flush()
+    _store_try(runtime, t, lambda n: float(n % 2))
     with runtime.engine.begin() as conn:
         uow = BatchUnitOfWork(conn, "i", 2_000)
         uow.load_attempt_marks([(key, 1, 3)])

@@ -22,6 +22,7 @@ from learnlog.store.fastsql import (
     SUMMARY_PK,
     latest_sql,
     pg_many_sql,
+    pg_summaries_with_sessions_sql,
     view_sql,
     where_sql,
 )
@@ -93,6 +94,7 @@ def test_driver_level_statements_use_indexes(pg_runtime: Runtime) -> None:
         (pg_many_sql(summaries, SUMMARY_PK),
          {n: ["d", "e"] for n in SUMMARY_PK}),
         (pg_many_sql(sessions, SESSION_PK), {n: ["d", "e"] for n in SESSION_PK}),
+        (pg_summaries_with_sessions_sql(), {n: ["d", "e"] for n in SUMMARY_PK}),
         (view_sql("postgresql", 0), ("d", "u", "k", "x", ["c1", "c2"])),
         (where_sql("postgresql", enrolments, ("dataset", "user_id")), ("d", "u")),
         (where_sql("postgresql", collections, ("dataset", "collection_id")), ("d", "k")),

@@ -238,6 +238,9 @@ class Scored(Protocol):
     @property
     def correct(self) -> float: ...
 
+    @property
+    def ordinal(self) -> int: ...
+
 
 class Mark(NamedTuple):
     """An item attempt as a criterion reads it, without the rest of the attempt (answer,
@@ -323,10 +326,12 @@ def apply_interactions(t: Try, existing: Sequence[ItemAttempt], session_id: str,
     return list(changed.values())
 
 
-def counted(t: Try, changed: Iterable[ItemAttempt]) -> Try:
-    """The try with the attempts `apply_interactions` created counted (their ordinals
-    continue the try's count)."""
-    return replace(t, attempt_count=max([t.attempt_count, *(a.ordinal for a in changed)]))
+def counted(t: Try, attempts: Iterable[Scored]) -> Try:
+    """The try with these attempts counted: its count reaches their highest ordinal (the
+    ones `apply_interactions` created, or stored ones read as marks), so new attempts'
+    ordinals continue after every one of them."""
+    top = max((a.ordinal for a in attempts), default=0)
+    return t if top <= t.attempt_count else replace(t, attempt_count=top)
 
 
 def try_progress(t: Try, attempts: Iterable[Scored]) -> float:

@@ -158,10 +158,7 @@ class TrackProgress(LearnerCommand):
         uow.load_named_attempts(
             t.key, t.level, (i.attempt_id for i in given if i.attempt_id is not None),
             (i.item for i in given if i.replace and i.attempt_id is None))
-        marks = uow.attempt_marks(t.key, t.level, window)
-        top = max((m.ordinal for m in marks), default=0)
-        if top > t.attempt_count:  # new attempts' ordinals continue after every stored one
-            t = replace(t, attempt_count=top)
+        t = mastery.counted(t, uow.attempt_marks(t.key, t.level, window))
         changed = mastery.apply_interactions(t, uow.named_attempts(t.key, t.level),
                                              session.session_id, given, uow.now, uow.new_id)
         for attempt in changed:

@@ -267,34 +267,25 @@ class FastSql:
             return list(cur.fetchall())
 
     def latest_by_keys(self, table: Table, names: tuple[str, ...],
-                       keys: Sequence[tuple[Any, ...]], order: str, limit: int) -> list[Any]:
+                       keys: Sequence[tuple[Any, ...]], order: str, limit: int,
+                       columns: tuple[str, ...] = ()) -> list[Any]:
         """Rows of `table` whose key columns `names` equal one of `keys`: per key, the
-        first `limit` rows in `order` (SQL, e.g. "started_at DESC")."""
-        if not keys:
-            return []
-        sql = latest_sql(self.dialect, table, names, order, len(keys))
-        if self.dialect == "sqlite":
-            return self._sqlite_dicts(sql, [value for key in keys for value in key] + [limit])
-        from psycopg.rows import dict_row
-
-        with self.raw.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql, {**{n: [k[i] for k in keys] for i, n in enumerate(names)},
-                              "limit_": limit})
-            return list(cur.fetchall())
-
-    def latest_tuples(self, table: Table, names: tuple[str, ...],
-                      keys: Sequence[tuple[Any, ...]], order: str, limit: int,
-                      columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
-        """`latest_by_keys`, only `columns` of each row, as tuples in that order."""
+        first `limit` rows in `order` (SQL, e.g. "started_at DESC"), as dicts; with
+        `columns`, only those, as tuples in that order."""
         if not keys:
             return []
         sql = latest_sql(self.dialect, table, names, order, len(keys), columns)
         if self.dialect == "sqlite":
-            cur = self.raw.execute(sql, [value for key in keys for value in key] + [limit])
-            found: list[tuple[Any, ...]] = cur.fetchall()
+            params = [value for key in keys for value in key] + [limit]
+            if not columns:
+                return self._sqlite_dicts(sql, params)
+            cur = self.raw.execute(sql, params)
+            found: list[Any] = cur.fetchall()
             cur.close()
             return found
-        with self.raw.cursor() as cur:
+        from psycopg.rows import dict_row, tuple_row
+
+        with self.raw.cursor(row_factory=tuple_row if columns else dict_row) as cur:
             cur.execute(sql, {**{n: [k[i] for k in keys] for i, n in enumerate(names)},
                               "limit_": limit})
             return list(cur.fetchall())

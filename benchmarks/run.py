@@ -961,23 +961,31 @@ def read_phase(engine: str, rows: int, label: str, dbs: Databases, workdir: Path
     variants: list[tuple[str, str | None]] = []
     if cfg.wants("read", "summary_list"):
         variants.append(("", None))
+    if engine == "postgresql" and label == "large" and cfg.wants("read"):
+        variants.append(("-db", None))  # the worker's memory off: what a miss costs
     if redis_url and label == "large" and cfg.wants("redis"):
         variants.append(("+redis", redis_url))
     for suffix, cache in variants:
         prefix = f"learnlog-bench-{os.getpid()}-{engine}-{label}:"
         if cache:
             cleanup.push(f"redis {prefix}", lambda u=cache, p=prefix: _redis_clear(u, p))
-        with Server(url, workdir, f"{engine}-read-{label}{suffix}", cfg.workers, cache,
-                    prefix) as server:
+        serving = Server(url, workdir, f"{engine}-read-{label}{suffix}", cfg.workers, cache,
+                         prefix)
+        if suffix == "-db":
+            serving.env["LEARNLOG_READ_CACHE_MB"] = "0"
+        with serving as server:
             with httpx.Client(base_url=server.base, timeout=60,
                               headers={"Authorization": f"Bearer {token}"}) as client:
                 check_seeded_answers(client, pool[:3])
             warmup: float = cfg.warmup
-            if cache:
-                # The cache answers only for learners read once already: warm up long enough
-                # for every learner of the pool to be read (wrk cycles over the pool).
-                before = results.get(f"{engine}/read/{label}", {}).get("rps", 500.0)
-                warmup = min(120.0, max(3.0 * cfg.warmup, 1.5 * len(pool) / max(before, 50.0)))
+            if cache or (engine == "postgresql" and not suffix):
+                # A cache answers only for learners read once already (PostgreSQL: by the
+                # same worker, store/readcache.py): warm up long enough for every learner of
+                # the pool to be read by every worker (wrk cycles over the pool).
+                before = results.get(f"{engine}/read/{label}", {}).get("rps", 2000.0)
+                readers = 1 if cache else cfg.workers
+                warmup = min(120.0, max(3.0 * cfg.warmup,
+                                        1.5 * readers * len(pool) / max(before, 50.0)))
             if cache or cfg.wants("read"):
                 run_wrk("warmup", "read.lua", server.base, token, read_file, cfg,
                         duration=round(warmup), measure=False, server=server)
@@ -992,9 +1000,9 @@ def read_phase(engine: str, rows: int, label: str, dbs: Databases, workdir: Path
                                        "hashes_cached": _redis_count(cache, prefix)}
                     err.print(f"    redis during the run: {result['redis']}")
                 results[f"{engine}/read{suffix}/{label}"] = result
-            if not cache and cfg.wants("summary_list"):
+            if not cache and not suffix and cfg.wants("summary_list"):
                 run_wrk("warmup", "summary_list.lua", server.base, token, list_file, cfg,
-                        duration=cfg.warmup, measure=False, server=server)
+                        duration=round(warmup), measure=False, server=server)
                 results[f"{engine}/summary_list/{label}"] = run_wrk(
                     f"{engine}/summary_list/{label}", "summary_list.lua", server.base, token,
                     list_file, cfg, server=server, pg_url=pg_url)

@@ -10,13 +10,14 @@ import gc
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import jwt
+import orjson
 from anyio import CapacityLimiter
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,10 +34,11 @@ from .service.writer import CommandBus, Writer
 from .service.writer_link import WriterClient
 from .settings import Settings
 from .store import migrate
-from .store.aio import AsyncReaders
+from .store.aio import AsyncReaders, conninfo
 from .store.cache import StatusCache
 from .store.db import make_engine, read_with_retry, sqlite_file
 from .store.fastsql import Plan, run_plan
+from .store.readcache import ReadCache, learner_token
 from .store.schema import meta
 from .store.uow import COUNTER_KEY, BatchUnitOfWork
 
@@ -76,6 +78,7 @@ class Runtime:
     exports_dir: Path = Path("exports")
     _here: Connection | None = None  # SQLite: the event loop's own read connection
     readers: AsyncReaders | None = None  # PostgreSQL: the event loop's own connections
+    answers: ReadCache | None = None  # PostgreSQL: hot reads' answers (store/readcache.py)
 
     @property
     def jobs(self) -> Jobs:
@@ -150,10 +153,28 @@ class Runtime:
         connections (`store.aio`)."""
         if self.read_engine.dialect.name == "sqlite":
             return run_plan(self._loop_connection(), make("sqlite"))
+        return await self._readers().run(lambda: make("postgresql"))
+
+    def _readers(self) -> AsyncReaders:
         if self.readers is None:
             self.readers = AsyncReaders(self.settings.database_url,
                                         self.settings.db_pool_size)
-        return await self.readers.run(lambda: make("postgresql"))
+        return self.readers
+
+    async def read_answer(self, dataset: str, user_id: str, key: Hashable,
+                          make: Callable[[str], Plan[Any]]) -> Any:
+        """`read_plan`'s answer about one learner, to be written into a response as it is:
+        on PostgreSQL its JSON already encoded (an `orjson.Fragment`), from this worker's
+        memory when it holds it and it is true (`store/readcache.py`; `key` names the read
+        among the learner's), else read and kept; on SQLite read as `read_plan` does."""
+        if self.read_engine.dialect.name == "sqlite" or self.settings.read_cache_mb == 0:
+            return await self.read_plan(make)
+        if self.answers is None:
+            self.answers = ReadCache(conninfo(self.settings.database_url),
+                                     self.settings.read_cache_mb << 20)
+        return orjson.Fragment(await self.answers.answer(
+            self._readers().run, learner_token(dataset, user_id), key,
+            lambda: make("postgresql"), orjson.dumps))
 
     async def cached_view_fields(self, cache: StatusCache, keys: list[SummaryKey]
                                  ) -> dict[SummaryKey, dict[str, Any]]:
@@ -183,6 +204,8 @@ class Runtime:
             loop.start()
 
     def close(self) -> None:
+        if self.answers is not None:
+            self.answers.close()
         if self.readers is not None:
             self.readers.close()
         if self._here is not None:

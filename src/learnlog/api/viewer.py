@@ -179,9 +179,12 @@ async def view_read(call: Call) -> Answer:
     asked = list(dict.fromkeys(req.contentId))
     cache = rt.cache
     if cache is None:
-        contents = await rt.read_plan(lambda dialect: reads.view_contents_plan(
-            dialect, rt.ctx.mode, principal.dataset, req.userId, asked, req.collectionId,
-            req.contextId))
+        contents: Any = await rt.read_answer(
+            principal.dataset, req.userId, ("view", tuple(asked), req.collectionId,
+                                            req.contextId),
+            lambda dialect: reads.view_contents_plan(
+                dialect, rt.ctx.mode, principal.dataset, req.userId, asked, req.collectionId,
+                req.contextId))
     else:
         keys = [resolve_key(rt.ctx.mode, dataset=principal.dataset, user_id=req.userId,
                             content_id=c, collection_id=req.collectionId,
@@ -220,7 +223,11 @@ async def summary_list(call: Call) -> Answer:
     user_id = call.params["userId"]
     check_id(user_id, "userId")
     await may_read(call.runtime, principal, user_id, "userId")
-    return lean_ok(call.route, {"summary": await _summaries(call.runtime, principal, user_id)})
+    rt = call.runtime
+    summary = await rt.read_answer(
+        principal.dataset, user_id, ("summary",), lambda dialect: reads.enrolment_summaries_plan(
+            dialect, rt.ctx.mode, rt.structures, principal.dataset, user_id))
+    return lean_ok(call.route, {"summary": summary})
 
 
 @route(LEAN, "POST", "/v1/summary/read", "api.summary.read", s.SummaryReadRequest)

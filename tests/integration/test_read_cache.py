@@ -236,3 +236,20 @@ def test_memory_is_bounded_first_kept_first_forgotten() -> None:
     assert cache.size == (1, 40)
     cache._heard("*")
     assert cache.size == (0, 0)
+
+
+def test_a_statement_notifies_each_learner_it_changed_once(
+        workers: tuple[Api, Api, Runtime, Runtime], pg_database: str) -> None:
+    a, _, _, _ = workers
+    for user in (USER, "learner-2"):
+        for content in ("do_1", "do_2"):
+            a.start(user, content, COURSE)
+    with psycopg.connect(conninfo(pg_database), autocommit=True) as listener, \
+            psycopg.connect(conninfo(pg_database), autocommit=True) as writer:
+        listener.execute("LISTEN learnlog_reads")
+        writer.execute("UPDATE summaries SET progress = 0.5")  # four rows, two learners
+        writer.execute("DELETE FROM summaries WHERE user_id = %s", (USER,))
+        heard = [n.payload for n in listener.notifies(timeout=2, stop_after=2)]
+    tokens = {learner_token("default", u) for u in (USER, "learner-2")}
+    assert sorted(heard[0].split()) == sorted(tokens)
+    assert heard[1] == learner_token("default", USER)

@@ -25,32 +25,31 @@ depends_on = None
 
 # Transition tables are named per trigger; a PL/pgSQL statement is planned when it first
 # runs, so each branch names only the tables its trigger has.
-NOTIFY_LEARNERS = """
+TOKEN = "left(md5(dataset || chr(31) || user_id), 16)"
+
+
+def _notify_tokens(*tables: str) -> str:
+    """A PL/pgSQL loop notifying the distinct learner tokens of these transition tables,
+    400 to a notification."""
+    union = " UNION ".join(f"SELECT {TOKEN} AS token FROM {t}" for t in tables)
+    return (f"FOR chunk IN SELECT string_agg(token, ' ') FROM ("
+            f"SELECT token, (row_number() OVER ()) / 400 AS part FROM ("
+            f"SELECT DISTINCT token FROM ({union}) u) d) n "
+            "GROUP BY part LOOP PERFORM pg_notify('learnlog_reads', chunk); END LOOP;")
+
+
+NOTIFY_LEARNERS = f"""
 CREATE OR REPLACE FUNCTION learnlog_notify_learners() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     chunk text;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        FOR chunk IN SELECT string_agg(token, ' ') FROM (
-                SELECT token, (row_number() OVER ()) / 400 AS part FROM (
-                    SELECT DISTINCT left(md5(dataset || chr(31) || user_id), 16) AS token
-                    FROM learnlog_new_rows) d) n GROUP BY part
-        LOOP PERFORM pg_notify('learnlog_reads', chunk); END LOOP;
+        {_notify_tokens("learnlog_new_rows")}
     ELSIF TG_OP = 'DELETE' THEN
-        FOR chunk IN SELECT string_agg(token, ' ') FROM (
-                SELECT token, (row_number() OVER ()) / 400 AS part FROM (
-                    SELECT DISTINCT left(md5(dataset || chr(31) || user_id), 16) AS token
-                    FROM learnlog_old_rows) d) n GROUP BY part
-        LOOP PERFORM pg_notify('learnlog_reads', chunk); END LOOP;
+        {_notify_tokens("learnlog_old_rows")}
     ELSE
-        FOR chunk IN SELECT string_agg(token, ' ') FROM (
-                SELECT token, (row_number() OVER ()) / 400 AS part FROM (
-                    SELECT left(md5(dataset || chr(31) || user_id), 16) AS token
-                    FROM learnlog_new_rows
-                    UNION SELECT left(md5(dataset || chr(31) || user_id), 16)
-                    FROM learnlog_old_rows) d) n GROUP BY part
-        LOOP PERFORM pg_notify('learnlog_reads', chunk); END LOOP;
+        {_notify_tokens("learnlog_new_rows", "learnlog_old_rows")}
     END IF;
     RETURN NULL;
 END

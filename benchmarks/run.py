@@ -961,7 +961,7 @@ def read_phase(engine: str, rows: int, label: str, dbs: Databases, workdir: Path
     variants: list[tuple[str, str | None]] = []
     if cfg.wants("read", "summary_list"):
         variants.append(("", None))
-    if engine == "postgresql" and label == "large" and cfg.wants("read"):
+    if label == "large" and cfg.wants("read"):
         variants.append(("-db", None))  # the worker's memory off: what a miss costs
     if redis_url and label == "large" and cfg.wants("redis"):
         variants.append(("+redis", redis_url))
@@ -978,9 +978,9 @@ def read_phase(engine: str, rows: int, label: str, dbs: Databases, workdir: Path
                               headers={"Authorization": f"Bearer {token}"}) as client:
                 check_seeded_answers(client, pool[:3])
             warmup: float = cfg.warmup
-            if cache or (engine == "postgresql" and not suffix):
-                # A cache answers only for learners read once already (PostgreSQL: by the
-                # same worker, store/readcache.py): warm up long enough for every learner of
+            if cache or not suffix:
+                # A cache answers only for learners read once already (the workers' memory:
+                # by the same worker, store/readcache.py): warm up long enough for every learner of
                 # the pool to be read by every worker (wrk cycles over the pool).
                 before = results.get(f"{engine}/read/{label}", {}).get("rps", 2000.0)
                 readers = 1 if cache else cfg.workers

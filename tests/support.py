@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +210,41 @@ class Unreliable:
         if self.twice:
             self.peer.push(body)
         return self.peer.push(body)
+
+
+def summary_list_follows_writes(a: Api, b: Api, warm: Callable[[], None],
+                                user: str = "learner-1", course: str = "course-1") -> None:
+    """Worker `b`'s `summary/list` (held in its memory once `warm` ran) follows worker
+    `a`'s writes of a summary, a collection and an enrolment (the read caches' tests)."""
+    a.put_collection(course, [unit("u1", leaf("do_1"), leaf("do_2"))])
+    a.post("/v1/enrol", {"userId": user, "collectionId": course, "contextId": "batch-1"})
+    warm()
+    assert [s["contentStatus"] for s in b.summaries(user)] == [{"do_1": 0, "do_2": 0}]
+    a.start(user, "do_1", course, "batch-1")
+    a.update(user, "do_1", course, "batch-1", progress=100, timespent=5)  # a summary
+    assert b.summaries(user)[0]["contentStatus"] == {"do_1": 2, "do_2": 0}
+    a.put_collection(course, [unit("u1", leaf("do_1"), leaf("do_2"), leaf("do_3"))])
+    assert b.summaries(user)[0]["collection"]["leafNodesCount"] == 3  # a collection
+    a.post("/v1/enrol", {"userId": user, "collectionId": course, "contextId": "batch-2"})
+    assert len(b.summaries(user)) == 2  # an enrolment
+
+
+@contextmanager
+def two_workers(settings: Any) -> Iterator[tuple[Api, Api, Any, Any]]:
+    """Two runtimes on one database (`settings`), each behind its own in-process client,
+    standing for two workers: (client a, client b, runtime a, runtime b)."""
+    from fastapi.testclient import TestClient
+
+    from learnlog.api.app import create_app
+    from learnlog.bootstrap import bootstrap
+
+    runtimes = [bootstrap(settings) for _ in range(2)]
+    with TestClient(create_app(runtimes[0].settings, runtimes[0])) as a, \
+            TestClient(create_app(runtimes[1].settings, runtimes[1])) as b:
+        for rt in runtimes:
+            rt.start()
+        token = mint(runtimes[0].secret, "admin", ["admin"])
+        yield (Api(a, token, runtimes[0].secret), Api(b, token, runtimes[1].secret),
+               *runtimes)
+    for rt in runtimes:
+        rt.close()

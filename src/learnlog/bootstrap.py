@@ -38,7 +38,7 @@ from .store.aio import AsyncReaders, conninfo
 from .store.cache import StatusCache
 from .store.db import make_engine, read_with_retry, sqlite_file
 from .store.fastsql import Plan, run_plan
-from .store.readcache import ReadCache, learner_token
+from .store.readcache import NoticeCache, ReadCache, learner_token, sqlite_token
 from .store.schema import meta
 from .store.uow import COUNTER_KEY, BatchUnitOfWork
 
@@ -79,6 +79,7 @@ class Runtime:
     _here: Connection | None = None  # SQLite: the event loop's own read connection
     readers: AsyncReaders | None = None  # PostgreSQL: the event loop's own connections
     answers: ReadCache | None = None  # PostgreSQL: hot reads' answers (store/readcache.py)
+    noted: NoticeCache | None = None  # SQLite: the same, kept true by notices
 
     @property
     def jobs(self) -> Jobs:
@@ -166,9 +167,18 @@ class Runtime:
         """`read_plan`'s answer about one learner, to be written into a response as it is:
         on PostgreSQL its JSON already encoded (an `orjson.Fragment`), from this worker's
         memory when it holds it and it is true (`store/readcache.py`; `key` names the read
-        among the learner's), else read and kept; on SQLite read as `read_plan` does."""
-        if self.read_engine.dialect.name == "sqlite" or self.settings.read_cache_mb == 0:
+        among the learner's), else read and kept; on SQLite the same, kept true by the
+        notice table (`NoticeCache`), read on this process's own read connection."""
+        if self.settings.read_cache_mb == 0:
             return await self.read_plan(make)
+        if self.read_engine.dialect.name == "sqlite":
+            if self.noted is None:
+                self.noted = NoticeCache(lambda: self.read_engine.raw_connection(),
+                                         self.settings.read_cache_mb << 20)
+            conn = self._loop_connection()
+            return orjson.Fragment(self.noted.answer(
+                sqlite_token(dataset, user_id), key,
+                lambda: run_plan(conn, make("sqlite")), orjson.dumps))
         if self.answers is None:
             self.answers = ReadCache(conninfo(self.settings.database_url),
                                      self.settings.read_cache_mb << 20)
@@ -206,6 +216,8 @@ class Runtime:
     def close(self) -> None:
         if self.answers is not None:
             self.answers.close()
+        if self.noted is not None:
+            self.noted.close()
         if self.readers is not None:
             self.readers.close()
         if self._here is not None:

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
         "host's Unix socket; empty: this process writes itself")
     db_pool_size: int = Field(default=8, gt=0)
     read_cache_mb: int = Field(
-        default=256, ge=0, description="PostgreSQL: memory per worker for the hot reads' "
-        "answers, kept true by LISTEN/NOTIFY (store/readcache.py); 0 turns it off")
+        default=256, ge=0, description="memory per worker for the hot reads' answers, kept "
+        "true by LISTEN/NOTIFY on PostgreSQL and a notice table on SQLite "
+        "(store/readcache.py); 0 turns it off")
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, description="how often to look for work queued by other processes")
     process_outbox: bool = Field(

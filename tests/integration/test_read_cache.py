@@ -24,7 +24,7 @@ from learnlog.settings import Settings
 from learnlog.store.aio import AsyncReaders, conninfo
 from learnlog.store.fastsql import Fetch, Plan
 from learnlog.store.readcache import ReadCache, learner_token
-from tests.support import Api, leaf, unit
+from tests.support import Api, summary_list_follows_writes, two_workers
 
 USER, COURSE = "learner-1", "course-1"
 
@@ -43,16 +43,8 @@ def _settings(url: str, tmp: Any) -> Settings:
 @pytest.fixture
 def workers(pg_database: str, tmp_path: Any) -> Iterator[tuple[Api, Api, Runtime, Runtime]]:
     """Two runtimes on one PostgreSQL database, each behind its own in-process client."""
-    runtimes = [bootstrap(_settings(pg_database, tmp_path)) for _ in range(2)]
-    with TestClient(create_app(runtimes[0].settings, runtimes[0])) as a, \
-            TestClient(create_app(runtimes[1].settings, runtimes[1])) as b:
-        for rt in runtimes:
-            rt.start()
-        token = mint(runtimes[0].secret, "admin", ["admin"])
-        yield (Api(a, token, runtimes[0].secret), Api(b, token, runtimes[1].secret),
-               *runtimes)
-    for rt in runtimes:
-        rt.close()
+    with two_workers(_settings(pg_database, tmp_path)) as found:
+        yield found
 
 
 def _warm(api: Api, rt: Runtime, read: Callable[[], Any]) -> None:
@@ -84,18 +76,7 @@ def test_a_read_on_one_worker_sees_every_write_acknowledged_by_another(
 def test_summary_list_hears_enrolments_collections_and_summaries(
         workers: tuple[Api, Api, Runtime, Runtime]) -> None:
     a, b, _, rt_b = workers
-    a.put_collection(COURSE, [unit("u1", leaf("do_1"), leaf("do_2"))])
-    a.post("/v1/enrol", {"userId": USER, "collectionId": COURSE, "contextId": "batch-1"})
-    _warm(b, rt_b, lambda: b.summaries(USER))
-    first = b.summaries(USER)
-    assert [s["contentStatus"] for s in first] == [{"do_1": 0, "do_2": 0}]
-    a.start(USER, "do_1", COURSE, "batch-1")
-    a.update(USER, "do_1", COURSE, "batch-1", progress=100, timespent=5)  # a summary
-    assert b.summaries(USER)[0]["contentStatus"] == {"do_1": 2, "do_2": 0}
-    a.put_collection(COURSE, [unit("u1", leaf("do_1"), leaf("do_2"), leaf("do_3"))])
-    assert b.summaries(USER)[0]["collection"]["leafNodesCount"] == 3  # a collection
-    a.post("/v1/enrol", {"userId": USER, "collectionId": COURSE, "contextId": "batch-2"})
-    assert len(b.summaries(USER)) == 2  # an enrolment
+    summary_list_follows_writes(a, b, lambda: _warm(b, rt_b, lambda: b.summaries(USER)))
     assert rt_b.answers is not None and rt_b.answers.counts["hits"] >= 2
 
 

@@ -1,4 +1,5 @@
-"""PostgreSQL: the hot reads' answers kept in the worker, true to the database.
+"""The hot reads' answers kept in the worker, true to the database (PostgreSQL here;
+SQLite: `NoticeCache` at the end).
 
 A `view/read` on PostgreSQL costs a round trip and the driver's per-query work (about
 170 µs of client CPU and 90 µs of the server's, 2026-12): more than all the rest of the
@@ -27,6 +28,7 @@ began, or keep an answer its learner's notifications could have overtaken.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -60,64 +62,22 @@ def _notify(payload: str) -> Plan[None]:
     yield Fetch("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
 
-class ReadCache:
-    """Encoded answers of read plans, per learner, for the event loop of one process."""
+class AnswerMemory:
+    """Encoded answers per learner token and read key, at most `max_bytes` of them (the
+    first learner kept is the first forgotten); what keeps them true is the subclass's."""
 
-    def __init__(self, conninfo: str, max_bytes: int, barrier_timeout: float = 2.0,
-                 retry_seconds: float = 1.0) -> None:
-        self._conninfo = conninfo
+    def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
-        self._timeout = barrier_timeout
-        self._retry = retry_seconds
-        self._id = f"{os.getpid()}.{id(self):x}"
         self._entries: dict[str, dict[Hashable, bytes]] = {}
         self._bytes = 0
-        self._reading: dict[str, list[int]] = {}  # token -> [reads running, times heard]
         self._flushes = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: Any = None
-        self._listener: asyncio.Task[None] | None = None
-        self._ready = False
-        self._next_try = 0.0
-        self._tokens = itertools.count()
-        self._gathering: asyncio.Future[bool] | None = None  # the next barrier's readers
-        self._out: dict[str, asyncio.Future[bool]] = {}  # barriers sent, by payload
         self.counts = {"hits": 0, "misses": 0, "kept": 0, "dropped": 0, "uncached": 0}
 
-    # -- answers ---------------------------------------------------------------------------
-
-    async def answer(self, run: Runner, learner: str,
-                     key: Hashable, make: Callable[[], Plan[T]],
-                     encode: Callable[[T], bytes]) -> bytes:
-        """The encoded answer of the plan `make()` builds for `learner` (a `learner_token`),
-        from memory when it is there and true, else run with `run` (and kept)."""
-        if not await self._listening(run):
-            self.counts["uncached"] += 1
-            return encode(await run(make))
-        if not await self._barrier(run):
-            self.counts["uncached"] += 1
-            return encode(await run(make))
+    def _held(self, learner: str, key: Hashable) -> bytes | None:
         held = self._entries.get(learner)
-        if held is not None:
-            found = held.get(key)
-            if found is not None:
-                self.counts["hits"] += 1
-                return found
-        self.counts["misses"] += 1
-        state = self._reading.setdefault(learner, [0, 0])
-        state[0] += 1
-        heard, flushes = state[1], self._flushes
-        try:
-            encoded = encode(await run(make))
-        finally:
-            state[0] -= 1
-            if state[0] == 0:
-                del self._reading[learner]
-        if self._ready and state[1] == heard and self._flushes == flushes:
-            self._keep(learner, key, encoded)
-        else:
-            self.counts["dropped"] += 1
-        return encoded
+        found = held.get(key) if held is not None else None
+        self.counts["hits" if found is not None else "misses"] += 1
+        return found
 
     def _keep(self, learner: str, key: Hashable, encoded: bytes) -> None:
         held = self._entries.setdefault(learner, {})
@@ -143,6 +103,59 @@ class ReadCache:
     def size(self) -> tuple[int, int]:
         """(learners held, bytes held)."""
         return len(self._entries), self._bytes
+
+
+class ReadCache(AnswerMemory):
+    """PostgreSQL: encoded answers of read plans, per learner, for the event loop of one
+    process, kept true by LISTEN/NOTIFY and barriers."""
+
+    def __init__(self, conninfo: str, max_bytes: int, barrier_timeout: float = 2.0,
+                 retry_seconds: float = 1.0) -> None:
+        super().__init__(max_bytes)
+        self._conninfo = conninfo
+        self._timeout = barrier_timeout
+        self._retry = retry_seconds
+        self._id = f"{os.getpid()}.{id(self):x}"
+        self._reading: dict[str, list[int]] = {}  # token -> [reads running, times heard]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._ready = False
+        self._next_try = 0.0
+        self._tokens = itertools.count()
+        self._gathering: asyncio.Future[bool] | None = None  # the next barrier's readers
+        self._out: dict[str, asyncio.Future[bool]] = {}  # barriers sent, by payload
+
+    # -- answers ---------------------------------------------------------------------------
+
+    async def answer(self, run: Runner, learner: str,
+                     key: Hashable, make: Callable[[], Plan[T]],
+                     encode: Callable[[T], bytes]) -> bytes:
+        """The encoded answer of the plan `make()` builds for `learner` (a `learner_token`),
+        from memory when it is there and true, else run with `run` (and kept)."""
+        if not await self._listening(run):
+            self.counts["uncached"] += 1
+            return encode(await run(make))
+        if not await self._barrier(run):
+            self.counts["uncached"] += 1
+            return encode(await run(make))
+        found = self._held(learner, key)
+        if found is not None:
+            return found
+        state = self._reading.setdefault(learner, [0, 0])
+        state[0] += 1
+        heard, flushes = state[1], self._flushes
+        try:
+            encoded = encode(await run(make))
+        finally:
+            state[0] -= 1
+            if state[0] == 0:
+                del self._reading[learner]
+        if self._ready and state[1] == heard and self._flushes == flushes:
+            self._keep(learner, key, encoded)
+        else:
+            self.counts["dropped"] += 1
+        return encoded
 
     # -- hearing changes -------------------------------------------------------------------
 
@@ -265,3 +278,86 @@ class ReadCache:
             self._conn = None
         self._loop = None
         self._next_try = 0.0
+
+
+class NoticeCache(AnswerMemory):
+    """SQLite: encoded answers of read plans, per learner, for the event loop of one
+    process, kept true by the notice table of migration 0016.
+
+    Before every answer from memory the worker catches up: `PRAGMA data_version` on a
+    connection of its own says whether any other connection committed since it last
+    looked (microseconds, no table read); if one did, it reads the notices after the last
+    it saw and forgets the learners they name. The read that follows starts after that,
+    so it sees every commit whose notice was not yet read, and any commit after it will
+    be read before the next answer from memory. A gap in the notices (pruned before this
+    worker read them) or an error forgets everything; an error also answers from the
+    database until the notices can be read again."""
+
+    def __init__(self, connect: Callable[[], Any], max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self._connect = connect
+        self._conn: Any = None
+        self._version: Any = None
+        self._seq = -1  # the last notice read; -1: none yet (everything held is void)
+
+    def answer(self, learner: str, key: Hashable, read: Callable[[], T],
+               encode: Callable[[T], bytes]) -> bytes:
+        """The encoded answer of `read()` for `learner` (`sqlite_token`), from memory when
+        it is there and true, else read (and kept)."""
+        if not self._caught_up():
+            self.counts["uncached"] += 1
+            return encode(read())
+        found = self._held(learner, key)
+        if found is not None:
+            return found
+        encoded = encode(read())
+        self._keep(learner, key, encoded)
+        return encoded
+
+    def _caught_up(self) -> bool:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._version and self._seq >= 0:
+                return True
+            self._version = version  # read first: a commit after it changes it again
+            if self._seq < 0:
+                self._flush()
+                self._seq = conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM read_notices").fetchone()[0]
+                return True
+            notices = conn.execute("SELECT seq, token FROM read_notices WHERE seq > ? "
+                                   "ORDER BY seq", (self._seq,)).fetchall()
+        except Exception as error:
+            log.warning("read cache: the change notices could not be read (%s); reads go "
+                        "to the database", error)
+            self.close()
+            return False
+        if notices and notices[0][0] != self._seq + 1:
+            self._flush()  # notices this worker never read were pruned
+        else:
+            for _, token in notices:
+                if token == EVERYTHING:
+                    self._flush()
+                else:
+                    self._forget(token)
+        if notices:
+            self._seq = notices[-1][0]
+        return True
+
+    def close(self) -> None:
+        """Forget everything and let the connection go (opened again when needed)."""
+        self._flush()
+        self._seq = -1
+        self._version = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+def sqlite_token(dataset: str, user_id: str) -> str:
+    """The token a change of this learner's records is noted with (migration 0016)."""
+    return f"{dataset}\x1f{user_id}"

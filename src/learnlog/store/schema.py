@@ -542,3 +542,14 @@ course_units = Table(
     Column("active", Boolean, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# SQLite: which learners' summaries or enrolments a commit changed, in commit order, for
+# the workers' read answers (store/readcache.py; written by the triggers of migration
+# 0016, which also keep only the newest notices). PostgreSQL notifies instead (0015) and
+# leaves this table empty.
+read_notices = Table(
+    "read_notices",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("token", Text, nullable=False),
+)

@@ -173,8 +173,11 @@ class Runtime:
             return await self.read_plan(make)
         if self.read_engine.dialect.name == "sqlite":
             if self.noted is None:
-                self.noted = NoticeCache(lambda: self.read_engine.raw_connection(),
-                                         self.settings.read_cache_mb << 20)
+                # The loop's own read connection: it only reads, so its data_version
+                # moves with every writer's commit; no second connection is held.
+                self.noted = NoticeCache(
+                    lambda: self._loop_connection().connection.driver_connection,
+                    self.settings.read_cache_mb << 20, owned=False)
             conn = self._loop_connection()
             return orjson.Fragment(self.noted.answer(
                 sqlite_token(dataset, user_id), key,

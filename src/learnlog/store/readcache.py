@@ -293,9 +293,11 @@ class NoticeCache(AnswerMemory):
     worker read them) or an error forgets everything; an error also answers from the
     database until the notices can be read again."""
 
-    def __init__(self, connect: Callable[[], Any], max_bytes: int) -> None:
+    def __init__(self, connect: Callable[[], Any], max_bytes: int, *,
+                 owned: bool = True) -> None:
         super().__init__(max_bytes)
         self._connect = connect
+        self._owned = owned  # False: the connection is the caller's to close
         self._conn: Any = None
         self._version: Any = None
         self._seq = -1  # the last notice read; -1: none yet (everything held is void)
@@ -352,10 +354,10 @@ class NoticeCache(AnswerMemory):
         self._flush()
         self._seq = -1
         self._version = None
-        if self._conn is not None:
+        if self._conn is not None and self._owned:
             with contextlib.suppress(Exception):
                 self._conn.close()
-            self._conn = None
+        self._conn = None
 
 
 def sqlite_token(dataset: str, user_id: str) -> str:

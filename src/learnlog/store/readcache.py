@@ -322,7 +322,7 @@ class NoticeCache(AnswerMemory):
                 self._conn = self._connect()
             conn = self._conn
             version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._version and self._seq >= 0:
+            if version == self._version:  # None until the first notices are read
                 return True
             self._version = version  # read first: a commit after it changes it again
             if self._seq < 0:

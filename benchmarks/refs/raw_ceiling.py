@@ -100,7 +100,10 @@ async def respond(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
+async def update_body(scope: Scope, receive: Receive, send: Send) -> UpdateRequest | None:
+    """The routing, caller check and decoding of `POST /v1/view/update`: the decoded body,
+    or None when an answer was already sent (health, 404, 401, 400). Lifespan messages
+    are acknowledged here too."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -108,16 +111,16 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
-                return
+                return None
     if scope["type"] != "http":
-        return
+        return None
     method, path = scope["method"], scope["path"]
     if method == "GET" and path == "/health":
         await respond(send, 200, HEALTH)
-        return
+        return None
     if method != "POST" or path != "/v1/view/update":
         await respond(send, 404, NOT_FOUND)
-        return
+        return None
     chunks = []
     more = True
     while more:
@@ -131,13 +134,23 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             break
     if not auth.startswith(b"Bearer ") or len(auth) <= 7:
         await respond(send, 401, UNAUTHORIZED)
-        return
+        return None
     try:
-        body = decode(b"".join(chunks))
+        return decode(b"".join(chunks))
     except msgspec.DecodeError as error:  # ValidationError is a DecodeError
         await respond(send, 400, envelope("api.view.update", "CLIENT_ERROR", "failed", {},
                                           err="CLIENT_ERROR", errmsg=str(error)))
-        return
+        return None
+
+
+def answer(body: UpdateRequest) -> bytes:
+    """The success envelope of one update."""
     msgid = body.params.msgid if body.params else None
-    await respond(send, 200, envelope("api.view.update", "OK", "success",
-                                      {body.request.contentId: "SUCCESS"}, msgid))
+    return envelope("api.view.update", "OK", "success", {body.request.contentId: "SUCCESS"},
+                    msgid)
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    body = await update_body(scope, receive, send)
+    if body is not None:
+        await respond(send, 200, answer(body))

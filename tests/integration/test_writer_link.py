@@ -5,6 +5,7 @@ worker's own process would have answered it, batched, and nothing is answered tw
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,11 +59,12 @@ def hosted(tmp_path: Path) -> Iterator[Hosted]:
     host = WriterHost(rt.writer, path)
     host.start()
     rt.start(writer_thread=False)
-    yield Hosted(rt, host, path)
+    hosted = Hosted(rt, host, path)
+    yield hosted
     if rt.outbox_loop is not None:
         rt.outbox_loop.stop()
         rt.outbox_loop = None
-    host.stop()
+    hosted.host.stop()  # the host serving now (a test may have replaced the first)
     rt.close()
 
 
@@ -163,6 +165,24 @@ def test_without_a_host_a_request_is_refused_as_unavailable(tmp_path: Path) -> N
     assert refused.value.code == "SERVICE_UNAVAILABLE"
     with pytest.raises(Unavailable):
         client.run_sync(StartView(_keys("x")))
+
+
+def test_stopping_a_host_twice_closes_nothing_it_no_longer_owns(hosted: Hosted) -> None:
+    first = hosted.host
+    owned = {first._wake_r, first._wake_w}
+    first.stop()
+    # the freed descriptor numbers go to the next files opened (here: pipes of ours)
+    pipes = [os.pipe() for _ in range(4)]
+    mine = [fd for pair in pipes for fd in pair]
+    assert owned & set(mine), "the test needs a reused descriptor number"
+    again = WriterHost(hosted.runtime.writer, hosted.path)  # type: ignore[arg-type]
+    again.start()
+    hosted.host = again
+    first.stop()  # a second stop of the old host (a teardown, a signal handler)
+    for fd in mine:
+        os.fstat(fd)  # still open: raises OSError (EBADF) if the old host closed it
+        os.close(fd)
+    assert hosted.runtime.writer.wake == again._wake  # the serving host still wakes
 
 
 def test_a_host_that_goes_away_fails_what_is_in_flight_and_a_new_one_is_found(

@@ -361,6 +361,7 @@ class WriterHost:
         self._thread: threading.Thread | None = None
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = os.pipe()
+        self._closed = False
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
 
@@ -382,13 +383,18 @@ class WriterHost:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish the commands that have arrived, then stop serving."""
+        """Finish the commands that have arrived, then stop serving. Once: a second call
+        does nothing (the wake pipe's descriptors may belong to someone else by then)."""
+        if self._closed:
+            return
+        self._closed = True
         self._stopping.set()
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
-        self.writer.wake = None
+        if self.writer.wake == self._wake:  # a later host of the same writer keeps its own
+            self.writer.wake = None
         os.close(self._wake_r)
         os.close(self._wake_w)
 

@@ -279,9 +279,10 @@ class Writer:
         WAL without syncing it; the syncer does, before the batch is answered)."""
         outcomes: list[tuple[bool, Any]] = []
         opened = unsynced(self.engine) if relaxed else self.engine.connect()
-        with opened as conn, conn.begin():
+        with opened as conn, conn.begin() as transaction:
             uow = BatchUnitOfWork(conn, self.ctx.instance_id, self.clock())
-            if conn.dialect.name == "postgresql":
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
                 _lock_learners(conn, set().union(*(j.command.learners() for j in jobs)))
             if self.prefetch is not None:
                 self.prefetch(uow, self.ctx, [j.command for j in jobs])
@@ -302,7 +303,7 @@ class Writer:
                     continue
                 uow.commit_command()
                 outcomes.append((True, result))
-            uow.flush()
+            uow.flush(transaction.commit if postgres and uow.pipelinable() else None)
         return uow, outcomes
 
     def _answer(self, jobs: list[Job], uow: BatchUnitOfWork,

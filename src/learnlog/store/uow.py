@@ -767,8 +767,17 @@ class BatchUnitOfWork:
         last = self.fast.add_to_counter(COUNTER_KEY, n)
         return iter(range(last - n + 1, last + 1))
 
-    def flush(self) -> None:
-        """Write everything the committed commands staged, one statement per table."""
+    def pipelinable(self) -> bool:
+        """Whether everything staged is written by driver statements that answer nothing
+        (the hot tables' upserts), so `flush` may send them with the COMMIT at once."""
+        d = self._done
+        return not (d.erasures or d.records or d.local or d.collections or d.contexts
+                    or d.outbox or d.totals or d.member_figures)
+
+    def flush(self, commit: Callable[[], None] | None = None) -> None:
+        """Write everything the committed commands staged, one statement per table.
+        `commit` (PostgreSQL, `pipelinable` work only): the writes and the COMMIT go out
+        together and come back together (psycopg's pipeline mode): one wait for all."""
         done = self._done
         for erasure in done.erasures:
             self._apply_erasure(*erasure)
@@ -804,19 +813,28 @@ class BatchUnitOfWork:
         rev = next(counters) if done.summaries else 0
         summary_rows = [rows.summary_to_row(s, sid, rev, now)
                         for s, sid in done.summaries.values()]
-        # The hot tables go through one compiled statement on the driver (decision 0007).
-        self.fast.upsert(sessions, session_rows)
-        self.fast.upsert(summaries, summary_rows)
-        self.fast.upsert(attempts, attempt_rows)
-        self.fast.upsert(enrolments, enrolment_rows)
-        upsert(self.conn, collections, collection_rows)
-        upsert(self.conn, contexts, context_rows)
-        self.fast.upsert(tries, try_rows)
-        self._flush_records(done.records, counters)
-        for table, row in done.local.values():
-            upsert(self.conn, table, [row])
-        self.fast.upsert(item_attempts, item_attempt_rows)
-        self._flush_aggregates(done)
+        if commit is not None:
+            with self.fast.raw.pipeline():
+                for table, table_rows in ((sessions, session_rows), (summaries, summary_rows),
+                                          (attempts, attempt_rows),
+                                          (enrolments, enrolment_rows), (tries, try_rows),
+                                          (item_attempts, item_attempt_rows)):
+                    self.fast.upsert(table, table_rows)
+                commit()
+        else:
+            # The hot tables go through one compiled statement on the driver (decision 0007).
+            self.fast.upsert(sessions, session_rows)
+            self.fast.upsert(summaries, summary_rows)
+            self.fast.upsert(attempts, attempt_rows)
+            self.fast.upsert(enrolments, enrolment_rows)
+            upsert(self.conn, collections, collection_rows)
+            upsert(self.conn, contexts, context_rows)
+            self.fast.upsert(tries, try_rows)
+            self._flush_records(done.records, counters)
+            for table, row in done.local.values():
+                upsert(self.conn, table, [row])
+            self.fast.upsert(item_attempts, item_attempt_rows)
+            self._flush_aggregates(done)
         self.queued_work = bool(done.outbox)
         if done.outbox:
             self.conn.execute(outbox.insert(), [

@@ -1191,8 +1191,10 @@ def evaluate(results: dict[str, Any], engines: list[str], large_label: str,
         fa, raw = references(results, engine)
         fa_share, raw_share = shares(results, key)
         floor = results.get(floor_key) if floor_key else None
-        yardstick, share = (fa, fa_share) if not floor_key else (
-            (floor, r["rps"] / floor["rps"]) if floor and floor.get("rps") else (None, None))
+        yardstick, share = fa, fa_share
+        if floor_key:  # judged against that reference instead of the FastAPI ceiling
+            yardstick = floor if floor and floor.get("rps") else None
+            share = r["rps"] / yardstick["rps"] if yardstick else None
         if yardstick is None or share is None:
             ok, note = None, note or (f"no {floor_key} measured in this run" if floor_key
                                       else "no FastAPI ceiling measured in this run")
@@ -1202,9 +1204,9 @@ def evaluate(results: dict[str, Any], engines: list[str], large_label: str,
         derived = "" if fa is None else f"FastAPI ceiling {fa['rps']:,.0f} req/s"
         if raw is not None:
             derived += f"{'; ' if derived else ''}raw ceiling {raw['rps']:,.0f} req/s"
-        if floor_key and floor and share is not None:
+        if floor_key and yardstick is not None and share is not None:
             derived += (f"{'; ' if derived else ''}{share:.0%} of the write floor, "
-                        f"{floor['rps']:,.0f} req/s (`refs/write_floor.py`)")
+                        f"{yardstick['rps']:,.0f} req/s (`refs/write_floor.py`)")
         if fa is not None:
             derived += "; " + contamination(r, fa)
         rows.append(Row(title, engine, target, r, derived, ok if judge else None, key, note,

@@ -22,6 +22,7 @@ import cProfile
 import json
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(args.pg_url, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    rt: Any = None
     try:
         rt = bootstrap(Settings(database_url=url, jwt_secret="writer-cpu-" + "z" * 32,
                                 _env_file=None))  # type: ignore[call-arg]
@@ -160,10 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         if profiler:
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-        rt.close()
     finally:
+        if rt is not None:
+            rt.close()
         if drop is not None:
             drop()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

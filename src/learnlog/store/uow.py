@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -813,15 +814,9 @@ class BatchUnitOfWork:
         rev = next(counters) if done.summaries else 0
         summary_rows = [rows.summary_to_row(s, sid, rev, now)
                         for s, sid in done.summaries.values()]
-        if commit is not None:
-            with self.fast.raw.pipeline():
-                for table, table_rows in ((sessions, session_rows), (summaries, summary_rows),
-                                          (attempts, attempt_rows),
-                                          (enrolments, enrolment_rows), (tries, try_rows),
-                                          (item_attempts, item_attempt_rows)):
-                    self.fast.upsert(table, table_rows)
-                commit()
-        else:
+        # `pipelinable` work stages nothing for the SQLAlchemy statements below (they then
+        # send nothing), so the pipeline holds only the driver's upserts and the COMMIT.
+        with self.fast.raw.pipeline() if commit is not None else nullcontext():
             # The hot tables go through one compiled statement on the driver (decision 0007).
             self.fast.upsert(sessions, session_rows)
             self.fast.upsert(summaries, summary_rows)
@@ -835,11 +830,13 @@ class BatchUnitOfWork:
                 upsert(self.conn, table, [row])
             self.fast.upsert(item_attempts, item_attempt_rows)
             self._flush_aggregates(done)
+            if done.outbox:
+                self.conn.execute(outbox.insert(), [
+                    {"dataset": d, "topic": t, "payload": rows.dumps(p), "created_at": now,
+                     "available_at": now, "attempts": 0} for d, t, p in done.outbox])
+            if commit is not None:
+                commit()
         self.queued_work = bool(done.outbox)
-        if done.outbox:
-            self.conn.execute(outbox.insert(), [
-                {"dataset": d, "topic": t, "payload": rows.dumps(p), "created_at": now,
-                 "available_at": now, "attempts": 0} for d, t, p in done.outbox])
         for summary, _ in done.summaries.values():
             self.changed_summaries[summary.key] = (summary, rev)
 

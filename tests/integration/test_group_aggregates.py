@@ -152,6 +152,36 @@ def test_who_reads_what(group: Api) -> None:
     api.post(AGG, {**body, "groupId": "nope"}, status=404)
 
 
+def test_the_group_figures_answer_every_reader_of_the_group(group: Api) -> None:
+    """`POST /data/group/agg` (the route a dashboard polls): the named activities in the
+    order named, an activity nobody counted yet as zeros; the group's admins, coaches and
+    members read it, nobody else; a group with activities but no figures yet answers."""
+    api = group
+    api.post("/v1/enrol", {"userId": "m1", "collectionId": "k1", "contextId": "x"})
+    wait_for(api, {"memberCount": 5, "enrolledCount": 1, "startedCount": 0,
+                   "completedCount": 0, "completionPercentage": 0.0, "avgProgress": 0.0,
+                   "avgScorePercent": 0.0})
+    body = {"groupId": "g", "fields": ["memberCount", "enrolledCount"], "activities": [
+        {"id": "k2", "type": "Collection"}, {"id": "k1", "type": "Collection"},
+        {"id": "zz", "type": "Content"}]}
+    expected = [("k2", "Collection", [5, 0]), ("k1", "Collection", [5, 1]),
+                ("zz", "Content", [0, 0])]
+    for reader in (api, api.as_user("cora"), api.as_user("m2")):
+        result = reader.post("/data/group/agg", body)["result"]
+        assert [(a["id"], a["type"], [x["value"] for x in a["agg"]])
+                for a in result["activity"]] == expected
+    refused = api.as_user("stranger").post("/data/group/agg", body, status=403)
+    assert (refused["params"]["err"], refused["result"]["field"]) == (
+        "FORBIDDEN", "request.groupId")
+    unknown = api.post("/data/group/agg", {**body, "groupId": "nope"}, status=404)
+    assert unknown["params"]["err"] == "GROUP_NOT_FOUND"
+    api.call("PUT", "/v1/groups/h", {"request": {"kind": "group", "name": "H"}})
+    api.call("PUT", "/v1/groups/h/activities/Collection/k2")
+    empty = api.post("/data/group/agg", {"groupId": "h"})["result"]["activity"]
+    assert [(a["id"], {x["metric"]: x["value"] for x in a["agg"]}["memberCount"])
+            for a in empty] == [("k2", 0)]
+
+
 @pytest.mark.parametrize(("request_body", "err", "field"), [
     ({"activityId": "k1", "activityType": "Collection"}, "GROUP_ID_MISSING", "request.groupId"),
     ({"groupId": "g", "activityType": "Collection"}, "ACTIVITY_ID_MISSING",

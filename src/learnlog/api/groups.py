@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request
 from ..domain.errors import Forbidden, InvalidInput, NotFound
 from ..domain.groups import check_activity_type
 from ..service import group_aggregates as svc
-from ..service.identity import group_view, leads, member_of
+from ..service.identity import activities_plan, group_view_plan, leads_plan, member_of_plan
+from ..store.fastsql import Plan
 from . import models as m
 from .envelope import Envelope, EnvelopeResponse, ok
 from .viewer import caller, check_id, runtime
@@ -33,27 +34,44 @@ def _type(value: str | None, field: str) -> str:
     return check_activity_type(value, field)
 
 
+def _activity(a: Any, i: int) -> tuple[str, str]:
+    """A named activity as (type, id), its id checked first."""
+    activity_id = _mandatory(a.id, "ACTIVITY_ID_MISSING", f"activities[{i}].id", "ActivityId")
+    return _type(a.type, f"request.activities[{i}].type"), activity_id
+
+
 def _pick(agg: list[dict[str, Any]], fields: list[str] | None) -> list[dict[str, Any]]:
     return agg if fields is None else [a for a in agg if a["metric"] in fields]
 
 
-async def _group(request: Request, group_id: str, *, with_members: bool = True
-                 ) -> tuple[Any, dict[str, Any], bool]:
-    """The caller, the group (its members too when `with_members`) and whether the
-    caller reads every member's row."""
+async def _group(request: Request, group_id: str) -> tuple[Any, dict[str, Any], bool]:
+    """The caller, the group with its members and whether the caller reads every
+    member's row: one read plan, on the event loop."""
     principal = caller(request, write=False)
-    rt = runtime(request)
-    found = await rt.read(lambda conn: group_view(conn, principal.dataset, group_id,
-                                                  with_members=with_members))
-    if found is None:
-        raise NotFound(f"Group {group_id} is not registered.", code="GROUP_NOT_FOUND",
-                       field="request.groupId")
-    if principal.is_admin or await rt.read(
-            lambda conn: leads(conn, principal.dataset, principal.user_id, group_id)):
-        return principal, found, True
-    if await rt.read(lambda conn: member_of(conn, principal.dataset, group_id,
-                                            principal.user_id)):
-        return principal, found, False
+
+    def plan(dialect: str) -> Plan[tuple[dict[str, Any], bool]]:
+        found = yield from group_view_plan(dialect, principal.dataset, group_id)
+        if found is None:
+            raise _unknown(group_id)
+        return found, (yield from _reads_everyone(dialect, principal, group_id))
+
+    found, everyone = await runtime(request).read_plan(plan)
+    return principal, found, everyone
+
+
+def _unknown(group_id: str) -> NotFound:
+    return NotFound(f"Group {group_id} is not registered.", code="GROUP_NOT_FOUND",
+                    field="request.groupId")
+
+
+def _reads_everyone(dialect: str, principal: Any, group_id: str) -> Plan[bool]:
+    """Whether the caller reads every member's row (an admin, or a coach or admin of the
+    group or its classroom), or only its own (a member); refused otherwise."""
+    if principal.is_admin or (yield from leads_plan(dialect, principal.dataset,
+                                                    principal.user_id, group_id)):
+        return True
+    if (yield from member_of_plan(dialect, principal.dataset, group_id, principal.user_id)):
+        return False
     raise Forbidden("Only the group's members read its figures.", code="FORBIDDEN",
                     field="request.groupId")
 
@@ -61,18 +79,24 @@ async def _group(request: Request, group_id: str, *, with_members: bool = True
 @router.post("/data/group/agg", name="api.group.agg", response_model=Envelope)
 async def group_agg(request: Request, body: m.GroupAggRequest) -> EnvelopeResponse:
     """A group's figures for its activities (or the ones named), each metric with when it
-    last changed."""
+    last changed. A dashboard polls this: the group and its figures come in one query
+    (an admin naming its activities waits for nothing else), on the event loop."""
     req = body.request
     group_id = _mandatory(req.groupId, "GROUP_ID_MISSING", "groupId", "GroupId")
-    named = None if req.activities is None else [
-        {"id": _mandatory(a.id, "ACTIVITY_ID_MISSING", f"activities[{i}].id", "ActivityId"),
-         "type": _type(a.type, f"request.activities[{i}].type")}
-        for i, a in enumerate(req.activities)]
-    principal, found, _ = await _group(request, group_id, with_members=False)
-    wanted = found["activities"] if named is None else named
-    views = await runtime(request).read(lambda conn: [
-        svc.activity_view(conn, principal.dataset, group_id, a["type"], a["id"])
-        for a in wanted])
+    named = None if req.activities is None else [_activity(a, i)
+                                                 for i, a in enumerate(req.activities)]
+    principal = caller(request, write=False)
+
+    def plan(dialect: str) -> Plan[list[dict[str, Any]]]:
+        held = yield from svc.group_figures_plan(dialect, principal.dataset, group_id)
+        if held is None:
+            raise _unknown(group_id)
+        yield from _reads_everyone(dialect, principal, group_id)
+        wanted = named if named is not None else (
+            yield from activities_plan(dialect, principal.dataset, group_id))
+        return svc.activity_views(held, wanted)
+
+    views = await runtime(request).read_plan(plan)
     return ok("api.group.agg", {"groupId": group_id, "activity": [
         {**v, "agg": _pick(v["agg"], req.fields)} for v in views]})
 

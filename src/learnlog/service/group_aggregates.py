@@ -37,6 +37,7 @@ from ..domain.group_aggregates import (
 from ..domain.keys import SummaryKey, resolve_key
 from ..domain.summary import Summary
 from ..store import rows
+from ..store.fastsql import Fetch, Plan, run_plan
 from ..store.schema import (
     AGG_TIMES,
     enrolments,
@@ -267,15 +268,41 @@ def _ms_map(row: Any) -> dict[str, int]:
 def activity_view(conn: Connection, dataset: str, group_id: str, activity_type: str,
                   activity_id: str) -> dict[str, Any]:
     """A group's figures for one activity: every metric with its lastUpdatedOn."""
-    row = conn.execute(select(group_activity_agg).where(
-        group_activity_agg.c.dataset == dataset, group_activity_agg.c.group_id == group_id,
-        group_activity_agg.c.activity_type == activity_type,
-        group_activity_agg.c.activity_id == activity_id)).mappings().first()
-    totals = Totals() if row is None else _totals(row)
-    when = {} if row is None else _ms_map(row)
-    return {"id": activity_id, "type": activity_type, "agg": [
-        {"metric": m, "value": v, "lastUpdatedOn": when.get(m)}
-        for m, v in totals.metrics().items()]}
+    held = run_plan(conn, group_figures_plan(conn.dialect.name, dataset, group_id)) or {}
+    return activity_views(held, [(activity_type, activity_id)])[0]
+
+
+def group_figures_plan(dialect: str, dataset: str, group_id: str
+                       ) -> Plan[dict[tuple[str, str], Any] | None]:
+    """A group's figure rows by (activity type, id), read with the group in one query
+    (a dashboard polls them); None when the group is not registered."""
+    found = yield Fetch(_group_figures_sql(dialect), (dataset, group_id), mapping=True)
+    if not found:
+        return None
+    return {(r["activity_type"], r["activity_id"]): r for r in found
+            if r["activity_id"] is not None}
+
+
+@cache
+def _group_figures_sql(dialect: str) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    return ("SELECT a.* FROM groups g LEFT JOIN group_activity_agg a "
+            "ON a.dataset = g.dataset AND a.group_id = g.group_id "
+            f"WHERE g.dataset = {mark} AND g.group_id = {mark}")
+
+
+def activity_views(held: dict[tuple[str, str], Any], wanted: Sequence[tuple[str, str]]
+                   ) -> list[dict[str, Any]]:
+    """`activity_view` of each wanted (type, id), in that order, from the group's rows."""
+    views = []
+    for activity_type, activity_id in wanted:
+        row = held.get((activity_type, activity_id))
+        totals = Totals() if row is None else _totals(row)
+        when = {} if row is None else _ms_map(row)
+        views.append({"id": activity_id, "type": activity_type, "agg": [
+            {"metric": m, "value": v, "lastUpdatedOn": when.get(m)}
+            for m, v in totals.metrics().items()]})
+    return views
 
 
 def _summaries_of(conn: Connection, dataset: str, user_ids: Sequence[str],

@@ -8,6 +8,7 @@ records is decided from these rows in one place, `api/access.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, or_, select
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, or_, select
 from ..domain.errors import NotFound
 from ..domain.groups import READER_ROLES, check_parent
 from ..domain.keys import partition_of, shared_partition
+from ..store.fastsql import Fetch, Plan, fetch_where, run_plan
 from ..store.schema import group_activities, groups, memberships, quizzes, users
 from ..store.uow import BatchUnitOfWork
 from .commands import Command, LearnerCommand
@@ -173,14 +175,24 @@ def within(group_column: Any, dataset: str, group_ids: Any) -> Any:
 
 def leads(conn: Connection, dataset: str, reader: str, group_id: str) -> bool:
     """Whether `reader` is coach or admin of the group, or of its classroom."""
-    parent = select(groups.c.parent_id).where(groups.c.dataset == dataset,
-                                              groups.c.group_id == group_id)
-    found = conn.execute(select(memberships.c.group_id).where(
-        memberships.c.dataset == dataset, memberships.c.user_id == reader,
-        memberships.c.role.in_(READER_ROLES),
-        or_(memberships.c.group_id == group_id,
-            memberships.c.group_id.in_(parent.scalar_subquery()))).limit(1)).first()
-    return found is not None
+    return run_plan(conn, leads_plan(conn.dialect.name, dataset, reader, group_id))
+
+
+def leads_plan(dialect: str, dataset: str, reader: str, group_id: str) -> Plan[bool]:
+    """`leads` as a read plan (for either driver)."""
+    found = yield Fetch(_leads_sql(dialect), (dataset, reader, *READER_ROLES, group_id,
+                                              dataset, group_id))
+    return bool(found)
+
+
+@cache
+def _leads_sql(dialect: str) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    roles = ", ".join(mark for _ in READER_ROLES)
+    return (f"SELECT 1 FROM memberships WHERE dataset = {mark} AND user_id = {mark} "
+            f"AND role IN ({roles}) AND (group_id = {mark} OR group_id IN ("
+            f"SELECT parent_id FROM groups WHERE dataset = {mark} AND group_id = {mark})) "
+            "LIMIT 1")
 
 
 def teaches(conn: Connection, dataset: str, reader: str, activity_ids: list[str]) -> bool:
@@ -195,30 +207,49 @@ def teaches(conn: Connection, dataset: str, reader: str, activity_ids: list[str]
     return found is not None
 
 
-def member_of(conn: Connection, dataset: str, group_id: str, user_id: str) -> bool:
-    """Whether the user is a member of the group (any role)."""
-    return conn.execute(select(memberships.c.user_id).where(
-        memberships.c.dataset == dataset, memberships.c.group_id == group_id,
-        memberships.c.user_id == user_id)).first() is not None
+def member_of_plan(dialect: str, dataset: str, group_id: str, user_id: str) -> Plan[bool]:
+    """Whether the user is a member of the group (any role), as a read plan."""
+    found = yield fetch_where(dialect, memberships, {
+        "dataset": dataset, "group_id": group_id, "user_id": user_id}, ("role",))
+    return bool(found)
 
 
 def group_view(conn: Connection, dataset: str, group_id: str, *, with_members: bool = True
                ) -> dict[str, Any] | None:
     """A group with its activities, and its members and their roles (`with_members`;
     else `members` is empty: a group of 10,000 learners is 10,000 rows)."""
-    found = conn.execute(select(groups).where(
-        groups.c.dataset == dataset, groups.c.group_id == group_id)).mappings().first()
-    if found is None:
+    return run_plan(conn, group_view_plan(conn.dialect.name, dataset, group_id,
+                                          with_members=with_members))
+
+
+def group_view_plan(dialect: str, dataset: str, group_id: str, *, with_members: bool = True
+                    ) -> Plan[dict[str, Any] | None]:
+    """`group_view` as a read plan (for either driver)."""
+    key = {"dataset": dataset, "group_id": group_id}
+    found = yield fetch_where(dialect, groups, key, ("group_id", "kind", "name", "parent_id"))
+    if not found:
         return None
-    members = [] if not with_members else conn.execute(
-        select(memberships.c.user_id, memberships.c.role).where(
-            memberships.c.dataset == dataset, memberships.c.group_id == group_id
-        ).order_by(memberships.c.user_id)).all()
-    activities = conn.execute(select(group_activities.c.activity_id,
-                                     group_activities.c.activity_type).where(
-        group_activities.c.dataset == dataset, group_activities.c.group_id == group_id
-    ).order_by(group_activities.c.activity_type, group_activities.c.activity_id)).all()
-    return {"groupId": found["group_id"], "kind": found["kind"], "name": found["name"],
-            "parentId": found["parent_id"],
+    members = [] if not with_members else (
+        yield Fetch(_ordered_sql(dialect, "memberships", "user_id, role", "user_id"),
+                    (dataset, group_id)))
+    activities = yield from activities_plan(dialect, dataset, group_id)
+    g = found[0]
+    return {"groupId": g["group_id"], "kind": g["kind"], "name": g["name"],
+            "parentId": g["parent_id"],
             "members": [{"userId": u, "role": r} for u, r in members],
-            "activities": [{"id": i, "type": t} for i, t in activities]}
+            "activities": [{"id": i, "type": t} for t, i in activities]}
+
+
+def activities_plan(dialect: str, dataset: str, group_id: str) -> Plan[list[tuple[str, str]]]:
+    """A group's activities as (type, id), in that order."""
+    found = yield Fetch(_ordered_sql(dialect, "group_activities", "activity_type, activity_id",
+                                     "activity_type, activity_id"), (dataset, group_id))
+    return [(t, i) for t, i in found]
+
+
+@cache
+def _ordered_sql(dialect: str, table: str, columns: str, order: str) -> str:
+    """A group's rows of `table` (by dataset and group), in `order`."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    return (f"SELECT {columns} FROM {table} WHERE dataset = {mark} AND group_id = {mark} "
+            f"ORDER BY {order}")

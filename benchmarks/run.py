@@ -1413,10 +1413,11 @@ def write_report(path: Path, results: dict[str, Any], rows: list[Row], engines: 
     w("")
     if any(key.endswith("/group_lag") for key in results):
         w("Group aggregate lag (benchmarks/group_lag.py): during the measured `view/update` "
-          "run, one probe write at a time — a learner of the 10,000-learner group starts a "
-          "content of the group's collection (a new enrolment) — and `POST /data/group/agg` "
-          "polled every 10 ms until the group's `enrolledCount` shows it; lag = first answer "
-          "that shows it minus the write's acknowledgement. The server handles the outbox "
+          "run, one probe write at a time, at most five a second — a learner of the "
+          "10,000-learner group starts a content of the group's collection (a new "
+          "enrolment) — and `POST /data/group/agg` polled every 10 ms until the group's "
+          "`enrolledCount` shows it; lag = first answer that shows it minus the write's "
+          "acknowledgement. The server handles the outbox "
           "in-process (the default).")
         w("")
     w("## Every run")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..bootstrap import Runtime
 from ..domain.errors import Forbidden
-from ..service.identity import coaches, leads
+from ..service.identity import coaches, leads_plan
 from .auth import Principal
 
 
@@ -43,8 +43,8 @@ async def may_read_group(rt: Runtime, principal: Principal, group_id: str,
     the group (or of its classroom)."""
     if principal.is_admin:
         return
-    if not await rt.read(lambda conn: leads(conn, principal.dataset, principal.user_id,
-                                            group_id)):
+    if not await rt.read_plan(lambda dialect: leads_plan(dialect, principal.dataset,
+                                                      principal.user_id, group_id)):
         raise Forbidden("Only the group's coaches and admins may read its records.",
                         code="FORBIDDEN", field=field)
 

@@ -14,6 +14,7 @@ from ..service import group_aggregates as svc
 from ..service.identity import activities_plan, group_view_plan, leads_plan, member_of_plan
 from ..store.fastsql import Plan
 from . import models as m
+from .auth import Principal
 from .envelope import Envelope, EnvelopeResponse, ok
 from .viewer import caller, check_id, runtime
 
@@ -44,7 +45,8 @@ def _pick(agg: list[dict[str, Any]], fields: list[str] | None) -> list[dict[str,
     return agg if fields is None else [a for a in agg if a["metric"] in fields]
 
 
-async def _group(request: Request, group_id: str) -> tuple[Any, dict[str, Any], bool]:
+async def _group(request: Request, group_id: str
+                 ) -> tuple[Principal, dict[str, Any], bool]:
     """The caller, the group with its members and whether the caller reads every
     member's row: one read plan, on the event loop."""
     principal = caller(request, write=False)
@@ -64,7 +66,7 @@ def _unknown(group_id: str) -> NotFound:
                     field="request.groupId")
 
 
-def _reads_everyone(dialect: str, principal: Any, group_id: str) -> Plan[bool]:
+def _reads_everyone(dialect: str, principal: Principal, group_id: str) -> Plan[bool]:
     """Whether the caller reads every member's row (an admin, or a coach or admin of the
     group or its classroom), or only its own (a member); refused otherwise."""
     if principal.is_admin or (yield from leads_plan(dialect, principal.dataset,

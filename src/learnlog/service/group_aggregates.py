@@ -37,7 +37,7 @@ from ..domain.group_aggregates import (
 from ..domain.keys import SummaryKey, resolve_key
 from ..domain.summary import Summary
 from ..store import rows
-from ..store.fastsql import Fetch, Plan, run_plan
+from ..store.fastsql import Fetch, Plan, param_mark, run_plan
 from ..store.schema import (
     AGG_TIMES,
     enrolments,
@@ -285,7 +285,7 @@ def group_figures_plan(dialect: str, dataset: str, group_id: str
 
 @cache
 def _group_figures_sql(dialect: str) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
+    mark = param_mark(dialect)
     return ("SELECT a.* FROM groups g LEFT JOIN group_activity_agg a "
             "ON a.dataset = g.dataset AND a.group_id = g.group_id "
             f"WHERE g.dataset = {mark} AND g.group_id = {mark}")

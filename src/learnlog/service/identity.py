@@ -16,7 +16,7 @@ from sqlalchemy import Connection, or_, select
 from ..domain.errors import NotFound
 from ..domain.groups import READER_ROLES, check_parent
 from ..domain.keys import partition_of, shared_partition
-from ..store.fastsql import Fetch, Plan, fetch_where, run_plan
+from ..store.fastsql import Fetch, Plan, fetch_where, param_mark, run_plan
 from ..store.schema import group_activities, groups, memberships, quizzes, users
 from ..store.uow import BatchUnitOfWork
 from .commands import Command, LearnerCommand
@@ -173,13 +173,9 @@ def within(group_column: Any, dataset: str, group_ids: Any) -> Any:
     return or_(group_column.in_(group_ids), group_column.in_(inside))
 
 
-def leads(conn: Connection, dataset: str, reader: str, group_id: str) -> bool:
-    """Whether `reader` is coach or admin of the group, or of its classroom."""
-    return run_plan(conn, leads_plan(conn.dialect.name, dataset, reader, group_id))
-
-
 def leads_plan(dialect: str, dataset: str, reader: str, group_id: str) -> Plan[bool]:
-    """`leads` as a read plan (for either driver)."""
+    """Whether `reader` is coach or admin of the group, or of its classroom (a read
+    plan, for either driver)."""
     found = yield Fetch(_leads_sql(dialect), (dataset, reader, *READER_ROLES, group_id,
                                               dataset, group_id))
     return bool(found)
@@ -187,7 +183,7 @@ def leads_plan(dialect: str, dataset: str, reader: str, group_id: str) -> Plan[b
 
 @cache
 def _leads_sql(dialect: str) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
+    mark = param_mark(dialect)
     roles = ", ".join(mark for _ in READER_ROLES)
     return (f"SELECT 1 FROM memberships WHERE dataset = {mark} AND user_id = {mark} "
             f"AND role IN ({roles}) AND (group_id = {mark} OR group_id IN ("
@@ -250,6 +246,6 @@ def activities_plan(dialect: str, dataset: str, group_id: str) -> Plan[list[tupl
 @cache
 def _ordered_sql(dialect: str, table: str, columns: str, order: str) -> str:
     """A group's rows of `table` (by dataset and group), in `order`."""
-    mark = "?" if dialect == "sqlite" else "%s"
+    mark = param_mark(dialect)
     return (f"SELECT {columns} FROM {table} WHERE dataset = {mark} AND group_id = {mark} "
             f"ORDER BY {order}")

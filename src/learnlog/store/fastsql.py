@@ -73,10 +73,15 @@ def view_sql(dialect_name: str, count: int) -> str:
             f"collection_key = %s AND context_key = %s AND content_id = ANY(%b::text[])")
 
 
+def param_mark(dialect_name: str) -> str:
+    """The driver's positional parameter mark: `?` (sqlite3) or `%s` (psycopg)."""
+    return "?" if dialect_name == "sqlite" else "%s"
+
+
 @cache
 def view_scope_sql(dialect_name: str) -> str:
     """The read fields of every content under one scope."""
-    mark = "?" if dialect_name == "sqlite" else "%s"
+    mark = param_mark(dialect_name)
     return (f"SELECT {', '.join(VIEW_COLUMNS)} FROM summaries WHERE dataset = {mark} AND "
             f"user_id = {mark} AND collection_key = {mark} AND context_key = {mark}")
 
@@ -86,7 +91,7 @@ def where_sql(dialect_name: str, table: Table, names: tuple[str, ...],
               columns: tuple[str, ...] = ()) -> str:
     """SELECT the columns (all when none are named) FROM table WHERE each name equals a
     positional parameter."""
-    mark = "?" if dialect_name == "sqlite" else "%s"
+    mark = param_mark(dialect_name)
     cond = " AND ".join(f"{n} = {mark}" for n in names)
     return f"SELECT {', '.join(columns) or '*'} FROM {table.name} WHERE {cond}"
 
@@ -409,7 +414,7 @@ def fetch_where(dialect_name: str, table: Table, where: dict[str, Any],
 def enrolments_sql(dialect_name: str, names: tuple[str, ...]) -> str:
     """A learner's enrolments (WHERE each name equals a parameter) with the current fact
     counter of each one's collection (`collection_counter`, NULL when unregistered)."""
-    mark = "?" if dialect_name == "sqlite" else "%s"
+    mark = param_mark(dialect_name)
     cond = " AND ".join(f"e.{n} = {mark}" for n in names)
     return ("SELECT e.*, c.counter AS collection_counter FROM enrolments e "
             "LEFT JOIN collections c ON c.dataset = e.dataset "

@@ -25,6 +25,7 @@ from ..domain import merge
 from ..domain.errors import Conflict, InvalidInput
 from ..domain.keys import anonymous_partition, learner_of, partition_of, shared_partition
 from ..store import rows
+from ..store.fastsql import param_mark
 from ..store.schema import (
     attempts,
     enrolments,
@@ -447,7 +448,7 @@ def _range_sql(dialect: str, table: Table) -> tuple[tuple[str, ...], str, tuple[
     """A table's facts of one partition and instance in a counter range, in counter
     order: its column names, the SQL (for the driver's paramstyle), its boolean columns."""
     names = tuple(c.name for c in table.columns)
-    mark = "?" if dialect == "sqlite" else "%s"
+    mark = param_mark(dialect)
     sql = (f"SELECT {', '.join(names)} FROM {table.name} WHERE partition = {mark} "
            f"AND instance_id = {mark} AND counter > {mark} AND counter <= {mark} "
            f"ORDER BY counter LIMIT {mark}")

@@ -17,15 +17,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/learnlog serve --demo
 
-## test: every test — unit, integration (SQLite, PostgreSQL, Redis), end-to-end over HTTP
+## test: every test — unit, integration (SQLite, PostgreSQL, Redis), end-to-end over HTTP,
+## in TEST_WORKERS processes (each makes its own databases; 4 keep 2 cores busy while
+## tests wait on servers and fsyncs; TEST_WORKERS=0 runs in one process)
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/pytest -q --cov=learnlog.domain --cov-branch --cov-fail-under=100 --cov-report=term-missing:skip-covered
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --cov=learnlog.domain --cov-branch --cov-fail-under=100 --cov-report=term-missing:skip-covered
 
 ## check: lint, types and tests
 check: lint types test
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 types: $(STAMP)
 	$(BIN)/mypy

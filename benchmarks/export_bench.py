@@ -40,6 +40,7 @@ from rich.console import Console
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import harness  # noqa: E402  (benchmarks/harness.py)
 import seed as seeding  # noqa: E402  (benchmarks/seed.py)
 
 err = Console(stderr=True)
@@ -252,14 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a database to connect to for CREATE/DROP DATABASE")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
-    import run as suite  # late: run.py imports this module
+    harness.clean_up_on_exit()
 
     workdir = Path(tempfile.mkdtemp(prefix="learnlog-export-bench-"))
-    suite.cleanup.push("work dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
+    harness.cleanup.push("work dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
     result = measure([e.strip() for e in args.engines.split(",")],
                      [int(n) for n in args.rows.split(",")], workdir,
-                     suite.Databases(workdir, args.pg_url).fresh)
-    result["commit"] = suite.git_commit()
+                     harness.Databases(workdir, args.pg_url).fresh)
+    result["commit"] = harness.git_commit()
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "export.json").write_text(
         json.dumps({"name": "export", **result}, indent=1) + "\n")

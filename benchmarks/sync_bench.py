@@ -19,7 +19,8 @@ Measured: the wall time of `learnlog sync --server … --token …` run as a chi
 the source's settings: it pulls nothing (the target is empty) and pushes the N facts, which
 the target joins, stores and folds into summaries chunk by chunk. Recorded beside it: the
 client's CPU (its own rusage), the server process group's and the PostgreSQL backends' CPU
-(/proc, as run.py counts them) and the seconds the seeding took (not part of the figure).
+(/proc: harness.py's `CpuWindow`, as in run.py) and the seconds the seeding took (not
+part of the figure).
 Checked after: the target holds N sessions, one summary per distinct key, and its summaries'
 time spent and view counts add up to the seeded sessions'.
 
@@ -57,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import export_bench as exporting  # noqa: E402  (benchmarks/export_bench.py)
+import harness  # noqa: E402  (benchmarks/harness.py)
 import seed as seeding  # noqa: E402  (benchmarks/seed.py)
 
 err = Console(stderr=True)
@@ -76,15 +78,15 @@ class SyncFailed(Exception):
 
 @dataclass(frozen=True)
 class Helpers:
-    """What run.py lends (under `make bench` run.py is `__main__`: importing it again here
-    would build a second suite with its own cleanup and counters)."""
+    """What the caller lends (`run.py`, or `main` here): the databases of its run and
+    harness.py's processes and CPU accounting."""
 
-    fresh: Fresh  # run.Databases(...).fresh
-    app_env: Callable[..., dict[str, str]]  # run.app_env
-    cli: Callable[..., subprocess.CompletedProcess[str]]  # run.cli
-    server: Callable[..., Any]  # run.Server
-    cpu_window: Callable[[int | None], Any]  # run.CpuWindow
-    pg_family: Callable[[str], set[int]]  # run.pg_family
+    fresh: Fresh  # harness.Databases(...).fresh
+    app_env: Callable[..., dict[str, str]]  # harness.app_env
+    cli: Callable[..., subprocess.CompletedProcess[str]]  # harness.cli
+    server: Callable[..., Any]  # harness.Server
+    cpu_window: Callable[[int | None], Any]  # harness.CpuWindow
+    pg_family: Callable[[str], set[int]]  # harness.pg_family
 
 
 # -- the source's facts --------------------------------------------------------------------
@@ -526,16 +528,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true",
                         help="print the section, leave RESULTS.md and results/ alone")
     args = parser.parse_args(argv)
-    import run as suite  # late: run.py imports this module
+    harness.clean_up_on_exit()
 
-    suite.learnlog_bin()
-    suite.POSTMASTER = suite.find_postmaster(args.pg_url)
+    harness.learnlog_bin()
+    harness.POSTMASTER = harness.find_postmaster(args.pg_url)
     workdir = Path(tempfile.mkdtemp(prefix="learnlog-sync-bench-"))
-    suite.cleanup.push("work dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
-    helpers = Helpers(suite.Databases(workdir, args.pg_url).fresh, suite.app_env, suite.cli,
-                      suite.Server, suite.CpuWindow, suite.pg_family)
+    harness.cleanup.push("work dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
+    helpers = Helpers(harness.Databases(workdir, args.pg_url).fresh, harness.app_env,
+                      harness.cli, harness.Server, harness.CpuWindow, harness.pg_family)
     profile = Path(args.profile) if args.profile else None
-    commit = suite.git_commit()  # the code the processes start with, not what it is after
+    commit = harness.git_commit()  # the code the processes start with, not what it is after
     try:
         result = measure(args.facts, [int(w) for w in args.workers.split(",")], workdir,
                          helpers, timeout=args.timeout, profile=profile)

@@ -1,4 +1,4 @@
-"""The one composition root: settings → engines, cache, writer, services, auth.
+"""The one composition root: settings → engines, cache, writer, services.
 
 Nothing is built at import time. `bootstrap(settings)` returns a `Runtime` that the app
 factory, the CLI and the tests use alike; `Runtime.close()` releases everything.
@@ -23,9 +23,9 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .api.auth import Authenticator
 from .domain.keys import ContextMode, SummaryKey
-from .jobs.outbox import Jobs, OutboxLoop
+from .jobs.context import Jobs
+from .jobs.outbox import OutboxLoop
 from .service import logger as logger_service
 from .service.ports import ServiceContext
 from .service.reads import Structures, cached_fields, view_fields
@@ -69,8 +69,7 @@ class Runtime:
     read_engine: Engine
     ctx: ServiceContext
     writer: CommandBus
-    auth: Authenticator
-    secret: str
+    secret: str  # signs certificates and local tokens; the API's authenticator checks them
     cache: StatusCache | None
     structures: Structures = field(default_factory=Structures)
     outbox_loop: OutboxLoop | None = None
@@ -323,6 +322,5 @@ def bootstrap(settings: Settings, *, run_migrations: bool = True) -> Runtime:
         writer = Writer(engine, ctx, max_batch=settings.writer_max_batch,
                         lanes=settings.writer_lanes, prefetch=_prefetch,
                         after_commit=_write_through(cache) if cache is not None else None)
-    auth = Authenticator(secret, settings.jwt_public_keys, settings.offline_grace)
-    return Runtime(settings, engine, read_engine, ctx, writer, auth, secret, cache,
+    return Runtime(settings, engine, read_engine, ctx, writer, secret, cache,
                    exports_dir=exports_dir(settings))

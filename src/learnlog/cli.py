@@ -199,7 +199,7 @@ def serve(
         from .service.writer_link import Supervisor
 
         # One writer for the file (decision 0019): the workers hand it their commands.
-        keeper = Supervisor()
+        keeper = Supervisor([sys.executable, "-m", "learnlog.writer_host"])
         keeper.start()
         os.environ["LEARNLOG_WRITER_SOCKET"] = keeper.path  # the workers inherit it
     try:

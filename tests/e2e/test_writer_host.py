@@ -45,7 +45,7 @@ def writer_host(server: ServerProcess) -> int | None:
     """The pid of the server's writer host, if one runs."""
     assert server.proc is not None
     for pid in _children(server.proc.pid):
-        if "learnlog.service.writer_link" in _command_line(pid):
+        if "learnlog.writer_host" in _command_line(pid):
             return pid
     return None
 

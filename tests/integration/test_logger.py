@@ -359,10 +359,10 @@ def _store_try(runtime: Runtime, t: mastery.Try, correct: Callable[[int], float]
         uow = BatchUnitOfWork(conn, "i", 1_000)
         uow.begin_command()
         for n in range(30):
-            uow.put_item_attempt(mastery.ItemAttempt(
+            uow.tries.put_attempt(mastery.ItemAttempt(
                 f"a{n:02}", t.key, 1, "s", f"q{n}", correct(n), n, n, 1.0, {},
                 ordinal=n + 1))
-        uow.put_try(replace(t, attempt_count=30))
+        uow.tries.put(replace(t, attempt_count=30))
         uow.commit_command()
         uow.flush()
 
@@ -374,11 +374,11 @@ def test_a_window_of_attempts_is_all_a_try_reads(runtime: Runtime) -> None:
     _store_try(runtime, t, lambda n: 1.0)
     with runtime.engine.begin() as conn:
         uow = BatchUnitOfWork(conn, "i", 2_000)
-        uow.load_item_attempts([(key, 1, 2)])
-        assert sorted(a.attempt_id for a in uow.item_attempts_of(key, 1, 2)) == ["a28", "a29"]
-        assert len(uow.item_attempts_of(key, 1, 5)) == 5
-        assert len(uow.item_attempts_of(key, 1)) == 30
-        assert uow.try_at(key, 1) == replace(t, attempt_count=30)
+        uow.tries.load_attempts([(key, 1, 2)])
+        assert sorted(a.attempt_id for a in uow.tries.attempts_of(key, 1, 2)) == ["a28", "a29"]
+        assert len(uow.tries.attempts_of(key, 1, 5)) == 5
+        assert len(uow.tries.attempts_of(key, 1)) == 30
+        assert uow.tries.at(key, 1) == replace(t, attempt_count=30)
 
 
 def test_a_criterion_reads_marks_of_the_window_and_the_staged_attempts(
@@ -391,23 +391,23 @@ def test_a_criterion_reads_marks_of_the_window_and_the_staged_attempts(
     _store_try(runtime, t, lambda n: float(n % 2))
     with runtime.engine.begin() as conn:
         uow = BatchUnitOfWork(conn, "i", 2_000)
-        uow.load_attempt_marks([(key, 1, 3)])
-        marks = sorted(uow.attempt_marks(key, 1, 3), key=lambda m: m.order)
+        uow.tries.load_marks([(key, 1, 3)])
+        marks = sorted(uow.tries.marks(key, 1, 3), key=lambda m: m.order)
         assert marks == [mastery.Mark("a27", 1, 27, 28, 1.0), mastery.Mark("a28", 1, 28, 29, 0.0),
                          mastery.Mark("a29", 1, 29, 30, 1.0)]
-        assert uow.named_attempts(key, 1) == []  # no whole attempt was read
+        assert uow.tries.named_attempts(key, 1) == []  # no whole attempt was read
         uow.begin_command()
-        uow.put_item_attempt(mastery.ItemAttempt(
+        uow.tries.put_attempt(mastery.ItemAttempt(
             "a30", key, 1, "s", "q30", 1.0, 30, 30, 1.0, {}, ordinal=31))
-        uow.put_item_attempt(mastery.ItemAttempt(
+        uow.tries.put_attempt(mastery.ItemAttempt(
             "a28", key, 1, "s", "q28", 1.0, 28, 30, 1.0, {}, ordinal=29))
-        latest = {m.attempt_id: m.correct for m in uow.attempt_marks(key, 1, 3)}
+        latest = {m.attempt_id: m.correct for m in uow.tries.marks(key, 1, 3)}
         assert latest == {"a27": 1.0, "a28": 1.0, "a29": 1.0, "a30": 1.0}
-        assert mastery.try_progress(t, uow.attempt_marks(key, 1, 3)) == 1.0
+        assert mastery.try_progress(t, uow.tries.marks(key, 1, 3)) == 1.0
         uow.commit_command()  # a later command of the batch sees them as well
         uow.begin_command()
-        assert {m.attempt_id for m in uow.named_attempts(key, 1)} == {"a28", "a30"}
-        assert len(uow.attempt_marks(key, 1, None)) == 31  # every stored one, plus a30
+        assert {m.attempt_id for m in uow.tries.named_attempts(key, 1)} == {"a28", "a30"}
+        assert len(uow.tries.marks(key, 1, None)) == 31  # every stored one, plus a30
 
 
 def test_try_time_adds_the_session_deltas(alice: Logger) -> None:

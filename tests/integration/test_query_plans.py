@@ -26,8 +26,8 @@ from learnlog.store.fastsql import (
     view_sql,
     where_sql,
 )
+from learnlog.store.repositories import LATEST_FIRST, MARK_COLUMNS, TRY_PK
 from learnlog.store.schema import collections, enrolments, item_attempts, sessions, summaries, tries
-from learnlog.store.uow import LATEST_FIRST, MARK_COLUMNS, TRY_PK
 from tests.support import Api, leaf, unit
 
 HOT_TABLES = ("summaries", "sessions", "enrolments", "attempts", "collections", "tries",

@@ -13,6 +13,7 @@ import pytest
 
 import learnlog
 from learnlog.domain import mastery
+from learnlog.domain.enrolment import ContextRecord
 from learnlog.domain.keys import partition_of, shared_partition
 from learnlog.service.commands import Command, reduce_fields
 from learnlog.service.group_aggregates import RebuildAggregates
@@ -31,7 +32,6 @@ from learnlog.service.viewer import (
     Unenrol,
     UpdateView,
 )
-from learnlog.store.uow import ContextRecord
 from learnlog.sync.apply import ApplyFacts
 from learnlog.sync.facts import TOMBSTONES
 

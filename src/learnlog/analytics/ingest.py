@@ -46,7 +46,7 @@ from ..store.schema import (
     stats_videos,
     stats_visits,
 )
-from ..store.uow import chunks
+from ..store.sqlkit import chunks
 from . import pipelines
 from .engines import Counts, Piece
 

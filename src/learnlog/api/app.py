@@ -20,6 +20,7 @@ from ..domain.errors import LearnlogError
 from ..settings import Settings
 from . import envelope, exports, groups, identity, lean, logger, ops, stats, sync, viewer
 from . import models as m
+from .auth import Authenticator
 
 _JSON = (b"content-type", b"application/json")
 
@@ -101,8 +102,8 @@ class Edge:
                     await self._refuse(send, route.root)
                     status = 400
                     return
-                runtime = self.state.runtime
-                answer = await lean.serve(route, runtime, scope["headers"], body, params)
+                answer = await lean.serve(route, self.state.runtime, self.state.auth,
+                                          scope["headers"], body, params)
             status = answer.status
             await send({"type": "http.response.start", "status": status, "headers": [
                 (b"content-type", b"application/json"),
@@ -271,6 +272,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or bootstrap(settings)
+        app.state.auth = Authenticator(rt.secret, rt.settings.jwt_public_keys,
+                                       rt.settings.offline_grace)
         rt.start()
         app.state.runtime = rt
         if server_process:

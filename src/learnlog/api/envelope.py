@@ -1,4 +1,5 @@
-"""The Sunbird envelope on every response, and the one handler mapping errors to it."""
+"""The Sunbird envelope (the answers of the Sunbird-style routes, and of any error a route
+raises), and the one handler mapping errors to it."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ class Params(BaseModel):
 
 
 class Envelope(BaseModel):
-    """Every response of the viewer family has this shape (SPEC §4.1)."""
+    """Sunbird's response shape (SPEC §4.1): the answers of the viewer, identity and
+    group-aggregate routes (a summary download's file aside), and the answer to an error
+    raised on any route."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ..domain.errors import Forbidden, InvalidInput, NotFound
+from ..domain.errors import InvalidInput, NotFound
 from ..domain.groups import check_activity_type
 from ..service import group_aggregates as svc
-from ..service.identity import activities_plan, group_view_plan, leads_plan, member_of_plan
+from ..service.identity import activities_plan, group_view_plan
 from ..store.fastsql import Plan
 from . import models as m
+from .access import reads_every_member_plan
 from .auth import Principal
 from .envelope import Envelope, EnvelopeResponse, ok
 from .viewer import caller, check_id, runtime
@@ -55,7 +56,7 @@ async def _group(request: Request, group_id: str
         found = yield from group_view_plan(dialect, principal.dataset, group_id)
         if found is None:
             raise _unknown(group_id)
-        return found, (yield from _reads_everyone(dialect, principal, group_id))
+        return found, (yield from reads_every_member_plan(dialect, principal, group_id))
 
     found, everyone = await runtime(request).read_plan(plan)
     return principal, found, everyone
@@ -63,18 +64,6 @@ async def _group(request: Request, group_id: str
 
 def _unknown(group_id: str) -> NotFound:
     return NotFound(f"Group {group_id} is not registered.", code="GROUP_NOT_FOUND",
-                    field="request.groupId")
-
-
-def _reads_everyone(dialect: str, principal: Principal, group_id: str) -> Plan[bool]:
-    """Whether the caller reads every member's row (an admin, or a coach or admin of the
-    group or its classroom), or only its own (a member); refused otherwise."""
-    if principal.is_admin or (yield from leads_plan(dialect, principal.dataset,
-                                                    principal.user_id, group_id)):
-        return True
-    if (yield from member_of_plan(dialect, principal.dataset, group_id, principal.user_id)):
-        return False
-    raise Forbidden("Only the group's members read its figures.", code="FORBIDDEN",
                     field="request.groupId")
 
 
@@ -93,7 +82,7 @@ async def group_agg(request: Request, body: m.GroupAggRequest) -> EnvelopeRespon
         held = yield from svc.group_figures_plan(dialect, principal.dataset, group_id)
         if held is None:
             raise _unknown(group_id)
-        yield from _reads_everyone(dialect, principal, group_id)
+        yield from reads_every_member_plan(dialect, principal, group_id)
         wanted = named if named is not None else (
             yield from activities_plan(dialect, principal.dataset, group_id))
         return svc.activity_views(held, wanted)

@@ -1,11 +1,12 @@
 """The lean edge: the hot routes served without the framework's per-request machinery.
 
 A lean route is a plain coroutine over a `Call` (the decoded body, the path parameters,
-the runtime, the request headers) that returns an `Answer`. The one edge middleware
-(`app.Edge`) looks each request up in a `LeanTable` first: a hit is decoded with msgspec
-straight from the body bytes and answered here, with the same envelope, the same error
-codes and field names and the same permission checks (`access.py`) as the framework
-routes; a miss goes on to FastAPI. Decision 0016 says why and what it measured.
+the runtime, the authenticator, the request headers) that returns an `Answer`. The one
+edge middleware (`app.Edge`) looks each request up in a `LeanTable` first: a hit is
+decoded with msgspec straight from the body bytes and answered here, with the same
+envelope, the same error codes and field names and the same permission checks
+(`access.py`) as the framework routes; a miss goes on to FastAPI. Decision 0016 says why
+and what it measured.
 
 What this module must not do: decide who may do what (that is `access.py`), or hold a
 rule of the domain.
@@ -23,6 +24,7 @@ import msgspec
 
 from ..domain.errors import LearnlogError
 from . import envelope
+from .auth import Authenticator
 
 if TYPE_CHECKING:
     from ..bootstrap import Runtime
@@ -33,11 +35,12 @@ log = logging.getLogger(__name__)
 class Call:
     """One request to a lean route."""
 
-    __slots__ = ("body", "headers", "params", "route", "runtime")
+    __slots__ = ("auth", "body", "headers", "params", "route", "runtime")
 
-    def __init__(self, route: LeanRoute, runtime: Runtime, headers: Sequence[tuple[bytes, bytes]],
-                 body: Any, params: dict[str, str]) -> None:
-        self.route, self.runtime, self.headers = route, runtime, headers
+    def __init__(self, route: LeanRoute, runtime: Runtime, auth: Authenticator,
+                 headers: Sequence[tuple[bytes, bytes]], body: Any,
+                 params: dict[str, str]) -> None:
+        self.route, self.runtime, self.auth, self.headers = route, runtime, auth, headers
         self.body, self.params = body, params
 
     def header(self, name: bytes) -> str | None:
@@ -131,8 +134,9 @@ class LeanTable:
         return None
 
 
-async def serve(route: LeanRoute, runtime: Runtime, headers: Sequence[tuple[bytes, bytes]],
-                body: bytes, params: dict[str, str]) -> Answer:
+async def serve(route: LeanRoute, runtime: Runtime, auth: Authenticator,
+                headers: Sequence[tuple[bytes, bytes]], body: bytes,
+                params: dict[str, str]) -> Answer:
     """Decode, run and answer one request of a lean route; every error is the envelope."""
     try:
         decoded = None if route.decoder is None else route.decoder.decode(body)
@@ -144,7 +148,7 @@ async def serve(route: LeanRoute, runtime: Runtime, headers: Sequence[tuple[byte
     except (msgspec.DecodeError, RecursionError):  # not JSON, or nested beyond reason
         return _answer(*envelope.decode_error(route.name, route.root, None, body))
     try:
-        return await route.handler(Call(route, runtime, headers, decoded, params))
+        return await route.handler(Call(route, runtime, auth, headers, decoded, params))
     except msgspec.ValidationError as error:  # a part checked after the parse
         return _answer(*envelope.decode_error(route.name, route.root, str(error), body))
     except LearnlogError as error:

@@ -15,14 +15,14 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
 from ..domain import mastery
-from ..domain.errors import Forbidden, InvalidInput
+from ..domain.errors import InvalidInput
 from ..service import logger as svc
 from ..service import logs, visitors
 from ..service import usersessions as user_svc
 from ..service.viewer import Keys
 from . import models as m
 from . import structs as s
-from .access import may_read, may_read_group
+from .access import listed_user, may_read
 from .lean import Answer, Call, LeanRoute, route
 from .viewer import caller, check_id, lean_caller, runtime
 
@@ -175,15 +175,7 @@ def _listing(kind: str) -> Any:
                             (group_id, "group_id"), (dataset, "dataset")):
             if value is not None:
                 check_id(value, name)
-        if dataset is not None and dataset != principal.dataset:
-            raise Forbidden("Your token is for another dataset.", code="FORBIDDEN",
-                            field="dataset")
-        if group_id is not None:
-            await may_read_group(runtime(request), principal, group_id)
-        if user_id is not None:
-            await may_read(runtime(request), principal, user_id, "user_id")
-        elif not principal.is_admin and group_id is None:
-            user_id = principal.user_id  # a learner lists its own records
+        user_id = await listed_user(runtime(request), principal, user_id, group_id, dataset)
         query = logs.LogQuery(
             principal.dataset, user_id, content_id, group_id,
             None if start is None else logs.parse_time(start, "start"),

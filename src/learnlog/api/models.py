@@ -1,8 +1,11 @@
-"""Request bodies of the framework's routes, validated at the edge only (pydantic v2,
-strict); the hot routes' bodies are msgspec structs (`structs.py`) with the same rules.
+"""The pydantic v2 models of the framework's routes, at the edge only: the request bodies
+of the viewer, identity, logger, export and group-aggregate routes, and the answers of the
+logger and export routes (their OpenAPI schemas). The hot routes' bodies are msgspec
+structs (`structs.py`) with the same rules; the Sunbird envelope is `envelope.py`'s.
 
-Unknown fields are refused (`extra="forbid"`), strings and arrays are bounded, numbers
-must be finite.
+Request bodies (`Strict`) refuse unknown fields (`extra="forbid"`), bound strings and
+arrays and take finite numbers only; the answer models validate nothing (the routes send
+JSON they built).
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from ..domain.errors import Forbidden, InvalidInput
+from ..domain.errors import InvalidInput
 from ..domain.tracking import course_id, video_id
 from ..service import stats as svc
-from ..service.identity import teaches
+from .access import may_read_course_stats
 from .auth import Principal
-from .viewer import runtime
+from .viewer import authenticator, runtime
 
 router = APIRouter()
 HELP = {"course_id": "the course: course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN",
@@ -46,7 +46,7 @@ def _documented(route: str) -> dict[str, Any]:
 
 
 def _caller(request: Request) -> Principal:
-    auth = runtime(request).auth
+    auth = authenticator(request)
     header = request.headers.get("authorization")
     if header:
         return auth.authenticate(header)
@@ -92,12 +92,8 @@ async def _course(request: Request, route: str) -> tuple[Principal, dict[str, st
     principal = _caller(request)
     query = _params(request, route)
     course = course_id(query["course_id"]) or ""
-    if not principal.is_admin:
-        forms = sorted({course, query["course_id"].strip()})
-        if not await runtime(request).read(lambda conn: teaches(
-                conn, principal.dataset, principal.user_id, forms)):
-            raise Forbidden("Only the course's staff may read its statistics.",
-                            code="FORBIDDEN", field="course_id")
+    await may_read_course_stats(runtime(request), principal,
+                                sorted({course, query["course_id"].strip()}))
     return principal, query, course
 
 

@@ -12,23 +12,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from ..domain.errors import Forbidden, InvalidInput
+from ..domain.errors import InvalidInput
 from ..sync import server
-from .auth import Principal
+from .access import sync_grant
 from .viewer import caller, runtime
 
 router = APIRouter()
-
-
-def grant_of(principal: Principal) -> server.Grant:
-    """What a caller may sync: admins and services all of their dataset, a device its
-    token's partitions, nobody else anything."""
-    if principal.is_admin:
-        return server.Grant(principal.dataset, None)
-    if "device" in principal.roles:
-        return server.Grant(principal.dataset, principal.partitions)
-    raise Forbidden("Only admin, service and device tokens may sync.", code="FORBIDDEN",
-                    field="authorization")
 
 
 async def _body(request: Request) -> Any:
@@ -48,7 +37,7 @@ def _json(value: Any) -> Response:
 async def sync_hello(request: Request) -> Response:
     """Compare protocol and context mode, settle the partitions, return this instance's
     version vectors for them (what it holds: partition → instance → highest counter)."""
-    grant = grant_of(caller(request, write=True))
+    grant = sync_grant(caller(request, write=True))
     body = await _body(request)
     rt = runtime(request)
     me = server.describe(rt.ctx, rt.settings.max_body_bytes)
@@ -58,7 +47,7 @@ async def sync_hello(request: Request) -> Response:
 @router.post("/v1/sync/pull", name="api.sync.pull")
 async def sync_pull(request: Request) -> Response:
     """The next chunk of facts the caller lacks, after `cursor`, in stream order."""
-    grant = grant_of(caller(request, write=False))
+    grant = sync_grant(caller(request, write=False))
     body = await _body(request)
     rt = runtime(request)
     return _json(await rt.read(lambda conn: server.pull(conn, grant, body,
@@ -68,7 +57,7 @@ async def sync_pull(request: Request) -> Response:
 @router.post("/v1/sync/push", name="api.sync.push")
 async def sync_push(request: Request) -> Response:
     """Apply a chunk of the caller's facts: all of it, or nothing (400/403)."""
-    grant = grant_of(caller(request, write=True))
+    grant = sync_grant(caller(request, write=True))
     body = await _body(request)
     command = server.push_command(grant, body)
     return _json(await runtime(request).writer.submit(command))

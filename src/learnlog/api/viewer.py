@@ -15,16 +15,16 @@ from ..bootstrap import Runtime
 from ..domain import assessment as rules
 from ..domain.certificates import parse_template
 from ..domain.collection import parse_nodes
+from ..domain.enrolment import ContextRecord
 from ..domain.errors import InvalidInput, LearnlogError, NotFound
 from ..domain.keys import SummaryKey, enrolment_context, resolve_key
 from ..service import reads
 from ..service import viewer as svc
 from ..service.commands import Command
-from ..store.uow import ContextRecord
 from . import models as m
 from . import structs as s
 from .access import may_read, may_write, require_admin
-from .auth import Principal
+from .auth import Authenticator, Principal
 from .envelope import Envelope, EnvelopeResponse, ok
 from .lean import Answer, Call, LeanRoute, route
 from .lean import ok as lean_ok
@@ -37,8 +37,15 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+def authenticator(request: Request) -> Authenticator:
+    """The app's token checker (built with the runtime, from its secret and settings)."""
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
 def caller(request: Request, *, write: bool) -> Principal:
-    return runtime(request).auth.authenticate(request.headers.get("authorization"), write=write)
+    return authenticator(request).authenticate(request.headers.get("authorization"),
+                                               write=write)
 
 
 LEAN: list[LeanRoute] = []  # the hot routes of this family (lean.py serves them)
@@ -46,7 +53,7 @@ LEAN: list[LeanRoute] = []  # the hot routes of this family (lean.py serves them
 
 def lean_caller(call: Call, *, write: bool) -> Principal:
     """The caller of a lean route's request."""
-    return call.runtime.auth.authenticate(call.header(b"authorization"), write=write)
+    return call.auth.authenticate(call.header(b"authorization"), write=write)
 
 
 def _msgid(body: m.Wrapper) -> str | None:

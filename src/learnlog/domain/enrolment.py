@@ -54,6 +54,18 @@ class CollectionRecord:
     templates: tuple[Template, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ContextRecord:
+    """Where consumption happens: a batch, a program, a class."""
+
+    dataset: str
+    context_id: str
+    collection_id: str
+    name: str | None
+    start_date: str | None
+    end_date: str | None
+
+
 def content_key(mode: ContextMode, enrolment: Enrolment, content_id: str) -> SummaryKey:
     """The summary key under which a content counts for an enrolment."""
     return SummaryKey(enrolment.dataset, enrolment.user_id,

@@ -1,11 +1,13 @@
-"""Groups and roles (SPEC §3): which kinds exist, who reads members, where groups live."""
+"""Groups and roles (SPEC §3): who reads members, where groups live, what groups work on.
+
+The group kinds and member roles a request may name are checked at the edge
+(`api/models.py`); these are the rules beyond that.
+"""
 
 from __future__ import annotations
 
 from .errors import InvalidInput
 
-GROUP_KINDS = ("classroom", "learnergroup", "group")
-ROLES = ("admin", "coach", "learner")
 READER_ROLES = ("admin", "coach")  # roles that read the records of a group's members
 ACTIVITY_TYPES = ("Collection", "Content", "Quiz")  # what a group works on (SPEC §2.7)
 

@@ -1,1 +1,2 @@
-"""Background work: the outbox processor (structure changes, CSV exports; groups next)."""
+"""Background work: the outbox processor and its handlers (group figures, collection and
+course structure changes, CSV exports)."""

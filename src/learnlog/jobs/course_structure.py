@@ -5,12 +5,10 @@ delivery stores the same units and recomputes the same figures."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..service.course_units import ImportCollectionUnits
-
-if TYPE_CHECKING:
-    from .outbox import Jobs
+from .context import Jobs
 
 
 def course_structure(jobs: Jobs, dataset: str, payload: Any) -> None:

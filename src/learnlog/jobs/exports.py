@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import Connection, Engine, Select, and_, func, select
 
@@ -24,9 +24,7 @@ from ..service import exports as svc
 from ..service.logs import iso
 from ..service.reads import collection_records
 from ..store.schema import sessions, summaries, users
-
-if TYPE_CHECKING:
-    from .outbox import Jobs
+from .context import Jobs
 
 log = logging.getLogger(__name__)
 CHUNK = 2_000  # rows fetched (and progress reported) at a time

@@ -8,49 +8,33 @@ lease runs out; handlers are idempotent, so a second delivery changes nothing.
 
 Topics whose work is a writer command (group figures, collection structure) are applied
 as one batch of commands — one transaction for the batch — and a learner queued several
-times in a batch is refreshed once.
+times in a batch is refreshed once. The topics are named in `service/topics.py`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
-from ..service.course_units import TOPIC as COURSE_STRUCTURE
-from ..service.exports import TOPIC as EXPORT_REQUESTED
-from ..service.group_aggregates import TOPIC as GROUP_MEMBER
 from ..service.group_aggregates import RefreshMember
+from ..service.topics import COURSE_STRUCTURE, EXPORT_REQUESTED, GROUP_MEMBER, STRUCTURE_CHANGED
 from ..service.viewer import RefreshCollection
-from ..service.writer import CommandBus, WriterTurn, now_ms
+from ..service.writer import WriterTurn, now_ms
 from ..store import rows
 from ..store.db import unsynced
 from ..store.schema import outbox
+from .context import Jobs
 from .course_structure import course_structure
 from .exports import export_requested
 
 log = logging.getLogger(__name__)
-LEASE_MS = 60_000
 BATCH = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Jobs:
-    """What handlers work with: the writer, an engine for long reads (it never takes the
-    write lock), where export files go, how long a claim lasts, and what recomputes
-    courses' tracking-log statistics (dataset, course ids)."""
-
-    writer: CommandBus
-    read_engine: Engine
-    exports_dir: Path
-    lease_ms: int = LEASE_MS
-    recompute: Callable[[str, Sequence[str]], object] | None = None
 
 
 Handler = Callable[[Jobs, str, Any], None]
@@ -58,7 +42,7 @@ ToCommand = Callable[[str, Any], Any]
 
 # Topics handled by one writer command each (batched together, deduplicated).
 COMMANDS: dict[str, ToCommand] = {
-    "structure.changed": lambda dataset, p: RefreshCollection(dataset, p["collectionId"]),
+    STRUCTURE_CHANGED: lambda dataset, p: RefreshCollection(dataset, p["collectionId"]),
     GROUP_MEMBER: lambda dataset, p: RefreshMember(dataset, p["userId"]),
 }
 # Topics handled one row at a time by a function (long work outside the writer).

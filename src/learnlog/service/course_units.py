@@ -17,11 +17,11 @@ from sqlalchemy import Connection, delete, insert, select
 
 from ..domain.tracking import Unit, course_id, is_course, places, units_of_tree
 from ..store.schema import course_units
-from ..store.uow import BatchUnitOfWork, chunks
+from ..store.sqlkit import chunks
+from ..store.uow import BatchUnitOfWork
 from .commands import Command
 from .ports import ServiceContext
-
-TOPIC = "course.structure"  # a course's collection structure changed: {"collectionId"}
+from .topics import COURSE_STRUCTURE, STRUCTURE_CHANGED
 
 
 def store_units(conn: Connection, dataset: str, course: str, units: Sequence[Unit]
@@ -69,9 +69,9 @@ def structure_changed(uow: BatchUnitOfWork, dataset: str, collection_id: str,
     """Queue what follows a collection's new structure: its enrolments' refresh and, for
     a course collection, the import of its units."""
     payload = {"collectionId": collection_id}
-    uow.emit(dataset, "structure.changed", payload, once=once)
+    uow.emit(dataset, STRUCTURE_CHANGED, payload, once=once)
     if is_course(collection_id):
-        uow.emit(dataset, TOPIC, payload, once=once)
+        uow.emit(dataset, COURSE_STRUCTURE, payload, once=once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class ImportCollectionUnits(Command):
     collection_id: str
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> Any:
-        record = uow.collection(self.dataset, self.collection_id)
+        record = uow.enrolments.collection(self.dataset, self.collection_id)
         course = course_id(self.collection_id)
         if record is None or course is None or not is_course(self.collection_id):
             return None

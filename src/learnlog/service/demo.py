@@ -7,7 +7,7 @@ from typing import Any
 from ..domain.assessment import ItemResponse
 from ..domain.certificates import Template
 from ..domain.collection import Node
-from ..store.uow import ContextRecord
+from ..domain.enrolment import ContextRecord
 from . import viewer as svc
 
 DATASET = "default"

@@ -18,8 +18,8 @@ from ..store.uow import BatchUnitOfWork
 from .commands import Command
 from .logs import iso, parse_time
 from .ports import ServiceContext
+from .topics import EXPORT_REQUESTED
 
-TOPIC = "export.requested"
 LAST_MS = 253_370_764_800_000  # 9999-01-01: a window's end (+1 day) stays a printable time
 
 
@@ -75,8 +75,8 @@ class RequestExport(Command):
                "since": self.since, "until": self.until, "state": rules.QUEUED, "rows": None,
                "path": None, "error": None, "requested_at": uow.now, "finished_at": None,
                "requested_by": self.requested_by}
-        uow.put_row(exports, row)
-        uow.emit(self.dataset, TOPIC, {"exportId": row["export_id"]})
+        uow.records.put_local(exports, row)
+        uow.emit(self.dataset, EXPORT_REQUESTED, {"exportId": row["export_id"]})
         return row
 
 
@@ -92,13 +92,13 @@ class SetExportState(Command):
     error: str | None = None
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        row = uow.record(exports, (self.dataset, self.export_id))
+        row = uow.records.get(exports, (self.dataset, self.export_id))
         if row is None:
             raise not_found(self.export_id)
         final = self.state in (rules.DONE, rules.FAILED)
         row = {**row, "state": self.state, "rows": self.rows, "path": self.path,
                "error": self.error, "finished_at": uow.now if final else None}
-        uow.put_row(exports, row)
+        uow.records.put_local(exports, row)
         return row
 
 

@@ -47,12 +47,13 @@ from ..store.schema import (
     memberships,
     summaries,
 )
-from ..store.uow import BatchUnitOfWork, chunks
+from ..store.sqlkit import chunks
+from ..store.uow import BatchUnitOfWork
 from .commands import Command, LearnerCommand
 from .ports import ServiceContext
 from .reads import collection_records
+from .topics import GROUP_MEMBER
 
-TOPIC = "group.member"
 READ_CHUNK = 1000  # learners a check reads through one cache
 MEMBER_CHUNK = 500  # members whose rows one pair of queries reads
 
@@ -62,8 +63,8 @@ def queue_member(uow: BatchUnitOfWork, dataset: str, user_id: str, *,
     """Queue a refresh of the learner's group figures (committed with the batch): after a
     change to its progress only when it is a learner of a group with activities (one
     indexed lookup per learner and batch); `always` after a change to its groups."""
-    if always or uow.in_group_activities(dataset, user_id):
-        uow.emit(dataset, TOPIC, {"userId": user_id}, once=True)
+    if always or uow.group_figures.in_group_activities(dataset, user_id):
+        uow.emit(dataset, GROUP_MEMBER, {"userId": user_id}, once=True)
 
 
 @cache
@@ -90,20 +91,20 @@ def _single(summary: Summary) -> ContextFigures:
 def _collection(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
                 collection_id: str) -> MemberFigures:
     """A learner in a collection: one standing per context it is enrolled under."""
-    record = uow.collection(dataset, collection_id)
+    record = uow.enrolments.collection(dataset, collection_id)
     leaves = record.structure.leaves if record is not None else ()
-    held = [e for e in uow.enrolments_of(dataset, user_id)
+    held = [e for e in uow.enrolments.of_learner(dataset, user_id)
             if e.collection_id == collection_id and e.active]
     keys = [[content_key(ctx.mode, e, c) for c in leaves] for e in held]
-    uow.load_summaries([k for each in keys for k in each])  # one query, not one per leaf
-    return member_figures([enrolment_standing(e.figures, [uow.summary(k) for k in each])
+    uow.summaries.load([k for each in keys for k in each])  # one query, not one per leaf
+    return member_figures([enrolment_standing(e.figures, [uow.summaries.get(k) for k in each])
                            for e, each in zip(held, keys, strict=True)])
 
 
 def _content(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
              content_id: str) -> MemberFigures:
     """A learner on one content (or quiz) consumed on its own: its summary's figures."""
-    summary = uow.summary(resolve_key(ctx.mode, dataset=dataset, user_id=user_id,
+    summary = uow.summaries.get(resolve_key(ctx.mode, dataset=dataset, user_id=user_id,
                                       content_id=content_id))
     return NOBODY if summary is None else member_figures([_single(summary)])
 
@@ -128,7 +129,7 @@ class RefreshMember(LearnerCommand):
     user_id: str
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        uow.guard_aggregates()
+        uow.group_figures.guard()
         wanted = _wanted(uow, ctx, self.dataset, self.user_id)
         changed = 0
         for pair, old, new in _differences(_held(uow.conn, self.dataset, self.user_id),
@@ -138,8 +139,8 @@ class RefreshMember(LearnerCommand):
                 delta = delta.minus(old)
             if new is not None:
                 delta = delta.plus(new)
-            uow.add_totals(self.dataset, pair, delta)
-            uow.put_member_figures(self.dataset, self.user_id, pair, new)
+            uow.group_figures.add_totals(self.dataset, pair, delta)
+            uow.group_figures.put_member(self.dataset, self.user_id, pair, new)
             changed += 1
         return {"changed": changed}
 
@@ -202,7 +203,7 @@ def check_aggregates(uow: BatchUnitOfWork, ctx: ServiceContext, *, fix: bool = F
             report.problems.append(f"group member {dataset}/{user_id} in {'/'.join(pair)}: "
                                    f"stored {old}, facts say {new}")
             if fix:
-                uow.put_member_figures(dataset, user_id, pair, new)
+                uow.group_figures.put_member(dataset, user_id, pair, new)
         for pair, figures in wanted.items():
             expected[(dataset, pair)] = expected.get((dataset, pair), Totals()).plus(figures)
         report.learners += 1
@@ -217,7 +218,7 @@ def check_aggregates(uow: BatchUnitOfWork, ctx: ServiceContext, *, fix: bool = F
             report.problems.append(f"group totals {key[0]}/{'/'.join(key[1])}: stored "
                                    f"{have}, facts say {want}")
             if fix:
-                uow.add_totals(key[0], key[1], want.less(have))
+                uow.group_figures.add_totals(key[0], key[1], want.less(have))
     return report
 
 
@@ -250,7 +251,7 @@ class RebuildAggregates(Command):
     exclusive: ClassVar[bool] = True  # the writer runs it alone
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> AggregateReport:
-        uow.guard_aggregates(exclusive=True)
+        uow.group_figures.guard(exclusive=True)
         return check_aggregates(uow, ctx, fix=True)
 
 

@@ -35,7 +35,7 @@ class PutUser(LearnerCommand):
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         row = {"dataset": self.dataset, "user_id": self.user_id, "username": self.username,
                "full_name": self.full_name, "kind": self.kind}
-        uow.put_record(users, partition_of(self.dataset, self.user_id), row)
+        uow.records.put(users, partition_of(self.dataset, self.user_id), row)
         return {"userId": self.user_id}
 
 
@@ -49,16 +49,16 @@ class PutGroup(Command):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         parent = (None if self.parent_id is None
-                  else uow.record(groups, (self.dataset, self.parent_id)))
+                  else uow.records.get(groups, (self.dataset, self.parent_id)))
         check_parent(self.kind, self.parent_id, None if parent is None else parent["kind"])
-        uow.put_record(groups, shared_partition(self.dataset), {
+        uow.records.put(groups, shared_partition(self.dataset), {
             "dataset": self.dataset, "group_id": self.group_id, "kind": self.kind,
             "name": self.name, "parent_id": self.parent_id})
         return {"groupId": self.group_id}
 
 
 def _group(uow: BatchUnitOfWork, dataset: str, group_id: str) -> dict[str, Any]:
-    found = uow.record(groups, (dataset, group_id))
+    found = uow.records.get(groups, (dataset, group_id))
     if found is None:
         raise NotFound(f"Group {group_id} is not registered.", code="GROUP_NOT_FOUND",
                        field="groupId")
@@ -74,7 +74,7 @@ class PutMember(LearnerCommand):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         _group(uow, self.dataset, self.group_id)
-        uow.put_record(memberships, partition_of(self.dataset, self.user_id), {
+        uow.records.put(memberships, partition_of(self.dataset, self.user_id), {
             "dataset": self.dataset, "group_id": self.group_id, "user_id": self.user_id,
             "role": self.role})
         queue_member(uow, self.dataset, self.user_id, always=True)
@@ -90,10 +90,10 @@ class RemoveMember(LearnerCommand):
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         _group(uow, self.dataset, self.group_id)
         pk = (self.dataset, self.group_id, self.user_id)
-        if uow.record(memberships, pk) is None:
+        if uow.records.get(memberships, pk) is None:
             raise NotFound(f"{self.user_id} is not a member of {self.group_id}.",
                            code="MEMBER_NOT_FOUND", field="userId")
-        uow.delete_record(memberships, partition_of(self.dataset, self.user_id), pk)
+        uow.records.delete(memberships, partition_of(self.dataset, self.user_id), pk)
         queue_member(uow, self.dataset, self.user_id, always=True)
         return {"groupId": self.group_id, "userId": self.user_id, "removed": True}
 
@@ -117,11 +117,11 @@ class PutActivity(Command):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         _group(uow, self.dataset, self.group_id)
-        if self.activity_type == "Quiz" and uow.record(
+        if self.activity_type == "Quiz" and uow.records.get(
                 quizzes, (self.dataset, self.activity_id)) is None:
             raise NotFound(f"Quiz {self.activity_id} is not registered.",
                            code="QUIZ_NOT_FOUND", field="activityId")
-        uow.put_record(group_activities, shared_partition(self.dataset), {
+        uow.records.put(group_activities, shared_partition(self.dataset), {
             "dataset": self.dataset, "group_id": self.group_id,
             "activity_type": self.activity_type, "activity_id": self.activity_id})
         queue_group_members(uow, self.dataset, self.group_id)
@@ -141,11 +141,11 @@ class RemoveActivity(Command):
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         _group(uow, self.dataset, self.group_id)
         pk = (self.dataset, self.group_id, self.activity_type, self.activity_id)
-        if uow.record(group_activities, pk) is None:
+        if uow.records.get(group_activities, pk) is None:
             raise NotFound(f"{self.group_id} has no {self.activity_type} "
                            f"{self.activity_id}.", code="ACTIVITY_NOT_FOUND",
                            field="activityId")
-        uow.delete_record(group_activities, shared_partition(self.dataset), pk)
+        uow.records.delete(group_activities, shared_partition(self.dataset), pk)
         queue_group_members(uow, self.dataset, self.group_id)
         return {"groupId": self.group_id, "activity": {"id": self.activity_id,
                                                        "type": self.activity_type},

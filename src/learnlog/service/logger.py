@@ -33,7 +33,7 @@ def tracking_state(summary: Summary, session_id: str) -> dict[str, Any]:
 
 def _assessment_state(uow: BatchUnitOfWork, t: mastery.Try) -> dict[str, Any]:
     """What an exercise session's answers add: the try's criterion, time and attempts."""
-    attempts = uow.item_attempts_of(t.key, t.level, t.criterion.window)
+    attempts = uow.tries.attempts_of(t.key, t.level, t.criterion.window)
     return {"complete": t.complete, "time_spent": t.time_spent,
             "mastery_criterion": t.criterion.as_json(),
             "pastattempts": mastery.past_attempts(t, attempts),
@@ -50,7 +50,7 @@ def _exercise_try(uow: BatchUnitOfWork, key: SummaryKey, criterion: mastery.Crit
     """The try a new exercise or quiz session works on: the one to continue, or a new one
     that keeps the criterion in force now (a later change of the model does not touch
     it). A submitted coach quiz is not continued: only `repeat` starts it again."""
-    tries = uow.tries_of(key)
+    tries = uow.tries.of(key)
     picked = mastery.pick_try(tries, repeat=repeat, quiz=criterion.is_quiz)
     if picked is not None:
         if picked.complete and picked.criterion.coach_assigned:
@@ -59,7 +59,7 @@ def _exercise_try(uow: BatchUnitOfWork, key: SummaryKey, criterion: mastery.Crit
     level = (mastery.quiz_level(tries, random.randint) if criterion.is_quiz
              else mastery.next_level(tries))
     fresh = mastery.Try(key, level, criterion, uow.now, uow.now)
-    uow.put_try(fresh)
+    uow.tries.put(fresh)
     return fresh
 
 
@@ -77,7 +77,7 @@ class StartTracking(KeyedCommand):
         key = self.keys.resolve(ctx)
         if self.criterion is not None and self.criterion.coach_assigned:
             check_open(uow, key.dataset, key.user_id, key.content_id)
-        before = uow.summary(key)
+        before = uow.summaries.get(key)
         exercise = (None if self.criterion is None
                     else _exercise_try(uow, key, self.criterion, self.repeat))
         session = replace(
@@ -85,8 +85,8 @@ class StartTracking(KeyedCommand):
                         repeat=self.repeat),
             kind=self.kind, level=None if exercise is None else exercise.level)
         after = apply_session(before or Summary(key), None, session)
-        uow.put_session(session)
-        uow.put_summary(after, open_session_id=session.session_id)
+        uow.summaries.put_session(session)
+        uow.summaries.put(after, open_session_id=session.session_id)
         after_change(uow, ctx, self.keys, before, after)
         state = tracking_state(after, session.session_id)
         if exercise is not None:
@@ -111,13 +111,13 @@ class TrackProgress(LearnerCommand):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         check_time_delta(ctx, self.time_spent_delta, "time_spent_delta")
-        session = uow.session(self.dataset, self.user_id, self.session_id)
+        session = uow.summaries.session(self.dataset, self.user_id, self.session_id)
         if session is None:
             # Sessions are looked up with the caller's own id: another learner's is not found.
             raise NotFound(f"Session {self.session_id} is not one of yours.",
                            code="SESSION_NOT_FOUND", field="session_id")
         key = session.key
-        before = uow.summary(key) or Summary(key)
+        before = uow.summaries.get(key) or Summary(key)
         answer: dict[str, Any] = {}
         target = asked(session.progress, self.progress_delta, self.progress)
         if session.level is not None:
@@ -130,8 +130,8 @@ class TrackProgress(LearnerCommand):
                                   time_delta=self.time_spent_delta,
                                   extra_fields=self.extra_fields)
         after = apply_session(before, session, updated)
-        uow.put_session(updated)
-        uow.put_summary(after)
+        uow.summaries.put_session(updated)
+        uow.summaries.put(after)
         keys = Keys(key.dataset, key.user_id, key.content_id)
         after_change(uow, ctx, keys, before, after)
         return {"complete": is_complete(after.progress), **answer}
@@ -142,7 +142,7 @@ class TrackProgress(LearnerCommand):
         (progress the client sends for an exercise is not used: decision 0009), a quiz's
         the one `reported` (a quiz is submitted with progress 1)."""
         assert session.level is not None
-        t = uow.try_at(session.key, session.level)
+        t = uow.tries.at(session.key, session.level)
         if t is None:  # the try was erased with the learner's records
             raise NotFound(f"Session {self.session_id} is not one of yours.",
                            code="SESSION_NOT_FOUND", field="session_id")
@@ -155,18 +155,18 @@ class TrackProgress(LearnerCommand):
         # latest attempts (its window).
         window = t.criterion.window
         given = self.interactions or ()
-        uow.load_named_attempts(
+        uow.tries.load_named_attempts(
             t.key, t.level, (i.attempt_id for i in given if i.attempt_id is not None),
             (i.item for i in given if i.replace and i.attempt_id is None))
-        t = mastery.counted(t, uow.attempt_marks(t.key, t.level, window))
-        changed = mastery.apply_interactions(t, uow.named_attempts(t.key, t.level),
+        t = mastery.counted(t, uow.tries.marks(t.key, t.level, window))
+        changed = mastery.apply_interactions(t, uow.tries.named_attempts(t.key, t.level),
                                              session.session_id, given, uow.now, uow.new_id)
         for attempt in changed:
-            uow.put_item_attempt(attempt)
+            uow.tries.put_attempt(attempt)
         evaluated, progress = mastery.evaluate(
-            mastery.counted(t, changed), uow.attempt_marks(t.key, t.level, window),
+            mastery.counted(t, changed), uow.tries.marks(t.key, t.level, window),
             uow.now, self.time_spent_delta, 0.0 if reported is None else normalize(reported))
-        uow.put_try(evaluated)
+        uow.tries.put(evaluated)
         return progress, {"complete": evaluated.complete,
                           "attempts": [a.shown() for a in changed]}
 
@@ -177,13 +177,13 @@ def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Comma
     with the marks of their latest item attempts (per command, they would be four
     queries each)."""
     updates = [c for c in commands if isinstance(c, TrackProgress)]
-    uow.load_sessions([(c.dataset, c.user_id, c.session_id) for c in updates])
-    found = [s for s in (uow.session(c.dataset, c.user_id, c.session_id) for c in updates)
+    uow.summaries.load_sessions([(c.dataset, c.user_id, c.session_id) for c in updates])
+    found = [s for s in (uow.summaries.session(c.dataset, c.user_id, c.session_id) for c in updates)
              if s is not None]
-    uow.load_summaries([s.key for s in found])
+    uow.summaries.load([s.key for s in found])
     tried = [(s.key, s.level) for s in found if s.level is not None]
     starts = [c.keys.resolve(ctx) for c in commands
               if isinstance(c, StartTracking) and c.criterion is not None]
-    uow.load_tries([key for key, _ in tried] + starts)
-    uow.load_attempt_marks((t.key, t.level, t.criterion.window) for t in (
-        uow.try_at(key, level) for key, level in tried) if t is not None)
+    uow.tries.load([key for key, _ in tried] + starts)
+    uow.tries.load_marks((t.key, t.level, t.criterion.window) for t in (
+        uow.tries.at(key, level) for key, level in tried) if t is not None)

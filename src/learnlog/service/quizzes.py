@@ -33,10 +33,10 @@ class PutQuiz(Command):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         for index, group_id in enumerate(self.group_ids):
-            if uow.record(groups, (self.dataset, group_id)) is None:
+            if uow.records.get(groups, (self.dataset, group_id)) is None:
                 raise NotFound(f"Group {group_id} is not registered.",
                                code="GROUP_NOT_FOUND", field=f"request.groupIds[{index}]")
-        uow.put_record(quizzes, shared_partition(self.dataset), {
+        uow.records.put(quizzes, shared_partition(self.dataset), {
             "dataset": self.dataset, "quiz_id": self.quiz_id, "title": self.title,
             "active": self.active, "group_ids": orjson.dumps(list(self.group_ids)).decode()})
         return _shown(self.quiz_id, self.title, self.active, list(self.group_ids))
@@ -58,18 +58,18 @@ def quiz_view(conn: Connection, dataset: str, quiz_id: str) -> dict[str, Any] | 
 def check_open(uow: BatchUnitOfWork, dataset: str, user_id: str, quiz_id: str) -> None:
     """The learner may work on the quiz now: it exists, is active and is assigned to one
     of the learner's groups (or the classroom of one of its learner groups); else 403."""
-    found = uow.record(quizzes, (dataset, quiz_id))
+    found = uow.records.get(quizzes, (dataset, quiz_id))
     if found is None:
         raise Forbidden(f"Quiz {quiz_id} is not assigned to you.", code="QUIZ_NOT_ASSIGNED",
                         field="quiz_id")
     if not found["active"]:
         raise Forbidden(f"Quiz {quiz_id} is closed.", code="QUIZ_CLOSED", field="quiz_id")
     for group_id in orjson.loads(found["group_ids"]):
-        if uow.record(memberships, (dataset, group_id, user_id)) is not None:
+        if uow.records.get(memberships, (dataset, group_id, user_id)) is not None:
             return
         for child in uow.conn.execute(select(groups.c.group_id).where(
                 groups.c.dataset == dataset, groups.c.parent_id == group_id)).scalars():
-            if uow.record(memberships, (dataset, child, user_id)) is not None:
+            if uow.records.get(memberships, (dataset, child, user_id)) is not None:
                 return
     raise Forbidden(f"Quiz {quiz_id} is not assigned to you.", code="QUIZ_NOT_ASSIGNED",
                     field="quiz_id")

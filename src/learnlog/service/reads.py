@@ -25,10 +25,9 @@ from ..store.fastsql import (
     fetch_enrolments,
     fetch_view,
     fetch_where,
-    run_plan,
 )
 from ..store.schema import attempts, collections, summaries
-from ..store.uow import select_by_keys
+from ..store.sqlkit import select_by_keys
 
 ATTEMPTS_SHOWN = 25
 
@@ -177,18 +176,11 @@ class Structures:
         return record
 
 
-def enrolment_summaries(conn: Connection, mode: ContextMode, structures: Structures,
-                        dataset: str, user_id: str, collection_id: str | None = None,
-                        context_id: str | None = None) -> list[dict[str, Any]]:
-    """Enrolment summaries of a learner (all, or one collection/context)."""
-    return run_plan(conn, enrolment_summaries_plan(
-        conn.dialect.name, mode, structures, dataset, user_id, collection_id, context_id))
-
-
 def enrolment_summaries_plan(dialect: str, mode: ContextMode, structures: Structures,
                              dataset: str, user_id: str, collection_id: str | None = None,
                              context_id: str | None = None) -> Plan[list[dict[str, Any]]]:
-    """`enrolment_summaries` as a read plan (for either driver)."""
+    """Enrolment summaries of a learner (all, or one collection/context), as a read plan
+    (for either driver)."""
     where = {"dataset": dataset, "user_id": user_id}
     if collection_id is not None:
         where["collection_id"] = collection_id
@@ -242,14 +234,6 @@ def _enrolment_summary(e: Enrolment, record: CollectionRecord | None,
         "completedOn": e.figures.completed_on, "completedCount": e.figures.completed_count,
         "progress": e.figures.progress, "status": e.figures.status,
     }
-
-
-def view_contents(conn: Connection, mode: ContextMode, dataset: str, user_id: str,
-                  content_ids: Sequence[str], collection_id: str | None,
-                  context_id: str | None) -> list[dict[str, Any]]:
-    """view/read's `contents` straight from the rows (see `view_contents_plan`)."""
-    return run_plan(conn, view_contents_plan(conn.dialect.name, mode, dataset, user_id,
-                                             content_ids, collection_id, context_id))
 
 
 def view_contents_plan(dialect: str, mode: ContextMode, dataset: str, user_id: str,

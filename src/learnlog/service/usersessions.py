@@ -63,6 +63,6 @@ class Heartbeat(LearnerCommand):
         row.update(last_interaction_at=max(uow.now, row.get("last_interaction_at", uow.now)),
                    pages=orjson.dumps(add_recent(pages, self.page)).decode(),
                    channels=orjson.dumps(add_recent(channels, self.channel_id)).decode())
-        uow.put_record(user_sessions, partition_of(self.dataset, self.user_id), row)
+        uow.records.put(user_sessions, partition_of(self.dataset, self.user_id), row)
         return {"session_id": row["session_id"], "started": started,
                 "device_info": row["device_info"]}

@@ -19,7 +19,7 @@ from ..domain.summary import differences, fold
 from ..store import rows
 from ..store.fastsql import SUMMARY_PK
 from ..store.schema import enrolments, sessions, summaries
-from ..store.uow import select_by_keys
+from ..store.sqlkit import select_by_keys
 from .reads import collection_records, load_summaries
 
 CHUNK = 500

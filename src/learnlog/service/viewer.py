@@ -14,12 +14,19 @@ from typing import Any, ClassVar
 from ..domain import assessment as rules
 from ..domain.certificates import Template, earned
 from ..domain.collection import Node, Structure, enrolment_progress
-from ..domain.enrolment import CollectionRecord, Enrolment, IssuedCertificate, content_key, touches
+from ..domain.enrolment import (
+    CollectionRecord,
+    ContextRecord,
+    Enrolment,
+    IssuedCertificate,
+    content_key,
+    touches,
+)
 from ..domain.errors import InvalidInput, LearnlogError, NotFound
 from ..domain.keys import ContextMode, SummaryKey, enrolment_context, resolve_key
 from ..domain.progress import COMPLETED, from_percent, percent_from_details
 from ..domain.summary import Summary, apply_session, close_session, new_session, record_progress
-from ..store.uow import BatchUnitOfWork, ContextRecord
+from ..store.uow import BatchUnitOfWork
 from .commands import Command, Learner, LearnerCommand, reduce_fields
 from .course_units import structure_changed
 from .group_aggregates import queue_member
@@ -63,17 +70,17 @@ class StartView(KeyedCommand):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
         key = self.keys.resolve(ctx)
-        before = uow.summary(key)
+        before = uow.summaries.get(key)
         session = new_session(uow.new_id(), key, ctx.instance_id, uow.now, before)
         after = apply_session(before or Summary(key), None, session)
-        uow.put_session(session)
-        uow.put_summary(after, open_session_id=session.session_id)
+        uow.summaries.put_session(session)
+        uow.summaries.put(after, open_session_id=session.session_id)
         after_change(uow, ctx, self.keys, before, after)
         return {self.keys.content_id: "Progress started"}
 
 
 def _started(uow: BatchUnitOfWork, key: SummaryKey) -> Summary:
-    summary = uow.summary(key)
+    summary = uow.summaries.get(key)
     if summary is None:
         raise InvalidInput("View is not started: call view/start for this content first.",
                            code="VIEW_NOT_STARTED", field="request.contentId")
@@ -83,7 +90,7 @@ def _started(uow: BatchUnitOfWork, key: SummaryKey) -> Summary:
 def _own_open_session(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey,
                       summary: Summary) -> tuple[Any, bool]:
     """This instance's open session for the key, or a new one (single writer, SPEC §5)."""
-    session = uow.open_session(key)
+    session = uow.summaries.open_session(key)
     if session is None or session.closed or session.instance_id != ctx.instance_id:
         return new_session(uow.new_id(), key, ctx.instance_id, uow.now, summary), True
     return session, False
@@ -116,8 +123,8 @@ class UpdateView(KeyedCommand):
             session, uow.now, progress=None if percent is None else from_percent(percent),
             time_delta=self.timespent, progress_details=self.progress_details)
         after = apply_session(before, None if is_new else session, updated)
-        uow.put_session(updated)
-        uow.put_summary(after, open_session_id=updated.session_id)
+        uow.summaries.put_session(updated)
+        uow.summaries.put(after, open_session_id=updated.session_id)
         after_change(uow, ctx, self.keys, before, after)
         return {self.keys.content_id: "SUCCESS"}
 
@@ -129,10 +136,10 @@ class EndView(KeyedCommand):
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
         key = self.keys.resolve(ctx)
         before = _started(uow, key)
-        if before.status == COMPLETED and uow.open_session(key) is None:
+        if before.status == COMPLETED and uow.summaries.open_session(key) is None:
             return {self.keys.content_id: "Progress ended"}  # a retry: nothing to end
         _complete(uow, ctx, key, before)
-        after_change(uow, ctx, self.keys, before, uow.summary(key))
+        after_change(uow, ctx, self.keys, before, uow.summaries.get(key))
         return {self.keys.content_id: "Progress ended"}
 
 
@@ -140,8 +147,8 @@ def _complete(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey,
               before: Summary) -> None:
     session, is_new = _own_open_session(uow, ctx, key, before)
     closed = close_session(session, uow.now)
-    uow.put_session(closed)
-    uow.put_summary(apply_session(before, None if is_new else session, closed),
+    uow.summaries.put_session(closed)
+    uow.summaries.put(apply_session(before, None if is_new else session, closed),
                     open_session_id=None)
 
 
@@ -163,33 +170,33 @@ class SubmitAssessment(KeyedCommand):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
         key = self.keys.resolve(ctx)
-        before = uow.summary(key)
+        before = uow.summaries.get(key)
         stored_any = False
         for given in self.attempts:
             first_ets = min((r.ets for r in given.responses), default=uow.now)
             attempt_id = given.attempt_id or rules.derive_attempt_id(key, first_ets)
             ts = given.assessment_ts if given.assessment_ts is not None else first_ets
             incoming = rules.build_attempt(key, attempt_id, ts, given.responses, uow.now)
-            merged = rules.merge_attempt(uow.attempt(key, attempt_id), incoming)
+            merged = rules.merge_attempt(uow.assessments.get(key, attempt_id), incoming)
             if merged is not None:
-                uow.put_attempt(merged)
+                uow.assessments.put(merged)
                 stored_any = True
         if not stored_any and before is not None and before.status == COMPLETED:
             return {self.keys.content_id: "SUCCESS"}  # a resent submission changes nothing
-        best = rules.best_score(uow.attempts_of(key))
+        best = rules.best_score(uow.assessments.of(key))
         if before is None:
             # Submitting without a view: the attempt is a visit of its own.
             opened = new_session(uow.new_id(), key, ctx.instance_id, uow.now, None)
             start = apply_session(Summary(key), None, opened)
-            uow.put_session(opened)
-            uow.put_summary(start, open_session_id=opened.session_id)
+            uow.summaries.put_session(opened)
+            uow.summaries.put(start, open_session_id=opened.session_id)
             base = start
         else:
             base = before
-        uow.put_summary(replace(base, best_score=best.score, best_max_score=best.max_score,
+        uow.summaries.put(replace(base, best_score=best.score, best_max_score=best.max_score,
                                 attempts_count=best.attempts_count))
-        _complete(uow, ctx, key, uow.summary(key) or base)
-        after_change(uow, ctx, self.keys, before, uow.summary(key), scores_changed=True)
+        _complete(uow, ctx, key, uow.summaries.get(key) or base)
+        after_change(uow, ctx, self.keys, before, uow.summaries.get(key), scores_changed=True)
         return {self.keys.content_id: "SUCCESS"}
 
 
@@ -220,23 +227,23 @@ def touched_enrolments(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKe
     if ctx.mode is ContextMode.STRICT:
         # In strict mode a key counts for exactly one enrolment: its own collection and
         # context (organic consumption, keyed by the content, counts for none).
-        found = uow.enrolment(key.dataset, key.user_id, key.collection_key, key.context_key)
+        found = uow.enrolments.get(key.dataset, key.user_id, key.collection_key, key.context_key)
         candidates = [] if found is None else [found]
     else:
-        candidates = uow.enrolments_of(key.dataset, key.user_id)
+        candidates = uow.enrolments.of_learner(key.dataset, key.user_id)
     return [e for e in candidates
             if touches(ctx.mode, e, _structure(uow, e.dataset, e.collection_id), key)]
 
 
 def _structure(uow: BatchUnitOfWork, dataset: str, collection_id: str) -> Structure | None:
-    record = uow.collection(dataset, collection_id)
+    record = uow.enrolments.collection(dataset, collection_id)
     return None if record is None else record.structure
 
 
 def _ensure_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
                       collection_id: str, context_id: str, *, consumed: bool = False
                       ) -> Enrolment:
-    existing = uow.enrolment(dataset, user_id, collection_id, context_id)
+    existing = uow.enrolments.get(dataset, user_id, collection_id, context_id)
     if existing is not None and existing.active and not consumed:
         return existing
     enrolment = (replace(existing, active=True) if existing is not None else
@@ -247,16 +254,16 @@ def _ensure_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, u
 def refresh_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment, *,
              consumed: bool = False) -> Enrolment:
     """Recompute an enrolment's figures from its summaries and issue earned certificates."""
-    record = uow.collection(enrolment.dataset, enrolment.collection_id)
+    record = uow.enrolments.collection(enrolment.dataset, enrolment.collection_id)
     leaves: Sequence[str] = record.structure.leaves if record is not None else ()
     required = record.structure.required if record is not None else frozenset()
     keyed = {c: content_key(ctx.mode, enrolment, c) for c in leaves}
-    uow.load_summaries(keyed.values())
+    uow.summaries.load(keyed.values())
     statuses: dict[str, int] = {}
     times: dict[str, int | None] = {}
     scores: list[tuple[float, float]] = []
     for content_id, key in keyed.items():
-        summary = uow.summary(key)
+        summary = uow.summaries.get(key)
         if summary is not None:
             statuses[content_id] = summary.status
             times[content_id] = summary.completed_at
@@ -272,9 +279,9 @@ def refresh_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enro
         for template in earned(record.templates, figures.status, percent, issued):
             updated = replace(updated, certificates=(
                 *updated.certificates, _issue(uow, ctx, updated, template)))
-    stored = uow.enrolment(*enrolment.pk)
+    stored = uow.enrolments.get(*enrolment.pk)
     if stored is None or updated != stored:
-        uow.put_enrolment(updated)
+        uow.enrolments.put(updated)
         queue_member(uow, enrolment.dataset, enrolment.user_id)
     return updated
 
@@ -311,12 +318,12 @@ class Unenrol(LearnerCommand):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, str]:
         context_id = enrolment_context(self.collection_id, self.context_id)
-        existing = uow.enrolment(self.dataset, self.user_id, self.collection_id, context_id)
+        existing = uow.enrolments.get(self.dataset, self.user_id, self.collection_id, context_id)
         if existing is None:
             raise NotFound("No enrolment for this user, collection and context.",
                            code="ENROLMENT_NOT_FOUND", field="request.collectionId")
         if existing.active:
-            uow.put_enrolment(replace(existing, active=False))
+            uow.enrolments.put(replace(existing, active=False))
             queue_member(uow, self.dataset, self.user_id)
         return {"response": "SUCCESS"}
 
@@ -334,12 +341,12 @@ class PutCollection(Command):
     templates: tuple[Template, ...]
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        old = uow.collection(self.dataset, self.collection_id)
+        old = uow.enrolments.collection(self.dataset, self.collection_id)
         version = 1 if old is None else old.structure.version + 1
         record = CollectionRecord(self.dataset, self.collection_id, self.name, self.description,
                                   self.logo, Structure(self.collection_id, version, self.children),
                                   self.templates)
-        uow.put_collection(record)
+        uow.enrolments.put_collection(record)
         structure_changed(uow, self.dataset, self.collection_id)
         return {"collectionId": self.collection_id, "version": version,
                 "leafNodesCount": record.structure.leaf_count,
@@ -354,9 +361,9 @@ class RefreshCollection(Command):
     collection_id: str
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> int:
-        enrolled = uow.enrolments_in(self.dataset, self.collection_id)
+        enrolled = uow.enrolments.in_collection(self.dataset, self.collection_id)
         for enrolment in enrolled:
-            refresh_enrolment(uow, ctx, uow.enrolment(*enrolment.pk) or enrolment)
+            refresh_enrolment(uow, ctx, uow.enrolments.get(*enrolment.pk) or enrolment)
             # Scores in the collection may move with no enrolment figure moving.
             queue_member(uow, enrolment.dataset, enrolment.user_id)
         return len(enrolled)
@@ -367,7 +374,7 @@ class PutContext(Command):
     record: ContextRecord
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        uow.put_context(self.record)
+        uow.enrolments.put_context(self.record)
         return {"contextId": self.record.context_id}
 
 
@@ -434,4 +441,4 @@ def prefetch(uow: BatchUnitOfWork, ctx: ServiceContext, commands: Sequence[Comma
     keys = [part.keys.resolve(ctx) for c in commands for part in c.parts()
             if isinstance(part, KeyedCommand)]
     if keys:
-        uow.load_summaries(keys)
+        uow.summaries.load(keys)

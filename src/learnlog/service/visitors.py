@@ -40,7 +40,7 @@ class StartVisit(Command):
         if self.criterion is not None and self.criterion.coach_assigned:
             raise Forbidden("Sign in to take a quiz.", code="FORBIDDEN", field="quiz_id")
         session_id = uow.new_id()
-        uow.put_record(visitor_sessions, anonymous_partition(self.dataset), {
+        uow.records.put(visitor_sessions, anonymous_partition(self.dataset), {
             "dataset": self.dataset, "session_id": session_id, "visitor_id": self.visitor_id,
             "content_id": self.content_id, "kind": self.kind, "started_at": uow.now,
             "ended_at": uow.now, "progress": 0.0, "time_spent": 0.0, "completed_at": None,
@@ -67,7 +67,7 @@ class TrackVisit(Command):
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
         check_time_delta(ctx, self.time_spent_delta, "time_spent_delta")
-        row = uow.record(visitor_sessions, (self.dataset, self.session_id))
+        row = uow.records.get(visitor_sessions, (self.dataset, self.session_id))
         if row is None:
             raise NotFound(f"Session {self.session_id} is not a visitor's session.",
                            code="SESSION_NOT_FOUND", field="session_id")
@@ -81,7 +81,7 @@ class TrackVisit(Command):
             completed_at = uow.now
         extra = (row["extra_fields"] if self.extra_fields is None
                  else rows.dumps(self.extra_fields))
-        uow.put_record(visitor_sessions, anonymous_partition(self.dataset), {
+        uow.records.put(visitor_sessions, anonymous_partition(self.dataset), {
             **row, "progress": progress, "time_spent": row["time_spent"] + self.time_spent_delta,
             "ended_at": max(row["ended_at"], uow.now), "completed_at": completed_at,
             "extra_fields": extra})

@@ -358,7 +358,6 @@ class Syncer:
         self.writer = writer
         self.wal = wal
         self.sync = sync or _fsync_file
-        self.syncs = 0
         self._queue: queue.SimpleQueue[tuple[list[Job], BatchUnitOfWork,
                                              list[tuple[bool, Any]]] | None] = (
             queue.SimpleQueue())
@@ -398,7 +397,6 @@ class Syncer:
             stop = _take(self._queue, batches, sys.maxsize)
             try:
                 self.sync(self.wal)
-                self.syncs += 1
             except OSError as error:
                 log.error("fsync of %s failed (%s): %d batches not acknowledged",
                           self.wal, error, len(batches))

@@ -11,8 +11,8 @@ writer (and the outbox loop), and the workers hand it their commands over a Unix
 - `WriterHost` serves the socket in the host process: one thread per connected worker
   reads frames and queues the commands on the host's `Writer`, whose batches answer
   through `_Connection.deliver` after the commit.
-- `Supervisor` (used by `learnlog serve`) starts the host, waits until it answers, starts
-  it again if it dies, and stops it last.
+- `Supervisor` (used by `learnlog serve`) starts the host process (`writer_host.py`),
+  waits until it answers, starts it again if it dies, and stops it last.
 
 A frame is a 4-byte big-endian length and a pickle: `[(ident, command), ...]` to the host,
 `[(ident, ok, result or error), ...]` back. Both ends are processes of the same instance
@@ -35,7 +35,6 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -453,52 +452,18 @@ class WriterHost:
         selector.register(sock, selectors.EVENT_READ, _Connection(sock))
 
 
-def host_main(path: str) -> None:
-    """The writer host process: the instance's one writer and its outbox loop, serving
-    the workers on `path` until SIGTERM or SIGINT (or until its parent is gone)."""
-    from ..bootstrap import bootstrap, freeze_startup
-    from ..settings import Settings
-
-    settings = Settings().model_copy(update={"writer_socket": ""})
-    rt = bootstrap(settings, run_migrations=False)
-    assert isinstance(rt.writer, Writer)
-    host = WriterHost(rt.writer, path)
-    host.listen()
-    freeze_startup()
-    told = threading.Event()
-
-    def stop(_signum: int, _frame: object) -> None:
-        told.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    parent = os.getppid()
-    host.start()  # the writer's loop first: the outbox loop hands it work at once
-    rt.start(writer_thread=False)  # the outbox loop; the writer runs on the host's loop
-    try:
-        # `learnlog serve` killed: do not outlive it
-        while not told.wait(0.5) and os.getppid() == parent:
-            pass
-    finally:
-        if rt.outbox_loop is not None:  # while the writer still runs: it finishes its batch
-            rt.outbox_loop.stop()
-            rt.outbox_loop = None
-        host.stop()  # the commands that have arrived are applied and answered
-        rt.close()
-        if os.path.exists(path):
-            os.unlink(path)
-
-
 class Supervisor:
     """`learnlog serve`'s keeper of the writer host: starts it, waits until it accepts
-    connections, starts it again whenever it dies, and stops it when serving ends."""
+    connections, starts it again whenever it dies, and stops it when serving ends.
+    `command` runs the host (`learnlog/writer_host.py`) once the socket's path is appended:
+    the process that serves says what its host is."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, command: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self.command = list(command)
         self._dir = tempfile.mkdtemp(prefix="learnlog-")  # mode 0700: this user only
         self.path = str(Path(self._dir) / "writer.sock")
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
 
@@ -509,8 +474,7 @@ class Supervisor:
         self._watch.start()
 
     def _spawn(self, timeout: float) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "learnlog.service.writer_link",
-                                 self.path], env=self.env)
+        proc = subprocess.Popen([*self.command, self.path], env=self.env)
         self.proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -533,7 +497,6 @@ class Supervisor:
                     and not self._stopping.is_set()):
                 log.error("the writer host died (status %s); starting it again",
                           proc.returncode)
-                self.restarts += 1
                 try:
                     self._spawn(60.0)
                 except RuntimeError as error:
@@ -557,7 +520,3 @@ class Supervisor:
             os.unlink(self.path)
         os.rmdir(self._dir)
 
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    host_main(sys.argv[1])

@@ -63,7 +63,6 @@ from .uow import COUNTER_KEY
 log = logging.getLogger(__name__)
 
 EPOCH_ROW = "cache_epoch"  # the `meta` row of the cache epoch
-EPOCH_SQL = f"SELECT value FROM meta WHERE key = '{EPOCH_ROW}'"  # for reads off SQLAlchemy
 RETRY_AFTER = 2.0  # seconds the cache stays off in a process after a Redis error
 LEASE = 2.0  # seconds a database read of the epoch lets Redis serve under it
 CLOCK_MARGIN = 0.25  # seconds of clock difference tolerated between hosts and Redis
@@ -347,8 +346,8 @@ class StatusCache:
         return self.ticket_for(lookup, value, read_at)
 
     def ticket_for(self, lookup: Lookup, epoch: str | None, read_at: float) -> Ticket | None:
-        """`ticket`, for a read that fetched the epoch itself (`EPOCH_SQL`, its one column or
-        None) before its rows; `read_at` = `time.time()` before that query. Rarely (after a
+        """`ticket`'s decision, given the epoch row's value (None when none was stored),
+        read before the rows; `read_at` = `time.time()` before that query. Rarely (after a
         failure, or when Redis lost its data) this resumes the epoch or starts a new one:
         a write transaction of its own and a Redis round trip, blocking."""
         seen = lookup.seen

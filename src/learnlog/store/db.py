@@ -45,11 +45,6 @@ def unsynced(engine: Engine) -> Iterator[Connection]:
             raw.execute("PRAGMA synchronous=FULL")
 
 
-def is_sqlite(engine: Engine) -> bool:
-    """True for the embedded engine."""
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str, *, pool_size: int = 8, writer: bool = True) -> Engine:
     """Create an engine with the pragmas and pool learnlog relies on.
 

@@ -1,8 +1,12 @@
-"""The write path's statements, compiled once per dialect and run on the driver connection.
+"""The hot statements, run on the driver connection (decision 0007): the write path's
+(rows by key, upserts, COPY, counters) and the hot reads' (view/read, rows by equality,
+enrolments), and read plans (`Plan`), a read written once for either driver.
 
-The tables are still defined once (schema.py) and the SQL is still written by SQLAlchemy;
-only the per-batch compile and result processing of Core, which dominated a profile of the
-writer (~60 % of its time for batches of 64), are skipped. Cold paths use Core as usual.
+The tables are defined once (schema.py). The upsert is compiled by SQLAlchemy from them;
+the other statements are SQL text written here from the same Table objects, once per
+dialect (cached). Core's per-call construction, compile and result processing, which
+dominated a profile of the writer (~60 % of its time for batches of 64), are skipped.
+Cold paths use Core as usual.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import Boolean, Table, and_, delete, or_, select
 
 from ..domain.assessment import best_score
+from ..domain.erasures import parse_erasure
 from ..domain.keys import SummaryKey, learner_of
 from ..domain.merge import Scope, Stamp, erasure_covers, written_before
 from ..domain.summary import Session, fold
@@ -30,7 +31,8 @@ from ..service.viewer import refresh_enrolment, touched_enrolments
 from ..store import rows
 from ..store.fastsql import SUMMARY_PK
 from ..store.schema import attempts, sessions, summaries, tombstones
-from ..store.uow import BatchUnitOfWork, chunks, parse_erasure, upsert
+from ..store.sqlkit import chunks, upsert
+from ..store.uow import BatchUnitOfWork
 from .facts import ERASABLE, SUMMARY_FACTS, TOMBSTONES, Row, join_rows, tables
 
 FAST = frozenset({"sessions", "attempts", "tries", "item_attempts", "enrolments"})
@@ -322,29 +324,29 @@ def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey],
     this batch's); a key with no session left loses its summary. `fresh` holds the
     sessions just written, by key. Returns the keys whose summary changed."""
     wanted = sorted(set(keys))
-    uow.load_summaries(wanted)
+    uow.summaries.load(wanted)
     fresh = fresh or {}
     # A key with no summary has no stored session (sessions are written with their
     # summary and erased with it): its sessions are the ones just written.
-    stored_facts = [k for k in wanted if k not in fresh or uow.summary(k) is not None]
+    stored_facts = [k for k in wanted if k not in fresh or uow.summaries.get(k) is not None]
     found_sessions = _by_key(uow, sessions, stored_facts)
     found_attempts = _by_key(uow, attempts, wanted)  # this chunk's attempts are stored
     changed = []
     for key in wanted:
-        stored = uow.summary(key)
+        stored = uow.summaries.get(key)
         facts: list[Session] = (
             [rows.session_from_row(r) for r in found_sessions.get(key, [])]
             if stored is not None or key not in fresh else fresh[key])
         if not facts:
             if stored is not None:
-                uow.drop_summary(key)
+                uow.summaries.drop(key)
                 changed.append(key)
             continue
         best = best_score([rows.attempt_from_row(r) for r in found_attempts.get(key, [])])
         folded = replace(fold(key, facts), best_score=best.score,
                          best_max_score=best.max_score, attempts_count=best.attempts_count)
         if folded != stored:
-            uow.put_summary(folded)
+            uow.summaries.put(folded)
             changed.append(key)
     return changed
 
@@ -352,12 +354,12 @@ def refold(uow: BatchUnitOfWork, keys: Iterable[SummaryKey],
 def _refold(uow: BatchUnitOfWork, ctx: ServiceContext, touched: _Touched) -> None:
     changed = refold(uow, touched.keys, touched.sessions)
     for dataset, user_id in sorted({(k.dataset, k.user_id) for k in changed}):
-        uow.enrolments_of(dataset, user_id)  # one query per learner, not one per key
+        uow.enrolments.of_learner(dataset, user_id)  # one query per learner, not one per key
     pks = set(touched.enrolments)
     for key in changed:
         pks.update(e.pk for e in touched_enrolments(uow, ctx, key))
     for pk in sorted(pks):
-        enrolment = uow.enrolment(*pk)
+        enrolment = uow.enrolments.get(*pk)
         if enrolment is not None:
             refresh_enrolment(uow, ctx, enrolment)
     for dataset, user_id in sorted(touched.learners):

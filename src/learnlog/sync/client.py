@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy import Engine
 
-from ..bootstrap import Runtime
 from ..domain.errors import LearnlogError
+from ..service.ports import ServiceContext
+from ..service.writer import CommandBus
+from ..settings import Settings
 from ..store.sync import VersionVectors, held_vectors, sendable_vectors
 from .apply import ApplyFacts
 from .facts import Chunk, Plan, Row, plan, read_chunk
@@ -26,6 +29,20 @@ from .server import Grant, describe, hello, parse_facts, pull, push_command, ref
 
 class SyncError(Exception):
     """The peer refused or failed; the message says what to do."""
+
+
+class Instance(Protocol):
+    """This instance, as sync uses it (`bootstrap.Runtime` is one): its context and
+    settings, an engine for reads, the writer that applies what it receives."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def ctx(self) -> ServiceContext: ...
+    @property
+    def read_engine(self) -> Engine: ...
+    @property
+    def writer(self) -> CommandBus: ...
 
 
 class Peer(Protocol):
@@ -94,7 +111,7 @@ class LocalPeer:
     """Another instance in this process (tests, tools): the same server functions the
     HTTP routes call, with every body passed through JSON as on the wire."""
 
-    def __init__(self, rt: Runtime, grant: Grant | None = None) -> None:
+    def __init__(self, rt: Instance, grant: Grant | None = None) -> None:
         self.rt = rt
         self.grant = grant or Grant("default", None)
 
@@ -149,7 +166,7 @@ def _split(chunk: Chunk, limit: int) -> list[tuple[int, bytes]]:
     return parts
 
 
-def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
+def sync(local: Instance, peer: Peer, partitions: list[str] | None = None, *,
          dataset: str = "default", limit: int = 2000,
          progress: Progress | None = None) -> Report:
     """Pull from the peer what this instance lacks, then push what the peer lacks."""
@@ -226,4 +243,5 @@ def sync(local: Runtime, peer: Peer, partitions: list[str] | None = None, *,
     return report
 
 
-__all__ = ["HttpPeer", "LearnlogError", "LocalPeer", "Peer", "Report", "SyncError", "sync"]
+__all__ = ["HttpPeer", "Instance", "LearnlogError", "LocalPeer", "Peer", "Report", "SyncError",
+           "sync"]

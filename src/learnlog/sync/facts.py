@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import Boolean, Connection, Float, Integer, Table, Text
 
 from ..domain import merge
+from ..domain.erasures import parse_erasure
 from ..domain.errors import Conflict, InvalidInput
 from ..domain.keys import anonymous_partition, learner_of, partition_of, shared_partition
 from ..store import rows
@@ -35,7 +36,6 @@ from ..store.schema import (
     tries,
 )
 from ..store.sync import VersionVectors, synced_tables
-from ..store.uow import parse_erasure
 
 PROTOCOL = 1
 VERSION = ("instance_id", "counter")

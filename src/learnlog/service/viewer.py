@@ -208,17 +208,19 @@ def after_change(uow: BatchUnitOfWork, ctx: ServiceContext, keys: Keys,
     """Keep enrolments right after a summary changed: implicit enrolment, completion."""
     if after is None:
         return
-    if (before is None and keys.collection_id is not None and ctx.implicit_enrolment):
-        _ensure_enrolment(uow, ctx, keys.dataset, keys.user_id, keys.collection_id,
-                          enrolment_context(keys.collection_id, keys.context_id),
-                          consumed=True)
     newly_completed = after.status == COMPLETED and (before is None or before.status != COMPLETED)
     # A first consumption moves enrolments from "not started" to "in progress".
     if not (newly_completed or scores_changed or before is None):
         return
-    queue_member(uow, keys.dataset, keys.user_id)  # a content activity may have moved
+    # A content activity may have moved, and so may the enrolments: the learner's group
+    # figures are queued once here, not again by each enrolment refreshed below.
+    queue_member(uow, keys.dataset, keys.user_id)
+    if before is None and keys.collection_id is not None and ctx.implicit_enrolment:
+        _ensure_enrolment(uow, ctx, keys.dataset, keys.user_id, keys.collection_id,
+                          enrolment_context(keys.collection_id, keys.context_id),
+                          consumed=True, queue=False)
     for enrolment in touched_enrolments(uow, ctx, after.key):
-        refresh_enrolment(uow, ctx, enrolment)
+        refresh_enrolment(uow, ctx, enrolment, queue=False)
 
 
 def touched_enrolments(uow: BatchUnitOfWork, ctx: ServiceContext, key: SummaryKey
@@ -241,19 +243,20 @@ def _structure(uow: BatchUnitOfWork, dataset: str, collection_id: str) -> Struct
 
 
 def _ensure_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, dataset: str, user_id: str,
-                      collection_id: str, context_id: str, *, consumed: bool = False
-                      ) -> Enrolment:
+                      collection_id: str, context_id: str, *, consumed: bool = False,
+                      queue: bool = True) -> Enrolment:
     existing = uow.enrolments.get(dataset, user_id, collection_id, context_id)
     if existing is not None and existing.active and not consumed:
         return existing
     enrolment = (replace(existing, active=True) if existing is not None else
                  Enrolment(dataset, user_id, collection_id, context_id, enrolled_at=uow.now))
-    return refresh_enrolment(uow, ctx, enrolment, consumed=consumed)
+    return refresh_enrolment(uow, ctx, enrolment, consumed=consumed, queue=queue)
 
 
 def refresh_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment, *,
-             consumed: bool = False) -> Enrolment:
-    """Recompute an enrolment's figures from its summaries and issue earned certificates."""
+                      consumed: bool = False, queue: bool = True) -> Enrolment:
+    """Recompute an enrolment's figures from its summaries and issue earned certificates;
+    a change queues the learner's group figures unless the caller has (`queue`)."""
     record = uow.enrolments.collection(enrolment.dataset, enrolment.collection_id)
     leaves: Sequence[str] = record.structure.leaves if record is not None else ()
     required = record.structure.required if record is not None else frozenset()
@@ -282,7 +285,8 @@ def refresh_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enro
     stored = uow.enrolments.get(*enrolment.pk)
     if stored is None or updated != stored:
         uow.enrolments.put(updated)
-        queue_member(uow, enrolment.dataset, enrolment.user_id)
+        if queue:
+            queue_member(uow, enrolment.dataset, enrolment.user_id)
     return updated
 
 

@@ -588,6 +588,31 @@ def test_heartbeats_extend_a_user_session_for_five_minutes(
     assert kept["last_interaction_timestamp"] == "2027-01-15T08:05:00.000Z"
 
 
+def test_two_heartbeats_in_one_batch_share_one_user_session(runtime: Runtime) -> None:
+    """A heartbeat sees the user session an earlier command of its batch started (the
+    writer batches a learner's concurrent requests): one session, both pages, not two."""
+    from sqlalchemy import func, select
+
+    from learnlog.service.usersessions import Heartbeat
+    from learnlog.store.schema import user_sessions
+
+    with runtime.engine.begin() as conn:
+        uow = BatchUnitOfWork(conn, runtime.ctx.instance_id, 1_800_000_000_000)
+        answers = []
+        for page in ("/a", "/b"):
+            uow.begin_command()
+            answers.append(Heartbeat("d", "hb", None, page).apply(uow, runtime.ctx))
+            uow.commit_command()
+        uow.flush()
+    assert [a["started"] for a in answers] == [True, False]
+    assert answers[0]["session_id"] == answers[1]["session_id"]
+    with runtime.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(user_sessions).where(
+            user_sessions.c.user_id == "hb")).scalar() == 1
+        assert conn.execute(select(user_sessions.c.pages).where(
+            user_sessions.c.user_id == "hb")).scalar() == '["/a","/b"]'
+
+
 def test_a_heartbeat_without_a_user_agent_records_no_device(api: Api) -> None:
     token = mint(api.secret or "", "eve", ["learner"])
     answer = api.call("PUT", HEARTBEAT, {}, token=token)

@@ -101,8 +101,7 @@ class RemoveMember(LearnerCommand):
 def queue_group_members(uow: BatchUnitOfWork, dataset: str, group_id: str) -> None:
     """A group's activities changed: refresh every member's figures (once per member, a
     structural change, not a write of progress)."""
-    for user_id in uow.conn.execute(select(memberships.c.user_id).where(
-            memberships.c.dataset == dataset, memberships.c.group_id == group_id)).scalars():
+    for user_id in uow.group_figures.members_of(dataset, group_id):
         queue_member(uow, dataset, user_id, always=True)
 
 

@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
 from ..domain.keys import partition_of
 from ..domain.visits import add_recent, continues
@@ -44,9 +43,7 @@ class Heartbeat(LearnerCommand):
     channel_id: str | None = None
 
     def apply(self, uow: BatchUnitOfWork, ctx: ServiceContext) -> dict[str, Any]:
-        latest = uow.conn.execute(select(user_sessions).where(
-            user_sessions.c.dataset == self.dataset, user_sessions.c.user_id == self.user_id
-        ).order_by(user_sessions.c.last_interaction_at.desc()).limit(1)).mappings().first()
+        latest = uow.records.latest_user_session(self.dataset, self.user_id)
         started = not continues(None if latest is None else latest["last_interaction_at"],
                                 uow.now)
         if started:

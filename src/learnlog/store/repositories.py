@@ -534,6 +534,23 @@ class Records:
         return None if row is None else {k: v for k, v in row.items()
                                          if k not in SYNC_COLUMNS}
 
+    def latest_user_session(self, dataset: str, user_id: str) -> dict[str, Any] | None:
+        """A learner's user session with the latest interaction, as stored plus staged (a
+        session started by an earlier command of the batch counts)."""
+        found: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        t = user_sessions
+        stored = self.conn.execute(select(t).where(
+            t.c.dataset == dataset, t.c.user_id == user_id
+        ).order_by(t.c.last_interaction_at.desc()).limit(1)).mappings().first()
+        if stored is not None:
+            found[(dataset, user_id, stored["session_id"])] = {
+                k: v for k, v in stored.items() if k not in SYNC_COLUMNS}
+        for (name, pk), (_, row) in self.records.staged():
+            if name == t.name and pk[:2] == (dataset, user_id):
+                found[pk] = row
+        live = [row for row in found.values() if row is not None]
+        return max(live, key=lambda row: row["last_interaction_at"], default=None)
+
     def put(self, table: Table, partition: str, row: dict[str, Any]) -> None:
         pk = tuple(row[c.name] for c in table.primary_key.columns)
         self.records.put((table.name, pk), (partition, row))
@@ -631,6 +648,12 @@ class GroupFigures:
                 _in_group_activities_stmt(), {"dataset": dataset, "user_id": user_id}
             ).first() is not None
         return self._in_groups[key]
+
+    def members_of(self, dataset: str, group_id: str) -> list[str]:
+        """The users with any role in a group, as stored (a group's activities changed:
+        each member's figures may move)."""
+        return list(self.conn.execute(select(memberships.c.user_id).where(
+            memberships.c.dataset == dataset, memberships.c.group_id == group_id)).scalars())
 
     def guard(self, *, exclusive: bool = False) -> None:
         """Before reading group figures that this transaction will change: on PostgreSQL

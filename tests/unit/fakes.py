@@ -299,6 +299,15 @@ class FakeRecords:
             return None if local is None else local[1]
         return self.stored.records.get(ident)
 
+    def child_groups(self, dataset: str, group_id: str) -> list[str]:
+        found = {pk: row for (name, pk), row in self.stored.records.items()
+                 if name == "groups" and pk[0] == dataset}
+        for (name, pk), (_, row) in self.records.staged():
+            if name == "groups" and pk[0] == dataset:
+                found[pk] = row
+        return [pk[1] for pk, row in found.items()
+                if row is not None and row.get("parent_id") == group_id]
+
     def latest_user_session(self, dataset: str, user_id: str) -> dict[str, Any] | None:
         found = {pk: row for (name, pk), row in self.stored.records.items()
                  if name == "user_sessions" and pk[:2] == (dataset, user_id)}

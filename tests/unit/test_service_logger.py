@@ -17,7 +17,7 @@ from learnlog.service.logger import StartTracking, TrackProgress
 from learnlog.service.ports import ServiceContext
 from learnlog.service.topics import GROUP_MEMBER
 from learnlog.service.viewer import Keys
-from learnlog.store.schema import group_activities, memberships, quizzes
+from learnlog.store.schema import group_activities, groups, memberships, quizzes
 from tests.unit.fakes import FakeUnitOfWork, Stored
 
 pytestmark = pytest.mark.unit
@@ -159,6 +159,25 @@ def test_a_coach_quiz_of_the_learners_group_opens() -> None:
     assert started["mastery_criterion"] == {"type": "quiz", "coach_assigned": True}
     [t] = uow.committed.tries.values()
     assert t.level < 0  # a quiz's try takes a negative level
+
+
+def test_a_coach_quiz_of_the_classroom_opens_to_its_learner_groups_members() -> None:
+    stored = Stored()
+    stored.record(quizzes, {"dataset": DS, "quiz_id": "quiz1", "title": "Q",
+                            "active": True, "group_ids": '["class1"]'})
+    stored.record(groups, {"dataset": DS, "group_id": "lg1", "kind": "learnergroup",
+                           "name": "LG", "parent_id": "class1"})
+    stored.record(memberships, {"dataset": DS, "group_id": "lg1", "user_id": ALICE,
+                                "role": "learner"})
+    assert start(FakeUnitOfWork(stored), "quiz1", criterion=mastery.COACH_QUIZ)
+    # Moved to another classroom (staged earlier in the batch): no longer assigned.
+    uow = FakeUnitOfWork(stored)
+    uow.records.put(groups, DS, {"dataset": DS, "group_id": "lg1", "kind": "learnergroup",
+                                 "name": "LG", "parent_id": "class2"})
+    uow.commit_command()
+    with pytest.raises(Forbidden) as refused:
+        start(uow, "quiz1", criterion=mastery.COACH_QUIZ)
+    assert refused.value.code == "QUIZ_NOT_ASSIGNED"
 
 
 # --- exercises ------------------------------------------------------------------------------

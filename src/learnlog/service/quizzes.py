@@ -67,8 +67,7 @@ def check_open(uow: BatchUnitOfWork, dataset: str, user_id: str, quiz_id: str) -
     for group_id in orjson.loads(found["group_ids"]):
         if uow.records.get(memberships, (dataset, group_id, user_id)) is not None:
             return
-        for child in uow.conn.execute(select(groups.c.group_id).where(
-                groups.c.dataset == dataset, groups.c.parent_id == group_id)).scalars():
+        for child in uow.records.child_groups(dataset, group_id):
             if uow.records.get(memberships, (dataset, child, user_id)) is not None:
                 return
     raise Forbidden(f"Quiz {quiz_id} is not assigned to you.", code="QUIZ_NOT_ASSIGNED",

@@ -534,6 +534,17 @@ class Records:
         return None if row is None else {k: v for k, v in row.items()
                                          if k not in SYNC_COLUMNS}
 
+    def child_groups(self, dataset: str, group_id: str) -> list[str]:
+        """The groups whose parent is `group_id` (a classroom's learner groups), as stored
+        plus staged."""
+        found: dict[tuple[Any, ...], bool] = {
+            (dataset, g): True for g in self.conn.execute(select(groups.c.group_id).where(
+                groups.c.dataset == dataset, groups.c.parent_id == group_id)).scalars()}
+        for (name, pk), (_, row) in self.records.staged():
+            if name == groups.name and pk[0] == dataset:
+                found[pk] = row is not None and row.get("parent_id") == group_id
+        return [pk[1] for pk, child in found.items() if child]
+
     def latest_user_session(self, dataset: str, user_id: str) -> dict[str, Any] | None:
         """A learner's user session with the latest interaction, as stored plus staged (a
         session started by an earlier command of the batch counts)."""

@@ -16,11 +16,12 @@ from fastapi.responses import FileResponse, Response
 
 from ..domain import exports as rules
 from ..domain.errors import Conflict
+from ..domain.ids import check_id
 from ..service import exports as svc
 from . import models as m
 from .access import require_admin
+from .common import caller, runtime
 from .envelope import Envelope
-from .viewer import caller, check_id, runtime
 
 router = APIRouter(prefix="/api/logger/exports")
 

@@ -10,14 +10,15 @@ from fastapi import APIRouter, Request
 
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.groups import check_activity_type
+from ..domain.ids import check_id
 from ..service import group_aggregates as svc
 from ..service.identity import activities_plan, group_view_plan
 from ..store.fastsql import Plan
 from . import models as m
 from .access import reads_every_member_plan
 from .auth import Principal
+from .common import caller, runtime
 from .envelope import Envelope, EnvelopeResponse, ok
-from .viewer import caller, check_id, runtime
 
 router = APIRouter()
 

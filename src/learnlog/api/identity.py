@@ -8,12 +8,13 @@ from fastapi import APIRouter, Request
 
 from ..domain.errors import NotFound
 from ..domain.groups import check_activity_type
+from ..domain.ids import check_id
 from ..service import identity as svc
 from ..service import quizzes
 from . import models as m
 from .access import may_read_group, require_admin
+from .common import caller, runtime
 from .envelope import Envelope, EnvelopeResponse, ok
-from .viewer import caller, check_id, runtime
 
 router = APIRouter()
 

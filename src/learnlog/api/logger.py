@@ -6,7 +6,6 @@ envelope as every learnlog route (a stable code and the field it concerns).
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from fastapi.responses import Response
 
 from ..domain import mastery
 from ..domain.errors import InvalidInput
+from ..domain.ids import check_id, is_visitor_id
 from ..service import logger as svc
 from ..service import logs, visitors
 from ..service import usersessions as user_svc
@@ -23,14 +23,13 @@ from ..service.viewer import Keys
 from . import models as m
 from . import structs as s
 from .access import listed_user, may_read
+from .common import caller, lean_caller, runtime
 from .lean import Answer, Call, LeanRoute, route
-from .viewer import caller, check_id, lean_caller, runtime
 
 router = APIRouter(prefix="/api/logger")
 DEFAULT_DATASET = "default"  # anonymous visitors write into the default dataset
 VISITOR_COOKIE = "visitor_id"
 VISITOR_COOKIE_AGE = 365 * 24 * 3600
-VISITOR_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _json(data: object) -> Response:
@@ -67,7 +66,7 @@ async def _start_visit(request: Request, content_id: str, kind: str,
                        criterion: mastery.Criterion | None) -> Response:
     """A visitor's session, under the visitor id of its cookie (set when absent)."""
     visitor_id = request.cookies.get(VISITOR_COOKIE, "")
-    if not VISITOR_ID.fullmatch(visitor_id):
+    if not is_visitor_id(visitor_id):
         visitor_id = uuid.uuid4().hex
     response = _json(await runtime(request).writer.submit(visitors.StartVisit(
         DEFAULT_DATASET, visitor_id, content_id, kind, criterion)))

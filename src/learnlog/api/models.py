@@ -21,10 +21,12 @@ from pydantic import (
     StringConstraints,
 )
 
+from ..domain.ids import ID_PATTERN, MAX_ID_LENGTH
 from .structs import MAX_ITEMS
 
-Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256,
-                                      pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+# The id rule of `domain.ids` (`is_valid_id`), checked by pydantic while it parses.
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH,
+                                      pattern=ID_PATTERN)]
 # Free text: no NUL (PostgreSQL refuses it), bounded.
 Text = Annotated[str, StringConstraints(strict=True, max_length=4096, pattern=r"^[^\x00]*$")]
 Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024,

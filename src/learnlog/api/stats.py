@@ -10,18 +10,19 @@ coaches or admins of a group that has the course as an activity. A learner may n
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from ..domain.dates import in_order, is_day
 from ..domain.errors import InvalidInput
+from ..domain.ids import check_id
 from ..domain.tracking import course_id, video_id
 from ..service import stats as svc
 from .access import may_read_course_stats
 from .auth import Principal
-from .viewer import authenticator, runtime
+from .common import authenticator, runtime
 
 router = APIRouter()
 HELP = {"course_id": "the course: course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN",
@@ -64,24 +65,16 @@ def _params(request: Request, route: str) -> dict[str, str]:
         if name in out:
             raise InvalidInput(f"{name} is given twice.", code="INVALID_PARAMETER",
                                field=name)
-        if not value.strip() or len(value) > 256 or not value.isprintable():
-            raise InvalidInput(f"{name} must be 1 to 256 printable characters.",
-                               code="INVALID_PARAMETER_VALUE", field=name)
+        check_id(value, name, unicode_printable=True)
         out[name] = value
     if "course_id" not in out:
         raise InvalidInput("course_id is mandatory.", code="MISSING_PARAMETER",
                            field="course_id")
     for name in ("start", "end"):
-        if name in out:
-            try:
-                dt.date.fromisoformat(out[name])
-            except ValueError:
-                raise InvalidInput(f"{name} must be a date, YYYY-MM-DD.",
-                                   code="INVALID_PARAMETER_VALUE", field=name) from None
-            if len(out[name]) != 10:
-                raise InvalidInput(f"{name} must be a date, YYYY-MM-DD.",
-                                   code="INVALID_PARAMETER_VALUE", field=name)
-    if out.get("start", "") > out.get("end", "9999-12-31"):
+        if name in out and not is_day(out[name], week_form=True):
+            raise InvalidInput(f"{name} must be a date, YYYY-MM-DD.",
+                               code="INVALID_PARAMETER_VALUE", field=name)
+    if not in_order(out.get("start", ""), out.get("end", "9999-12-31")):
         raise InvalidInput("start must not be after end.", code="INVALID_PARAMETER_VALUE",
                            field="start")
     return out

@@ -16,9 +16,10 @@ import orjson
 from msgspec import Meta
 
 from ..domain.errors import InvalidInput
+from ..domain.ids import ID_PATTERN, MAX_ID_LENGTH
 
-_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
-Id = Annotated[str, Meta(min_length=1, max_length=256, pattern=_PRINTABLE)]
+_PRINTABLE = ID_PATTERN  # the id rule of `domain.ids`, checked by msgspec while it parses
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=_PRINTABLE)]
 Text = Annotated[str, Meta(max_length=4096, pattern=r"^[^\x00]*$")]
 MAX_ITEMS = 1000
 Count = Annotated[int, Meta(ge=0, le=2**53 - 1)]

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from ..domain.errors import InvalidInput
 from ..sync import server
 from .access import sync_grant
-from .viewer import caller, runtime
+from .common import caller, runtime
 
 router = APIRouter()
 

@@ -13,10 +13,12 @@ from fastapi.responses import Response
 
 from ..bootstrap import Runtime
 from ..domain import assessment as rules
-from ..domain.certificates import parse_template
+from ..domain.certificates import certified, parse_template
 from ..domain.collection import parse_nodes
+from ..domain.dates import in_order
 from ..domain.enrolment import ContextRecord
 from ..domain.errors import InvalidInput, LearnlogError, NotFound
+from ..domain.ids import check_id
 from ..domain.keys import SummaryKey, enrolment_context, resolve_key
 from ..service import reads
 from ..service import viewer as svc
@@ -24,7 +26,8 @@ from ..service.commands import Command
 from . import models as m
 from . import structs as s
 from .access import may_read, may_write, require_admin
-from .auth import Authenticator, Principal
+from .auth import Principal
+from .common import caller, lean_caller, runtime
 from .envelope import Envelope, EnvelopeResponse, ok
 from .lean import Answer, Call, LeanRoute, route
 from .lean import ok as lean_ok
@@ -32,28 +35,7 @@ from .lean import ok as lean_ok
 router = APIRouter()
 
 
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-def authenticator(request: Request) -> Authenticator:
-    """The app's token checker (built with the runtime, from its secret and settings)."""
-    auth: Authenticator = request.app.state.auth
-    return auth
-
-
-def caller(request: Request, *, write: bool) -> Principal:
-    return authenticator(request).authenticate(request.headers.get("authorization"),
-                                               write=write)
-
-
 LEAN: list[LeanRoute] = []  # the hot routes of this family (lean.py serves them)
-
-
-def lean_caller(call: Call, *, write: bool) -> Principal:
-    """The caller of a lean route's request."""
-    return call.auth.authenticate(call.header(b"authorization"), write=write)
 
 
 def _msgid(body: m.Wrapper) -> str | None:
@@ -252,12 +234,6 @@ async def summary_read(call: Call) -> Answer:
     return lean_ok(call.route, found[0], body.msgid)
 
 
-def check_id(value: str, name: str) -> None:
-    if not 1 <= len(value) <= 256 or any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value):
-        raise InvalidInput(f"{name} must be 1 to 256 printable characters.",
-                           code="INVALID_PARAMETER_VALUE", field=name)
-
-
 @router.delete("/v1/summary/delete/{userId}", name="api.summary.delete", response_model=Envelope)
 async def summary_delete(
     request: Request, userId: str, all: bool = Query(False),
@@ -369,7 +345,7 @@ async def context_put(request: Request, contextId: str,
     require_admin(principal)
     check_id(contextId, "contextId")
     req = body.request
-    if req.startDate and req.endDate and req.endDate < req.startDate:
+    if not in_order(req.startDate, req.endDate):
         raise InvalidInput("endDate is before startDate.", code="INVALID_PARAMETER_VALUE",
                            field="request.endDate")
     record = ContextRecord(principal.dataset, contextId, req.collectionId, req.name,
@@ -409,8 +385,4 @@ async def certificate_verify(request: Request, token: str) -> EnvelopeResponse:
     except jwt.InvalidTokenError as error:
         raise InvalidInput("The certificate token does not verify.",
                            code="CERTIFICATE_INVALID", field="token") from error
-    if claims.get("typ") != "certificate":
-        raise InvalidInput("The token is not a certificate.", code="CERTIFICATE_INVALID",
-                           field="token")
-    claims.pop("typ", None)
-    return ok("api.certificate.verify", {"valid": True, "certificate": claims})
+    return ok("api.certificate.verify", {"valid": True, "certificate": certified(claims)})

@@ -1,4 +1,5 @@
-"""Certificate criteria (SPEC §2.6): which templates an enrolment has earned."""
+"""Certificate criteria (SPEC §2.6): which templates an enrolment has earned; and the
+format of a certificate token's claims (what the issuer signs, what a verifier shows)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,25 @@ def earned(
                 continue
         met.append(template)
     return met
+
+
+TOKEN_TYPE = "certificate"  # the `typ` claim that tells a certificate from a login token
+
+
+def certificate_claims(cert_id: str, name: str, dataset: str, user_id: str,
+                       collection_id: str, context_id: str, issued_on: int) -> dict[str, Any]:
+    """A certificate token's claims: `typ` "certificate", the certificate's id and template
+    name, the enrolment it was earned in (dataset, userId, collectionId, contextId) and
+    when it was issued (`issuedOn`)."""
+    return {"typ": TOKEN_TYPE, "id": cert_id, "name": name, "dataset": dataset,
+            "userId": user_id, "collectionId": collection_id, "contextId": context_id,
+            "issuedOn": issued_on}
+
+
+def certified(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """What a verified token certifies: its claims without `typ`; a token whose `typ` is not
+    "certificate" is refused (400 CERTIFICATE_INVALID on field `token`)."""
+    if claims.get("typ") != TOKEN_TYPE:
+        raise InvalidInput("The token is not a certificate.", code="CERTIFICATE_INVALID",
+                           field="token")
+    return {key: value for key, value in claims.items() if key != "typ"}

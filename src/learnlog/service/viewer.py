@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..domain import assessment as rules
-from ..domain.certificates import Template, earned
+from ..domain.certificates import Template, certificate_claims, earned
 from ..domain.collection import Node, Structure, enrolment_progress
 from ..domain.enrolment import (
     CollectionRecord,
@@ -293,10 +293,9 @@ def refresh_enrolment(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enro
 def _issue(uow: BatchUnitOfWork, ctx: ServiceContext, enrolment: Enrolment,
            template: Template) -> IssuedCertificate:
     cert_id = uow.new_id()
-    token = ctx.sign({"typ": "certificate", "id": cert_id, "name": template.name,
-                      "dataset": enrolment.dataset, "userId": enrolment.user_id,
-                      "collectionId": enrolment.collection_id,
-                      "contextId": enrolment.context_id, "issuedOn": uow.now})
+    token = ctx.sign(certificate_claims(cert_id, template.name, enrolment.dataset,
+                                        enrolment.user_id, enrolment.collection_id,
+                                        enrolment.context_id, uow.now))
     return IssuedCertificate(cert_id, template.name, token, uow.now)
 
 

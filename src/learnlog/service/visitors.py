@@ -18,6 +18,7 @@ from ..domain import mastery
 from ..domain.errors import Forbidden, InvalidInput, NotFound
 from ..domain.keys import anonymous_partition
 from ..domain.progress import advance, asked, is_complete
+from ..domain.visits import visitor_completed_at
 from ..store import rows
 from ..store.schema import visitor_sessions
 from ..store.uow import BatchUnitOfWork
@@ -76,9 +77,7 @@ class TrackVisit(Command):
                                code="INVALID_PARAMETER_VALUE", field="interactions")
         progress = advance(row["progress"],
                            asked(row["progress"], self.progress_delta, self.progress))
-        completed_at = row["completed_at"]
-        if completed_at is None and is_complete(progress):
-            completed_at = uow.now
+        completed_at = visitor_completed_at(row["completed_at"], progress, uow.now)
         extra = (row["extra_fields"] if self.extra_fields is None
                  else rows.dumps(self.extra_fields))
         uow.records.put(visitor_sessions, anonymous_partition(self.dataset), {

@@ -11,7 +11,6 @@ never writes: `sync.apply` does.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +23,7 @@ from sqlalchemy import Boolean, Connection, Float, Integer, Table, Text
 from ..domain import merge
 from ..domain.erasures import parse_erasure
 from ..domain.errors import Conflict, InvalidInput
+from ..domain.ids import are_valid_ids, is_valid_id
 from ..domain.keys import anonymous_partition, learner_of, partition_of, shared_partition
 from ..store import rows
 from ..store.fastsql import param_mark
@@ -230,9 +230,6 @@ def _check_columns(table_name: str, row: Row, where: str) -> None:
                 raise _bad(f"{where}.{c.name}", "must be JSON text") from None
 
 
-UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
 NEVER_NEGATIVE = ("time_spent", "counter", "updated_at", "started_at", "ended_at")
 
 
@@ -248,7 +245,7 @@ def _check_values(table_name: str, row: Row, where: str) -> None:
     tombstones of a known kind in the partition that kind lives in."""
     for name in _id_columns(table_name):
         value = row[name]
-        if isinstance(value, str) and (not value or UNPRINTABLE.search(value)):
+        if isinstance(value, str) and not is_valid_id(value, max_length=None):
             raise _bad(f"{where}.{name}", "must be 1 to 256 printable characters")
     for name in NEVER_NEGATIVE:
         if name in row and row[name] is not None and row[name] < 0:
@@ -332,7 +329,7 @@ def _column_wise(table_name: str, columns: Sequence[str], raw_rows: Sequence[Any
         return None
     for name in _id_columns(table_name):
         texts = {v for v in cols[name] if type(v) is str}
-        if "" in texts or UNPRINTABLE.search("".join(texts)):
+        if not are_valid_ids(texts, max_length=None):
             return None
     for name in NEVER_NEGATIVE:
         present = [v for v in cols.get(name, ()) if v is not None]

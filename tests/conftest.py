@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +20,9 @@ from learnlog.api.auth import mint
 from learnlog.bootstrap import Runtime, bootstrap
 from learnlog.settings import Settings
 from tests.support import Api, ServerProcess
+
+if TYPE_CHECKING:  # imported by pytest as a plugin (assertion rewriting): not here
+    from tests.servers import PgDatabases
 
 pytest_plugins = ["tests.servers"]
 
@@ -34,8 +38,11 @@ def database_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     """A fresh, empty database of the requested engine."""
     if engine == "sqlite":
         return f"sqlite:///{tmp_path / 'learnlog.db'}"
-    factory: Callable[[], str] = request.getfixturevalue("pg_url_factory")
-    return factory()
+    databases: PgDatabases = request.getfixturevalue("pg_url_factory")
+    url = databases()
+    # Registered before the fixtures that use the database: runs after their teardown.
+    request.addfinalizer(lambda: databases.release(url))
+    return url
 
 
 @pytest.fixture

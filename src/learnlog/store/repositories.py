@@ -529,6 +529,9 @@ class Records:
         if self.local.is_staged(ident):
             local = self.local.get(ident, _never)
             return None if local is None else local[1]
+        return self._stored(table, pk)
+
+    def _stored(self, table: Table, pk: tuple[Any, ...]) -> dict[str, Any] | None:
         names = [c.name for c in table.primary_key.columns]
         row = one_row(self.conn, table, dict(zip(names, pk, strict=True)))
         return None if row is None else {k: v for k, v in row.items()
@@ -537,30 +540,36 @@ class Records:
     def child_groups(self, dataset: str, group_id: str) -> list[str]:
         """The groups whose parent is `group_id` (a classroom's learner groups), as stored
         plus staged."""
-        found: dict[tuple[Any, ...], bool] = {
-            (dataset, g): True for g in self.conn.execute(select(groups.c.group_id).where(
-                groups.c.dataset == dataset, groups.c.parent_id == group_id)).scalars()}
+        found = {(dataset, g): True for g in self._stored_children(dataset, group_id)}
         for (name, pk), (_, row) in self.records.staged():
             if name == groups.name and pk[0] == dataset:
                 found[pk] = row is not None and row.get("parent_id") == group_id
         return [pk[1] for pk, child in found.items() if child]
 
+    def _stored_children(self, dataset: str, group_id: str) -> list[str]:
+        return list(self.conn.execute(select(groups.c.group_id).where(
+            groups.c.dataset == dataset, groups.c.parent_id == group_id)).scalars())
+
     def latest_user_session(self, dataset: str, user_id: str) -> dict[str, Any] | None:
         """A learner's user session with the latest interaction, as stored plus staged (a
         session started by an earlier command of the batch counts)."""
         found: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-        t = user_sessions
-        stored = self.conn.execute(select(t).where(
-            t.c.dataset == dataset, t.c.user_id == user_id
-        ).order_by(t.c.last_interaction_at.desc()).limit(1)).mappings().first()
+        stored = self._stored_latest_session(dataset, user_id)
         if stored is not None:
-            found[(dataset, user_id, stored["session_id"])] = {
-                k: v for k, v in stored.items() if k not in SYNC_COLUMNS}
+            found[(dataset, user_id, stored["session_id"])] = stored
         for (name, pk), (_, row) in self.records.staged():
-            if name == t.name and pk[:2] == (dataset, user_id):
+            if name == user_sessions.name and pk[:2] == (dataset, user_id):
                 found[pk] = row
         live = [row for row in found.values() if row is not None]
         return max(live, key=lambda row: row["last_interaction_at"], default=None)
+
+    def _stored_latest_session(self, dataset: str, user_id: str) -> dict[str, Any] | None:
+        t = user_sessions
+        row = self.conn.execute(select(t).where(
+            t.c.dataset == dataset, t.c.user_id == user_id
+        ).order_by(t.c.last_interaction_at.desc()).limit(1)).mappings().first()
+        return None if row is None else {k: v for k, v in row.items()
+                                         if k not in SYNC_COLUMNS}
 
     def put(self, table: Table, partition: str, row: dict[str, Any]) -> None:
         pk = tuple(row[c.name] for c in table.primary_key.columns)
@@ -696,6 +705,10 @@ class GroupFigures:
             self.totals.done[key] = delta if held is None else held.combined(delta)
         self.totals.running = {}
         self.members.commit()
+
+    def rollback(self) -> None:
+        self.totals.rollback()
+        self.members.rollback()
 
     def staged_anything(self) -> bool:
         return bool(self.totals.done or self.members.done)

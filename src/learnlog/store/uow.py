@@ -62,25 +62,31 @@ class BatchUnitOfWork:
     def __init__(self, conn: Connection, instance_id: str, now: int) -> None:
         self.conn = conn
         self.fast = FastSql(conn)
+        changed: dict[SummaryKey, tuple[Summary, int] | None] = {}
+        self._start(instance_id, now, changed, Summaries(conn, self.fast, changed),
+                    Assessments(conn), Tries(conn, self.fast), Enrolments(conn),
+                    Records(conn), GroupFigures(conn))
+
+    def _start(self, instance_id: str, now: int,
+               changed: dict[SummaryKey, tuple[Summary, int] | None], summaries: Summaries,
+               assessments: Assessments, tries: Tries, enrolments: Enrolments,
+               records: Records, group_figures: GroupFigures) -> None:
+        """Take the repositories (a test's in-memory ones: tests/unit/fakes.py)."""
         self.instance_id = instance_id
         self.now = now
-        self.changed_summaries: dict[SummaryKey, tuple[Summary, int] | None] = {}
-        self.summaries = Summaries(conn, self.fast, self.changed_summaries)
-        self.assessments = Assessments(conn)
-        self.tries = Tries(conn, self.fast)
-        self.enrolments = Enrolments(conn)
-        self.records = Records(conn)
-        self.group_figures = GroupFigures(conn)
+        self.changed_summaries = changed
+        self.summaries, self.assessments, self.tries = summaries, assessments, tries
+        self.enrolments, self.records, self.group_figures = enrolments, records, group_figures
         # Work that may lag (the outbox), erasures and what runs after the commit, each
         # staged per command like the repositories' rows: position in order → item.
         self._outbox: StagedMap[int, tuple[str, str, Any]] = StagedMap()
         self._erasures: StagedMap[int, Erasure] = StagedMap()
         self._after_commit: StagedMap[int, Callable[[], None]] = StagedMap()
         self._staged_maps: tuple[StagedMap[Any, Any], ...] = (
-            self.summaries.entries, self.summaries.sessions, self.assessments.attempts,
-            self.tries.tries, self.tries.item_attempts, self.tries.tried,
-            self.enrolments.enrolments, self.enrolments.collections,
-            self.enrolments.contexts, self.records.records, self.records.local,
+            summaries.entries, summaries.sessions, assessments.attempts,
+            tries.tries, tries.item_attempts, tries.tried,
+            enrolments.enrolments, enrolments.collections,
+            enrolments.contexts, records.records, records.local,
             self._outbox, self._erasures, self._after_commit)
         self._order = 0
         self.queued_work = False
@@ -103,8 +109,7 @@ class BatchUnitOfWork:
     def rollback_command(self) -> None:
         for staged in self._staged_maps:
             staged.rollback()
-        self.group_figures.totals.rollback()
-        self.group_figures.members.rollback()
+        self.group_figures.rollback()
 
     def _next(self) -> int:
         self._order += 1

@@ -139,14 +139,8 @@ class FakeAssessments(Assessments):
         super().__init__(None)  # type: ignore[arg-type]  # no SQL here
         self.stored = stored
 
-    def of(self, key: SummaryKey) -> list[Attempt]:
-        for (k, aid), a in self.stored.attempts.items():
-            if k == key:
-                self.attempts.keep((k, aid), a)
-        merged = {aid: a for (k, aid), a in self.attempts.loaded.items()
-                  if k == key and a is not None}
-        merged.update((aid, a) for (k, aid), a in self.attempts.staged() if k == key)
-        return list(merged.values())
+    def _stored(self, key: SummaryKey) -> list[Attempt]:
+        return [a for (k, _), a in self.stored.attempts.items() if k == key]
 
 
 class FakeTries(Tries):

@@ -217,20 +217,22 @@ class Assessments:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.attempts: StagedMap[tuple[SummaryKey, str], Attempt] = StagedMap()
-        self._listed: set[SummaryKey] = set()
+        self._listed: dict[SummaryKey, list[Attempt]] = {}  # stored, per key
 
     def of(self, key: SummaryKey) -> list[Attempt]:
         """Every attempt under a key, stored and staged."""
         if key not in self._listed:
-            cond = [attempts.c[k] == v for k, v in rows.key_columns(key).items()]
-            for r in self.conn.execute(select(attempts).where(*cond)).mappings():
-                a = rows.attempt_from_row(r)
+            self._listed[key] = self._stored(key)
+            for a in self._listed[key]:
                 self.attempts.keep((key, a.attempt_id), a)
-            self._listed.add(key)
-        merged = {aid: a for (k, aid), a in self.attempts.loaded.items()
-                  if k == key and a is not None}
+        merged = {a.attempt_id: a for a in self._listed[key]}
         merged.update((aid, a) for (k, aid), a in self.attempts.staged() if k == key)
         return list(merged.values())
+
+    def _stored(self, key: SummaryKey) -> list[Attempt]:
+        cond = [attempts.c[k] == v for k, v in rows.key_columns(key).items()]
+        return [rows.attempt_from_row(r)
+                for r in self.conn.execute(select(attempts).where(*cond)).mappings()]
 
     def get(self, key: SummaryKey, attempt_id: str) -> Attempt | None:
         return next((a for a in self.of(key) if a.attempt_id == attempt_id), None)
@@ -342,10 +344,14 @@ class Tries:
         return list(found.values())
 
     def _staged_attempts(self, key: SummaryKey, level: int) -> Iterator[ItemAttempt]:
-        if self.tried.is_staged((key, level)):
-            for _, a in self.item_attempts.staged():
-                if a.level == level and a.key == key:
-                    yield a
+        # Layer by layer: a try the running command alone touched reads that command's
+        # few attempts, not every attempt the batch staged (quadratic in the batch).
+        for tried, staged in ((self.tried.done, self.item_attempts.done),
+                              (self.tried.running, self.item_attempts.running)):
+            if (key, level) in tried:
+                for a in staged.values():
+                    if a.level == level and a.key == key:
+                        yield a
 
     def named_attempts(self, key: SummaryKey, level: int) -> list[ItemAttempt]:
         """A try's attempts loaded whole so far (by `load_named_attempts`, or a window),

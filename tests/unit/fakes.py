@@ -1,7 +1,7 @@
 """An in-memory stand-in for `store.uow.BatchUnitOfWork`, for unit tests of the services.
 
 `FakeUnitOfWork` is the real unit of work over in-memory repositories: it subclasses
-`BatchUnitOfWork` (the command boundaries, `emit`, `erase`, `after_commit` are the real
+`BatchUnitOfWork` (the command boundaries, `emit` and `erase` are the real
 ones) and each fake repository subclasses the real one, replacing only what reads the
 database. So a read sees the running command's staging, then the batch's committed
 commands', then what is "stored"; a key looked up and not stored is known absent; a

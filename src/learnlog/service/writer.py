@@ -315,8 +315,6 @@ class Writer:
             self.commands += len(jobs)
             bucket = 1 << (len(jobs) - 1).bit_length()
             self.batch_sizes[bucket] = self.batch_sizes.get(bucket, 0) + 1
-        for action in uow.after_commit_actions:
-            _quietly(action)
         if self.after_commit is not None:
             _quietly(lambda: self.after_commit(uow))  # type: ignore[misc]
         if uow.queued_work and self.on_queued_work is not None:

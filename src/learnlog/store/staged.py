@@ -9,7 +9,7 @@ Repositories build on this map instead of writing that lookup again per table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -41,11 +41,6 @@ class StagedMap(Generic[K, V]):
 
     def is_staged(self, key: K) -> bool:
         return key in self.running or key in self.done
-
-    def missing(self, keys: Iterable[K]) -> list[K]:
-        """The keys neither loaded nor staged, once each, in the order given."""
-        return [k for k in dict.fromkeys(keys)
-                if k not in self.loaded and k not in self.running and k not in self.done]
 
     def keep(self, key: K, value: V | None) -> None:
         """Remember what the database holds under `key` (the first load wins: a row read

@@ -77,17 +77,16 @@ class BatchUnitOfWork:
         self.changed_summaries = changed
         self.summaries, self.assessments, self.tries = summaries, assessments, tries
         self.enrolments, self.records, self.group_figures = enrolments, records, group_figures
-        # Work that may lag (the outbox), erasures and what runs after the commit, each
-        # staged per command like the repositories' rows: position in order → item.
+        # Work that may lag (the outbox) and erasures, each staged per command like the
+        # repositories' rows: position in order → item.
         self._outbox: StagedMap[int, tuple[str, str, Any]] = StagedMap()
         self._erasures: StagedMap[int, Erasure] = StagedMap()
-        self._after_commit: StagedMap[int, Callable[[], None]] = StagedMap()
         self._staged_maps: tuple[StagedMap[Any, Any], ...] = (
             summaries.entries, summaries.sessions, assessments.attempts,
             tries.tries, tries.item_attempts, tries.tried,
             enrolments.enrolments, enrolments.collections,
             enrolments.contexts, records.records, records.local,
-            self._outbox, self._erasures, self._after_commit)
+            self._outbox, self._erasures)
         self._order = 0
         self.queued_work = False
 
@@ -115,7 +114,7 @@ class BatchUnitOfWork:
         self._order += 1
         return self._order
 
-    # -- outbox, erasure, after-commit --------------------------------------------------
+    # -- outbox, erasure --------------------------------------------------
     def emit(self, dataset: str, topic: str, payload: Any, *, once: bool = False) -> None:
         """Queue work that may lag; it is committed with the batch (the outbox). With
         `once`, the same work already queued in this batch is not queued again."""
@@ -133,13 +132,6 @@ class BatchUnitOfWork:
         context).
         """
         self._erasures.put(self._next(), (dataset, user_id, scope, enrolment))
-
-    def after_commit(self, action: Callable[[], None]) -> None:
-        self._after_commit.put(self._next(), action)
-
-    @property
-    def after_commit_actions(self) -> list[Callable[[], None]]:
-        return list(self._after_commit.done.values())
 
     # -- flush --------------------------------------------------------------------------
     def allocate(self, n: int) -> Iterator[int]:
